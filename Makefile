@@ -1,0 +1,49 @@
+# The README's two set-up commands are `make demo` and `make test`; both create .venv on first use.
+#
+# Without an NVIDIA GPU (no working `nvidia-smi`) the CPU build of torch is installed first and pinned, so no later
+# requirement can pull the multi-GB CUDA build; with a GPU the usual CUDA build is installed.
+# Overrides: TORCH_VERSION=2.13.0, TORCH_SPEC="torch==X" (exact requirement), TORCH_CPU_INDEX=<url>, PYTHON=python3.11.
+SHELL := bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+.PHONY: demo test setup lint bench
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+EXTRAS ?=
+
+demo:  ## install, then train the tiny offline Wan on CPU (a few minutes)
+	$(MAKE) --no-print-directory setup
+	$(VENV)/bin/python -m world_r1 fit --config configs/tiny.yaml
+
+test:  ## install with the dev extra, then run the test suite (CPU, offline)
+	$(MAKE) --no-print-directory setup EXTRAS=dev
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q
+
+setup:  ## create $(VENV) and install world-r1 (+ EXTRAS) with the right torch build for this machine
+	@[ -x "$(VENV)/bin/python" ] || $(PYTHON) -m venv "$(VENV)"
+	pip="$(VENV)/bin/python -m pip"
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+	  spec="$${TORCH_SPEC:-torch==$(TORCH_VERSION)}"; extra=(); echo "[setup] GPU found: $$spec (CUDA build)"
+	else
+	  spec="$${TORCH_SPEC:-torch==$(TORCH_VERSION)+cpu}"; extra=(--extra-index-url "$(TORCH_CPU_INDEX)")
+	  echo "[setup] no GPU found: $$spec (CPU build)"
+	fi
+	if ! $(VENV)/bin/python -c "import torch" 2>/dev/null; then
+	  # a local wheel (pip's find-links, a wheelhouse) first, then the configured index, then PyTorch's own index
+	  $$pip install -q "$$spec" --no-index 2>/dev/null || $$pip install -q "$$spec" 2>/dev/null \
+	    || $$pip install -q "$$spec" "$${extra[@]}"
+	fi
+	constraints="$$(mktemp)"; trap 'rm -f "$$constraints"' EXIT
+	$(VENV)/bin/python -c "import torch; print(f'torch=={torch.__version__}')" 2>/dev/null >"$$constraints"
+	target="."; [ -z "$(EXTRAS)" ] || target=".[$(EXTRAS)]"
+	$$pip install -q -c "$$constraints" -e "$$target"
+	echo "[setup] ready: $$(cat "$$constraints") in $(VENV)"
+
+lint:  ## ruff lint and format check
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench:  ## speed ratios against baselines measured in the same run
+	$(VENV)/bin/python -m benchmarks

@@ -1,0 +1,16 @@
+"""Test-wide settings: offline, CPU, caches in a temporary folder, deterministic torch."""
+
+import os
+import tempfile
+
+_cache = tempfile.mkdtemp(prefix="world_r1_test_cache_")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HOME"] = os.path.join(_cache, "hf")
+os.environ["TORCH_HOME"] = os.path.join(_cache, "torch")
+os.environ["XDG_CACHE_HOME"] = os.path.join(_cache, "xdg")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

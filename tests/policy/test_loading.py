@@ -1,0 +1,83 @@
+"""The tiny model goes through the same from_pretrained code as the real one, and bad inputs fail early."""
+
+import pytest
+import torch
+from diffusers import WanPipeline
+
+from world_r1.policy import LoRAConfig, VideoSpec, WanPolicy, build_tiny_pipeline, build_tiny_wan, load_wan_pipeline
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_tiny_model_is_deterministic_given_seed():
+    a, b, c = build_tiny_pipeline(seed=3), build_tiny_pipeline(seed=3), build_tiny_pipeline(seed=4)
+    for name in ("transformer", "vae", "text_encoder"):
+        sa, sb, sc = _state(getattr(a, name)), _state(getattr(b, name)), _state(getattr(c, name))
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+        assert any(not torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_save_load_round_trip_through_from_pretrained(tmp_path):
+    built = build_tiny_pipeline(seed=0)
+    directory = build_tiny_wan(tmp_path / "wan", seed=0)
+    assert (directory / "model_index.json").is_file()
+    loaded = load_wan_pipeline(directory, torch.float32)
+    assert isinstance(loaded, WanPipeline)
+    for name in ("transformer", "vae", "text_encoder"):
+        original, reloaded = _state(getattr(built, name)), _state(getattr(loaded, name))
+        assert original.keys() == reloaded.keys()
+        assert all(torch.equal(original[k], reloaded[k]) for k in original)
+    ids = built.tokenizer("Camera pan left. A red barn.").input_ids
+    assert loaded.tokenizer("Camera pan left. A red barn.").input_ids == ids
+    assert ids[-1] == built.tokenizer.eos_token_id
+
+
+def test_existing_model_is_not_overwritten(tmp_path):
+    first = build_tiny_wan(tmp_path, seed=0)
+    stamp = (first / "model_index.json").stat().st_mtime_ns
+    build_tiny_wan(tmp_path, seed=1)
+    assert (first / "model_index.json").stat().st_mtime_ns == stamp
+
+
+def test_missing_local_path_names_the_fix(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(FileNotFoundError, match="does not exist.*world_r1 tiny"):
+        WanPolicy.from_pretrained(str(missing), dtype="fp32")
+
+
+def test_directory_without_model_index_is_rejected(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model_index.json"):
+        WanPolicy.from_pretrained(str(tmp_path), dtype="fp32")
+
+
+def test_hub_id_without_network_names_the_fix():
+    with pytest.raises(OSError, match="huggingface-cli download.*--local-dir"):
+        WanPolicy.from_pretrained("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", dtype="fp32")
+
+
+def test_unknown_lora_target_lists_valid_names(tiny_wan_dir):
+    with pytest.raises(ValueError, match=r"Unknown LoRA target module.*attn1\.not_a_layer.*attn1\.to_q"):
+        WanPolicy.from_pretrained(tiny_wan_dir, dtype="fp32", lora=LoRAConfig(target_modules=["attn1.not_a_layer"]))
+
+
+def test_unknown_dtype_lists_choices(tiny_wan_dir):
+    with pytest.raises(ValueError, match="bf16"):
+        WanPolicy.from_pretrained(tiny_wan_dir, dtype="float8")
+
+
+@pytest.mark.parametrize("frames", [8, 10, 0])
+def test_frames_must_be_4k_plus_1(frames):
+    with pytest.raises(ValueError, match="4k\\+1"):
+        VideoSpec(height=64, width=64, num_frames=frames)
+
+
+@pytest.mark.parametrize(("height", "width"), [(480, 830), (470, 832), (8, 64)])
+def test_sides_must_be_multiples_of_16(height, width):
+    with pytest.raises(ValueError, match="multiple of 16"):
+        VideoSpec(height=height, width=width, num_frames=81)
+
+
+def test_video_spec_latent_shape():
+    assert VideoSpec(480, 832, 81).latent_shape() == (16, 21, 60, 104)

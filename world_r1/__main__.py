@@ -1,0 +1,4 @@
+from world_r1.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Command line: Lightning's subcommands (fit, validate, test) through LightningCLI, plus small tool commands.
+
+    python -m world_r1 fit --config configs/wan21.yaml [--trainer.max_steps 10 --model.policy.lora.rank 64 ...]
+    python -m world_r1 tiny --out .cache/tiny-wan          # write a tiny random Wan (offline demo and tests)
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from jsonargparse import auto_cli
+from lightning.pytorch.cli import LightningCLI
+
+from world_r1.data import PromptDataModule
+from world_r1.module import WorldR1
+from world_r1.policy.tiny import build_tiny_wan
+
+
+class WorldR1CLI(LightningCLI):
+    """LightningCLI with the omegaconf parser, so YAML can interpolate values (``${model.video.num_frames}``)."""
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            WorldR1,
+            PromptDataModule,
+            parser_kwargs={"parser_mode": "omegaconf"},
+            save_config_kwargs={"overwrite": True},
+            args=args,
+            run=run,
+        )
+
+
+def tiny(out: str = ".cache/world_r1/tiny-wan", seed: int = 0, overwrite: bool = False) -> None:
+    """Write a tiny, randomly initialised Wan 2.1 (diffusers format, ~400 KiB) for offline demos and tests.
+
+    Args:
+        out: directory to write (a normal diffusers model directory: pass it as `--model.policy.model`).
+        seed: initialisation seed; the same seed gives the same weights.
+        overwrite: replace a model already at `out`.
+    """
+    print(build_tiny_wan(out, seed=seed, overwrite=overwrite))
+
+
+TOOLS: dict[str, Callable[..., object]] = {"tiny": tiny}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TOOLS:
+        auto_cli(TOOLS[argv[0]], args=argv[1:])
+    else:
+        WorldR1CLI(args=argv)

@@ -1,0 +1,131 @@
+"""Sampling G videos per prompt while recording what the policy update needs (Flow-GRPO and Flow-GRPO-Fast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from world_r1.grpo.sde import ode_step, sde_step_with_logprob
+from world_r1.policy.config import resolve_dtype
+from world_r1.policy.wan import WanPolicy
+
+
+@dataclass
+class SamplingConfig:
+    """How rollouts are sampled. World-R1 trains with Flow-GRPO-Fast: SDE noise on a short random window only."""
+
+    train_steps: int = 10  # denoising steps of a training rollout ("denoising reduction")
+    eval_steps: int = 40  # denoising steps for evaluation and `sample` (deterministic ODE)
+    guidance_scale: float = 5.0  # classifier-free guidance, in rollouts and in the policy update alike
+    flow_shift: float = 3.0  # Wan's sigma shift: 3.0 at 480p, 5.0 at 720p
+    noise_level: float = 0.7  # SDE noise level a
+    noise_schedule: str = "flow_grpo"  # "flow_grpo": a*sqrt(sigma/(1-sigma)); "linear": World-R1 release schedule
+    sde_window: int = 2  # SDE steps per rollout (Flow-GRPO-Fast); 0 = every step is an SDE step (full Flow-GRPO)
+    sde_window_max_start: int = 4  # the window starts at a random step in [0, this]: early/intermediate steps only
+    shared_noise: bool = False  # one initial noise per group (True) or one per sample (False)
+    store_dtype: str = "fp32"  # dtype of recorded latents: "bf16" halves rollout memory (log-probs stay exact)
+
+    def __post_init__(self) -> None:
+        if self.train_steps < 1 or self.eval_steps < 1:
+            raise ValueError("sampling.train_steps and sampling.eval_steps must be >= 1.")
+        if self.noise_schedule not in ("flow_grpo", "linear"):
+            raise ValueError(f"sampling.noise_schedule must be 'flow_grpo' or 'linear', got {self.noise_schedule!r}.")
+        if not 0 <= self.sde_window <= self.train_steps:
+            raise ValueError(f"sampling.sde_window must be in [0, train_steps={self.train_steps}].")
+        if self.sde_window and self.sde_window_max_start + self.sde_window > self.train_steps:
+            raise ValueError(
+                f"sampling.sde_window_max_start={self.sde_window_max_start} + sde_window={self.sde_window} exceeds "
+                f"train_steps={self.train_steps}: lower the start or the window."
+            )
+        if self.noise_level < 0:
+            raise ValueError(f"sampling.noise_level must be >= 0, got {self.noise_level}.")
+
+    def sde_steps(self, generator: torch.Generator) -> list[int]:
+        """Indices of the steps that get SDE noise (and are trained) in one rollout."""
+        if self.sde_window == 0:
+            return list(range(self.train_steps))
+        start = int(torch.randint(0, self.sde_window_max_start + 1, (1,), generator=generator))
+        return list(range(start, start + self.sde_window))
+
+
+@dataclass
+class Rollout:
+    """One batch of rollouts. ``S`` is the number of recorded (SDE) steps, the same for every sample of the batch.
+
+    latents / next_latents: (B, S, C, T, h, w) the state before and after each recorded step;
+    sigmas / sigmas_next: (S,); log_probs: (B, S) float32 under the sampling policy; final: (B, C, T, h, w).
+    """
+
+    latents: torch.Tensor
+    next_latents: torch.Tensor
+    sigmas: torch.Tensor
+    sigmas_next: torch.Tensor
+    log_probs: torch.Tensor
+    final: torch.Tensor
+
+    @property
+    def num_recorded(self) -> int:
+        return self.log_probs.shape[1]
+
+
+@torch.no_grad()
+def sample_rollout(
+    policy: WanPolicy,
+    noise: torch.Tensor,
+    prompt_embeds: torch.Tensor,
+    negative_embeds: torch.Tensor | None,
+    sigmas: torch.Tensor,
+    config: SamplingConfig,
+    sde_steps: list[int],
+    generator: torch.Generator | None = None,
+) -> Rollout:
+    """Denoise ``noise`` (B, C, T, h, w) along ``sigmas`` (N+1,), SDE on ``sde_steps`` and ODE elsewhere.
+
+    Only the SDE steps are recorded: they are the only ones with a log-probability, and the only ones trained.
+    Recorded latents are rounded to ``config.store_dtype`` before the trajectory continues and their log-probs are
+    computed on the rounded values, so re-scoring with unchanged weights gives a ratio of exactly 1.
+    """
+    store = resolve_dtype(config.store_dtype)
+    x = noise.float()
+    recorded: dict[str, list[torch.Tensor]] = {"x": [], "next": [], "logp": []}
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
+        v = policy.velocity(x, sigma, prompt_embeds, negative_embeds, config.guidance_scale)
+        if i not in sde_steps:
+            x = ode_step(v, x, sigma, sigma_next)
+            continue
+        kwargs = {"noise_level": config.noise_level, "noise_schedule": config.noise_schedule}
+        proposal = sde_step_with_logprob(v, x, sigma, sigma_next, generator=generator, **kwargs).prev_sample
+        x_next = proposal.to(store).float()
+        step = sde_step_with_logprob(v, x, sigma, sigma_next, prev_sample=x_next, **kwargs)
+        recorded["x"].append(x.to(store))
+        recorded["next"].append(x_next.to(store))
+        recorded["logp"].append(step.log_prob)
+        x = x_next
+    index = torch.tensor(sde_steps, dtype=torch.long)
+    return Rollout(
+        latents=torch.stack(recorded["x"], dim=1),
+        next_latents=torch.stack(recorded["next"], dim=1),
+        sigmas=sigmas[index],
+        sigmas_next=sigmas[index + 1],
+        log_probs=torch.stack(recorded["logp"], dim=1),
+        final=x,
+    )
+
+
+@torch.no_grad()
+def sample_ode(
+    policy: WanPolicy,
+    noise: torch.Tensor,
+    prompt_embeds: torch.Tensor,
+    negative_embeds: torch.Tensor | None,
+    sigmas: torch.Tensor,
+    guidance_scale: float,
+) -> torch.Tensor:
+    """Deterministic Euler sampling (evaluation, `sample`): latents ``(B, C, T, h, w)`` from ``noise``."""
+    x = noise.float()
+    for i in range(len(sigmas) - 1):
+        v = policy.velocity(x, float(sigmas[i]), prompt_embeds, negative_embeds, guidance_scale)
+        x = ode_step(v, x, float(sigmas[i]), float(sigmas[i + 1]))
+    return x

@@ -1,0 +1,281 @@
+"""The Flow-GRPO LightningModule: rollout -> decode -> reward -> group advantages -> clipped policy update."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import lightning as L
+import torch
+
+from world_r1.grpo.advantages import gather_group_rewards
+from world_r1.grpo.loss import grpo_loss
+from world_r1.grpo.rollout import Rollout, SamplingConfig, sample_ode, sample_rollout
+from world_r1.grpo.sde import sde_step_with_logprob
+from world_r1.policy import DEFAULT_MODEL, LoRAConfig, VideoSpec, WanPolicy, build_tiny_wan, flow_sigmas
+from world_r1.rewards import BrightnessReward, WeightedReward
+from world_r1.seeding import derive_seed
+
+
+@dataclass
+class PolicyConfig:
+    """Which Wan to load and how to run it."""
+
+    model: str = DEFAULT_MODEL  # hub id or local diffusers directory
+    dtype: str = "bf16"  # transformer/VAE weights: bf16, fp16 or fp32 (LoRA weights are always fp32)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)  # the trainable adapter
+    max_sequence_length: int = 512  # text tokens the transformer attends to (Wan pads prompts to 512)
+    negative_prompt: str = ""  # the unconditional branch of classifier-free guidance
+    gradient_checkpointing: bool = False  # recompute transformer blocks in backward: less memory, ~30% slower
+    vae_tiling: bool = False  # decode in spatial tiles: needed for 832x480x81 on smaller GPUs
+    decode_batch_size: int = 1  # videos decoded at once
+    build_tiny_if_missing: bool = False  # write a tiny random Wan at `model` first if nothing is there (demo)
+
+
+@dataclass
+class GRPOConfig:
+    """The policy update (DESIGN.md §3); defaults are World-R1's released values."""
+
+    clip_range: float = 1e-3  # PPO-style ratio clip epsilon
+    beta: float = 0.004  # weight of the KL to the LoRA-disabled base model
+    adv_clip: float = 5.0  # advantages are clipped to [-adv_clip, adv_clip]
+    std_mode: str = "group"  # "group": per-prompt std; "global": std over the whole batch
+    train_fraction: float = 1.0  # fraction of the recorded SDE steps trained per rollout
+    inner_epochs: int = 1  # passes over one batch of rollouts
+    micro_batch_size: int = 4  # samples per forward/backward (gradients are accumulated)
+    lr: float = 1e-4  # AdamW learning rate on the LoRA parameters
+    weight_decay: float = 1e-4  # AdamW weight decay
+    max_grad_norm: float = 1.0  # gradient-norm clip
+    max_nonfinite_updates: int = 5  # stop after this many skipped (non-finite) updates in a row
+
+    def __post_init__(self) -> None:
+        if self.std_mode not in ("group", "global"):
+            raise ValueError(f"grpo.std_mode must be 'group' or 'global', got {self.std_mode!r}.")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ValueError(f"grpo.train_fraction must be in (0, 1], got {self.train_fraction}.")
+        if self.clip_range <= 0 or self.beta < 0 or self.micro_batch_size < 1 or self.inner_epochs < 1:
+            raise ValueError("grpo: need clip_range > 0, beta >= 0, micro_batch_size >= 1 and inner_epochs >= 1.")
+
+
+class WorldR1(L.LightningModule):
+    """Flow-GRPO post-training of Wan 2.1 with a LoRA adapter and composable (3D-consistency) rewards.
+
+    One ``training_step`` takes the prompts of a batch (each repeated G times by the data module, a group may span
+    processes), samples rollouts with SDE steps on a random window, decodes and scores them, normalises rewards
+    within each prompt's group, and updates the LoRA with the clipped surrogate plus a KL to the base model.
+    """
+
+    def __init__(
+        self,
+        policy: PolicyConfig | None = None,
+        video: VideoSpec | None = None,
+        sampling: SamplingConfig | None = None,
+        grpo: GRPOConfig | None = None,
+        reward: WeightedReward | None = None,
+        decoupled_weights: dict[str, float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        """
+        Args:
+            policy: the Wan model, dtype and LoRA.
+            video: size of the generated videos.
+            sampling: rollout sampler (steps, CFG, SDE window, noise level and schedule).
+            grpo: the policy-update hyper-parameters.
+            reward: the weighted reward terms of the main phase (a brightness reward if not given).
+            decoupled_weights: reward weights for the decoupled phase (e.g. ``{quality: 1.0}``); main weights if None.
+            seed: seeds every random draw as a function of (seed, step, group), so runs and resumes are reproducible.
+        """
+        super().__init__()
+        self.save_hyperparameters(ignore=["reward"])
+        self.policy_config = policy or PolicyConfig()
+        self.video = video or VideoSpec()
+        self.sampling = sampling or SamplingConfig()
+        self.grpo = grpo or GRPOConfig()
+        self.reward = reward or WeightedReward({"brightness": BrightnessReward()}, {"brightness": 1.0})
+        self.decoupled_weights = decoupled_weights
+        self.seed = seed
+        self.automatic_optimization = False
+        self.strict_loading = False  # checkpoints hold the LoRA only, not the frozen multi-GB base weights
+        self.policy: WanPolicy | None = None
+        self.last_batch: dict | None = None  # decoded videos and rewards of the latest step, for logging callbacks
+        self._nonfinite_in_a_row = 0
+
+    # ------------------------------------------------------------------------------------------------ setup
+    def configure_model(self) -> None:
+        if self.policy is not None:
+            return
+        config = self.policy_config
+        if config.build_tiny_if_missing:
+            build_tiny_wan(config.model)
+        self.policy = WanPolicy.from_pretrained(
+            config.model,
+            dtype=config.dtype,
+            lora=config.lora,
+            max_sequence_length=config.max_sequence_length,
+            negative_prompt=config.negative_prompt,
+            gradient_checkpointing=config.gradient_checkpointing,
+            vae_tiling=config.vae_tiling,
+            decode_batch_size=config.decode_batch_size,
+        )
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self.policy.lora_parameters(), lr=self.grpo.lr, weight_decay=self.grpo.weight_decay, betas=(0.9, 0.999)
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep only the trainable (LoRA) tensors: the base model is re-loaded from ``policy.model``."""
+        trainable = {f"policy.transformer.{name}" for name, p in self.policy.transformer.named_parameters()}
+        trainable = {name for name in trainable if "lora_" in name}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        checkpoint["world_r1"] = {"nonfinite_in_a_row": self._nonfinite_in_a_row}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._nonfinite_in_a_row = checkpoint.get("world_r1", {}).get("nonfinite_in_a_row", 0)
+
+    # ---------------------------------------------------------------------------------------------- sampling
+    def initial_noise(self, seeds: Sequence[int]) -> torch.Tensor:
+        """Standard Gaussian latents ``(B, C, T, h, w)``, one seed per sample, drawn on CPU for device independence."""
+        shape = self.video.latent_shape(self.policy.transformer.config.in_channels)
+        noise = [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+        return torch.stack(noise).to(self.device)
+
+    def _noise_seeds(self, batch: dict) -> list[int]:
+        step = batch["step"]
+        if self.sampling.shared_noise:
+            return [derive_seed(self.seed, "noise", step, int(g)) for g in batch["group_ids"]]
+        return [derive_seed(self.seed, "noise", step, int(s)) for s in batch["sample_ids"]]
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int], num_steps: int | None = None) -> torch.Tensor:
+        """Deterministic ODE videos ``(B, F, 3, H, W)`` in [0, 1] for evaluation and the `sample` command."""
+        sigmas = flow_sigmas(num_steps or self.sampling.eval_steps, self.sampling.flow_shift)
+        embeds = self.policy.encode_prompts(prompts)
+        latents = sample_ode(
+            self.policy,
+            self.initial_noise(seeds),
+            embeds,
+            self.policy.encode_negative(len(prompts)),
+            sigmas,
+            self.sampling.guidance_scale,
+        )
+        return self.policy.decode(latents)
+
+    # ---------------------------------------------------------------------------------------------- training
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        prompts: list[str] = batch["prompts"]
+        step: int = batch["step"]
+        embeds = self.policy.encode_prompts(prompts)
+        negative = self.policy.encode_negative(len(prompts))
+        sigmas = flow_sigmas(self.sampling.train_steps, self.sampling.flow_shift)
+        window_rng = torch.Generator().manual_seed(derive_seed(self.seed, "window", step))
+        sde_rng = torch.Generator(self.device).manual_seed(derive_seed(self.seed, "sde", step, self.global_rank))
+        rollout = sample_rollout(
+            self.policy,
+            self.initial_noise(self._noise_seeds(batch)),
+            embeds,
+            negative,
+            sigmas,
+            self.sampling,
+            self.sampling.sde_steps(window_rng),
+            sde_rng,
+        )
+        videos = self.policy.decode(rollout.final)
+        weights = self.decoupled_weights if batch["phase"] == "decoupled" and self.decoupled_weights else None
+        rewards = self.reward(videos, prompts, weights=weights)
+        advantages = gather_group_rewards(
+            rewards["total"].to(self.device), batch["group_ids"].to(self.device), self.all_gather, **self._adv_kwargs()
+        )
+        self.last_batch = {"videos": videos, "prompts": prompts, "rewards": rewards, "step": step}
+        stats = self._update(rollout, advantages.values, embeds, negative, step)
+        self._log_step(rewards, advantages, stats, batch["phase"])
+
+    def _adv_kwargs(self) -> dict:
+        return {"std_mode": self.grpo.std_mode, "clip": self.grpo.adv_clip}
+
+    def _update(
+        self, rollout: Rollout, advantages: torch.Tensor, embeds: torch.Tensor, negative: torch.Tensor, step: int
+    ) -> dict[str, float]:
+        """Inner epochs of clipped-surrogate updates; one optimizer step per epoch, gradients accumulated."""
+        optimizer = self.optimizers()
+        rng = torch.Generator().manual_seed(derive_seed(self.seed, "update", step, self.global_rank))
+        batch_size, recorded = rollout.log_probs.shape
+        num_trained = max(1, math.ceil(self.grpo.train_fraction * recorded))
+        totals: dict[str, float] = {}
+        count = 0
+        for _ in range(self.grpo.inner_epochs):
+            steps = torch.randperm(recorded, generator=rng)[:num_trained].tolist()
+            order = torch.randperm(batch_size, generator=rng)
+            skipped = False
+            for j in steps:
+                for index in order.split(self.grpo.micro_batch_size):
+                    out = self._loss(rollout, j, index.to(self.device), advantages, embeds, negative)
+                    if not torch.isfinite(out.loss):
+                        skipped = True
+                        break
+                    self.manual_backward(out.loss * len(index) / (batch_size * num_trained))
+                    for name, value in out._asdict().items():
+                        totals[name] = totals.get(name, 0.0) + float(value.detach()) * len(index)
+                    count += len(index)
+                if skipped:
+                    break
+            totals["grad_norm"] = self._optimizer_step(optimizer, skipped) * count
+        return {name: value / max(count, 1) for name, value in totals.items()}
+
+    def _loss(self, rollout: Rollout, j: int, index: torch.Tensor, advantages, embeds, negative):
+        x = rollout.latents[index, j].float()
+        x_next = rollout.next_latents[index, j].float()
+        sigma, sigma_next = float(rollout.sigmas[j]), float(rollout.sigmas_next[j])
+        sde = {"noise_level": self.sampling.noise_level, "noise_schedule": self.sampling.noise_schedule}
+        v = self.policy.velocity(x, sigma, embeds[index], negative[index], self.sampling.guidance_scale)
+        step = sde_step_with_logprob(v, x, sigma, sigma_next, prev_sample=x_next, **sde)
+        ref_mean = None
+        if self.grpo.beta > 0:
+            with torch.no_grad(), self.policy.reference():
+                v_ref = self.policy.velocity(x, sigma, embeds[index], negative[index], self.sampling.guidance_scale)
+                ref_mean = sde_step_with_logprob(v_ref, x, sigma, sigma_next, prev_sample=x_next, **sde).mean
+        return grpo_loss(
+            step.log_prob,
+            rollout.log_probs[index, j].to(self.device),
+            advantages[index],
+            self.grpo.clip_range,
+            beta=self.grpo.beta,
+            mean=step.mean,
+            ref_mean=ref_mean,
+            std=step.std,
+        )
+
+    def _optimizer_step(self, optimizer, skipped: bool) -> float:
+        """Clip and apply the accumulated gradients, or drop them if a loss was non-finite; returns the grad norm."""
+        if skipped:
+            optimizer.zero_grad(set_to_none=True)
+            self._nonfinite_in_a_row += 1
+            self.log("train/skipped_updates", float(self._nonfinite_in_a_row))
+            if self._nonfinite_in_a_row >= self.grpo.max_nonfinite_updates:
+                raise RuntimeError(
+                    f"{self._nonfinite_in_a_row} policy updates in a row had a non-finite loss. Lower grpo.lr, "
+                    "check the rewards for NaN, or use policy.dtype fp32; raise grpo.max_nonfinite_updates to go on."
+                )
+            return 0.0
+        self._nonfinite_in_a_row = 0
+        norm = torch.nn.utils.clip_grad_norm_(self.policy.lora_parameters(), self.grpo.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    def _log_step(self, rewards: dict[str, torch.Tensor], advantages, stats: dict[str, float], phase: str) -> None:
+        metrics = {f"reward/{name}": value.float().mean() for name, value in rewards.items()}
+        metrics |= {f"reward/{name}_std": value.float().std() for name, value in rewards.items() if value.numel() > 1}
+        metrics |= {f"reward_time/{name}": t for name, t in getattr(self.reward, "last_timings", {}).items()}
+        metrics |= {
+            "adv/mean": advantages.values.mean(),
+            "adv/abs_mean": advantages.values.abs().mean(),
+            "adv/nonfinite_rewards": float(advantages.num_nonfinite),
+            "train/phase_decoupled": float(phase == "decoupled"),
+            "train/lr": self.optimizers().param_groups[0]["lr"],
+        }
+        metrics |= {f"train/{name}": value for name, value in stats.items()}
+        self.log_dict(metrics, prog_bar=False, on_step=True, on_epoch=False)
+        self.log("reward", rewards["total"].float().mean(), prog_bar=True, on_step=True, on_epoch=False)
+        if "kl" in stats:
+            self.log("kl", stats["kl"], prog_bar=True, on_step=True, on_epoch=False)

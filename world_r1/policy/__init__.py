@@ -1,0 +1,22 @@
+"""Wan 2.1 as a policy: loading (hub id or local path), LoRA, prompt-embedding cache, the tiny offline model."""
+
+from world_r1.policy.config import ATTENTION_PROJECTIONS, LoRAConfig, VideoSpec, resolve_dtype
+from world_r1.policy.loading import DEFAULT_MODEL, load_wan_pipeline, resolve_model_source
+from world_r1.policy.schedule import flow_sigmas, shift_sigmas
+from world_r1.policy.tiny import build_tiny_pipeline, build_tiny_wan
+from world_r1.policy.wan import WanPolicy
+
+__all__ = [
+    "ATTENTION_PROJECTIONS",
+    "DEFAULT_MODEL",
+    "LoRAConfig",
+    "VideoSpec",
+    "WanPolicy",
+    "build_tiny_pipeline",
+    "build_tiny_wan",
+    "flow_sigmas",
+    "load_wan_pipeline",
+    "resolve_dtype",
+    "resolve_model_source",
+    "shift_sigmas",
+]

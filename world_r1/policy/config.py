@@ -1,0 +1,72 @@
+"""Plain, YAML-friendly settings of the policy: which Wan to load, how to adapt it, which videos to make."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+#: Self- and cross-attention projections of every Wan block: the LoRA placement of Flow-GRPO and World-R1.
+ATTENTION_PROJECTIONS: tuple[str, ...] = (
+    "attn1.to_q",
+    "attn1.to_k",
+    "attn1.to_v",
+    "attn1.to_out.0",
+    "attn2.to_q",
+    "attn2.to_k",
+    "attn2.to_v",
+    "attn2.to_out.0",
+)
+
+
+@dataclass
+class LoRAConfig:
+    """Low-rank adapter on the transformer; everything else stays frozen."""
+
+    rank: int = 32  # adapter rank r
+    alpha: float = 64.0  # scaling numerator: the update is (alpha / r) * B @ A
+    dropout: float = 0.0  # dropout on the adapter input
+    target_modules: list[str] = field(default_factory=lambda: list(ATTENTION_PROJECTIONS))  # module-name suffixes
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ValueError(f"lora.rank must be >= 1, got {self.rank}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}.")
+        if not self.target_modules:
+            raise ValueError("lora.target_modules is empty: name at least one module, e.g. 'attn1.to_q'.")
+
+
+@dataclass
+class VideoSpec:
+    """Size of the generated videos. Wan's VAE needs frames = 4k + 1 and sides divisible by 16 (8x VAE, 2x patch)."""
+
+    height: int = 480  # pixels, multiple of 16
+    width: int = 832  # pixels, multiple of 16
+    num_frames: int = 81  # 4k + 1 frames (81 = 5 s at 16 fps)
+    fps: int = 16  # frame rate written into saved videos
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1 or (self.num_frames - 1) % 4 != 0:
+            fix = 4 * max(0, round((self.num_frames - 1) / 4)) + 1
+            raise ValueError(
+                f"video.num_frames={self.num_frames} is not of the form 4k+1 that Wan's VAE needs; use e.g. {fix}."
+            )
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            if value < 16 or value % 16 != 0:
+                fix = max(16, round(value / 16) * 16)
+                raise ValueError(f"video.{name}={value} is not a positive multiple of 16; use e.g. {fix}.")
+
+    def latent_shape(self, channels: int = 16) -> tuple[int, int, int, int]:
+        """(C, T, h, w) of one latent video: 4x temporal and 8x spatial compression."""
+        return channels, (self.num_frames - 1) // 4 + 1, self.height // 8, self.width // 8
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """Map 'bf16' / 'fp16' / 'fp32' to a torch dtype, with an error listing the choices."""
+    if name not in DTYPES:
+        raise ValueError(f"Unknown dtype {name!r}; choose one of {sorted(DTYPES)}.")
+    return DTYPES[name]

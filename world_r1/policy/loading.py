@@ -1,0 +1,60 @@
+"""Load a Wan 2.1 pipeline from a hub id or a local directory, failing early with a message that names the fix."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+from diffusers import WanPipeline
+
+DEFAULT_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", ".", "~")) or not _HUB_ID.match(model)
+
+
+def resolve_model_source(model: str | os.PathLike) -> str:
+    """Return a local directory or a hub id, raising before any download if neither can work.
+
+    A string that exists on disk is a local directory (it must hold ``model_index.json``); a string of the form
+    ``org/name`` is a hub id; anything else is a path that does not exist.
+    """
+    model = str(model)
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "model_index.json").is_file():
+            raise FileNotFoundError(
+                f"{path} exists but holds no model_index.json: point `policy.model` at a diffusers Wan directory "
+                "(saved with save_pretrained, or downloaded with `huggingface-cli download <id> --local-dir DIR`)."
+            )
+        return str(path)
+    if _looks_like_path(model):
+        raise FileNotFoundError(
+            f"Model path {model!r} does not exist. Pass a diffusers Wan directory or a hub id such as "
+            f"{DEFAULT_MODEL!r}; for an offline demo build one with `python -m world_r1 tiny --out {model}`."
+        )
+    return model
+
+
+def load_wan_pipeline(model: str | os.PathLike, dtype: torch.dtype = torch.bfloat16) -> WanPipeline:
+    """``WanPipeline.from_pretrained`` with the transformer and VAE in ``dtype``; the same code for hub and disk.
+
+    The VAE is kept in float32 when ``dtype`` is float16, where its decode is known to overflow.
+    """
+    source = resolve_model_source(model)
+    try:
+        pipe = WanPipeline.from_pretrained(source, dtype=dtype)
+    except OSError as error:  # hub unreachable, repository missing, HF_HUB_OFFLINE with an empty cache
+        raise OSError(
+            f"Could not load {source!r} through WanPipeline.from_pretrained ({error.__class__.__name__}: {error}). "
+            "Without network access, download the model elsewhere (`huggingface-cli download "
+            f"{source} --local-dir DIR`) and pass `--model.policy.model DIR`, or run the offline demo "
+            "(`python -m world_r1 fit --config configs/tiny.yaml`)."
+        ) from error
+    if dtype == torch.float16:
+        pipe.vae.to(torch.float32)
+    return pipe

@@ -1,0 +1,95 @@
+"""LoRA on the Wan transformer through diffusers' PEFT integration, and its export in diffusers' LoRA format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from diffusers import WanPipeline
+from diffusers.models import WanTransformer3DModel
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+
+from world_r1.policy.config import LoRAConfig
+
+ADAPTER = "default"
+LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+
+
+def check_target_modules(transformer: torch.nn.Module, targets: list[str]) -> None:
+    """Raise if a target suffix matches no ``nn.Linear`` of the transformer, listing the names that would work."""
+    linear_names = [name for name, module in transformer.named_modules() if isinstance(module, torch.nn.Linear)]
+    missing = [t for t in targets if not any(name == t or name.endswith("." + t) for name in linear_names)]
+    if missing:
+        block_names = sorted({name.split(".", 2)[2] for name in linear_names if name.startswith("blocks.0.")})
+        raise ValueError(
+            f"Unknown LoRA target module(s) {missing}: no linear layer of the transformer ends with them. "
+            f"Valid suffixes inside a Wan block: {block_names}."
+        )
+
+
+def add_lora(transformer: WanTransformer3DModel, config: LoRAConfig) -> None:
+    """Freeze the transformer and attach a trainable LoRA adapter named ``default``."""
+    check_target_modules(transformer, config.target_modules)
+    transformer.requires_grad_(False)
+    transformer.add_adapter(
+        LoraConfig(
+            r=config.rank,
+            lora_alpha=config.alpha,
+            lora_dropout=config.dropout,
+            target_modules=list(config.target_modules),
+            init_lora_weights=True,
+        ),
+        adapter_name=ADAPTER,
+    )
+    for name, param in transformer.named_parameters():
+        param.requires_grad_("lora_" in name)
+
+
+def lora_state_dict(transformer: WanTransformer3DModel) -> dict[str, torch.Tensor]:
+    """The adapter's tensors with PEFT key names (``blocks.0.attn1.to_q.lora_A.weight``), detached on CPU."""
+    state = get_peft_model_state_dict(transformer, adapter_name=ADAPTER)
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+
+
+def save_lora(
+    transformer: WanTransformer3DModel,
+    directory: str | os.PathLike,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    weight_name: str = LORA_WEIGHT_NAME,
+) -> Path:
+    """Write the adapter (or ``state_dict``) as a diffusers LoRA file that ``WanPipeline.load_lora_weights`` reads.
+
+    The adapter's rank and alpha travel in the file's metadata, so plain diffusers scales it the same way.
+    """
+    state = state_dict if state_dict is not None else lora_state_dict(transformer)
+    config = transformer.peft_config[ADAPTER]
+    metadata = {"r": config.r, "lora_alpha": config.lora_alpha, "target_modules": sorted(config.target_modules)}
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    WanPipeline.save_lora_weights(
+        directory,
+        transformer_lora_layers=state,
+        weight_name=weight_name,
+        transformer_lora_adapter_metadata=metadata,
+    )
+    return directory / weight_name
+
+
+def load_lora(transformer: WanTransformer3DModel, path: str | os.PathLike) -> None:
+    """Load a diffusers-format LoRA file (or a directory holding one) into the existing ``default`` adapter."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / LORA_WEIGHT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"LoRA file {path} not found: pass the .safetensors written by `save_lora`.")
+    state = WanPipeline.lora_state_dict(str(path))
+    prefix = "transformer."
+    peft_state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    if not peft_state:
+        raise ValueError(f"{path} holds no transformer LoRA weights (keys must start with {prefix!r}).")
+    result = set_peft_model_state_dict(transformer, peft_state, adapter_name=ADAPTER)
+    unexpected = getattr(result, "unexpected_keys", [])
+    if unexpected:
+        raise ValueError(f"{path} does not fit this adapter: unexpected keys such as {unexpected[:3]}.")

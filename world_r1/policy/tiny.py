@@ -1,0 +1,84 @@
+"""A tiny, randomly initialised Wan 2.1 built offline and saved as a normal diffusers model directory.
+
+It mirrors the real model's structure (same classes, 16 latent channels, 4x temporal / 8x spatial VAE, UMT5 text
+encoder, flow-matching scheduler), so the demo and the tests load it through the very same ``from_pretrained`` code
+as ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``; only the widths are small enough to run on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+TEXT_DIM = 32
+SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level tokenizer (256 byte tokens + pad/eos/unk) that needs no downloaded vocabulary and reads any text."""
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+    for byte_char in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[byte_char] = len(vocab)
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+def build_tiny_pipeline(seed: int = 0) -> WanPipeline:
+    """All five Wan components with tiny widths, initialised deterministically from ``seed``."""
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(tokenizer),
+            d_model=TEXT_DIM,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            pad_token_id=0,
+            eos_token_id=1,
+        )
+    )
+    torch.manual_seed(seed + 1)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        rope_max_seq_len=32,
+    )
+    torch.manual_seed(seed + 2)
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    return WanPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer
+    )
+
+
+def build_tiny_wan(out_dir: str | os.PathLike, seed: int = 0, overwrite: bool = False) -> Path:
+    """Write a tiny Wan to ``out_dir`` with ``save_pretrained`` (about 400 KiB) and return the directory.
+
+    An existing directory that already holds a model is kept as it is unless ``overwrite`` is set, so configs can
+    name a fixed path and the first run builds it.
+    """
+    out = Path(out_dir).expanduser()
+    if (out / "model_index.json").is_file() and not overwrite:
+        return out
+    build_tiny_pipeline(seed).save_pretrained(out)
+    return out
