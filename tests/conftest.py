@@ -14,3 +14,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+import pytest  # noqa: E402
+
+from world_r1.policy import build_tiny_wan  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_dir(tmp_path_factory) -> str:
+    """A tiny random Wan written once per session with save_pretrained, loaded by tests through from_pretrained."""
+    return str(build_tiny_wan(tmp_path_factory.mktemp("tiny-wan")))

@@ -1,7 +1,7 @@
 """Command line: Lightning's subcommands (fit, validate, test) through LightningCLI, plus small tool commands.
 
-    python -m world_r1 fit --config configs/wan21.yaml [--trainer.max_steps 10 --model.policy.lora.rank 64 ...]
-    python -m world_r1 tiny --out .cache/tiny-wan          # write a tiny random Wan (offline demo and tests)
+python -m world_r1 fit --config configs/wan21.yaml [--trainer.max_steps 10 --model.policy.lora.rank 64 ...]
+python -m world_r1 tiny --out .cache/tiny-wan          # write a tiny random Wan (offline demo and tests)
 """
 
 from __future__ import annotations

@@ -100,6 +100,7 @@ class WorldR1(L.LightningModule):
         self.policy: WanPolicy | None = None
         self.last_batch: dict | None = None  # decoded videos and rewards of the latest step, for logging callbacks
         self._nonfinite_in_a_row = 0
+        self.steps_done = 0  # completed training steps (rollout + update), the clock of every periodic callback
 
     # ------------------------------------------------------------------------------------------------ setup
     def configure_model(self) -> None:
@@ -129,10 +130,12 @@ class WorldR1(L.LightningModule):
         trainable = {f"policy.transformer.{name}" for name, p in self.policy.transformer.named_parameters()}
         trainable = {name for name in trainable if "lora_" in name}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
-        checkpoint["world_r1"] = {"nonfinite_in_a_row": self._nonfinite_in_a_row}
+        checkpoint["world_r1"] = {"nonfinite_in_a_row": self._nonfinite_in_a_row, "steps_done": self.steps_done}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._nonfinite_in_a_row = checkpoint.get("world_r1", {}).get("nonfinite_in_a_row", 0)
+        state = checkpoint.get("world_r1", {})
+        self._nonfinite_in_a_row = state.get("nonfinite_in_a_row", 0)
+        self.steps_done = state.get("steps_done", 0)
 
     # ---------------------------------------------------------------------------------------------- sampling
     def initial_noise(self, seeds: Sequence[int]) -> torch.Tensor:
@@ -189,6 +192,7 @@ class WorldR1(L.LightningModule):
         self.last_batch = {"videos": videos, "prompts": prompts, "rewards": rewards, "step": step}
         stats = self._update(rollout, advantages.values, embeds, negative, step)
         self._log_step(rewards, advantages, stats, batch["phase"])
+        self.steps_done = step + 1
 
     def _adv_kwargs(self) -> dict:
         return {"std_mode": self.grpo.std_mode, "clip": self.grpo.adv_clip}

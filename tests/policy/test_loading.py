@@ -43,17 +43,17 @@ def test_existing_model_is_not_overwritten(tmp_path):
 
 def test_missing_local_path_names_the_fix(tmp_path):
     missing = tmp_path / "no-such-model"
-    with pytest.raises(FileNotFoundError, match="does not exist.*world_r1 tiny"):
+    with pytest.raises(FileNotFoundError, match=r"does not exist.*world_r1 tiny"):
         WanPolicy.from_pretrained(str(missing), dtype="fp32")
 
 
 def test_directory_without_model_index_is_rejected(tmp_path):
-    with pytest.raises(FileNotFoundError, match="model_index.json"):
+    with pytest.raises(FileNotFoundError, match=r"model_index\.json"):
         WanPolicy.from_pretrained(str(tmp_path), dtype="fp32")
 
 
 def test_hub_id_without_network_names_the_fix():
-    with pytest.raises(OSError, match="huggingface-cli download.*--local-dir"):
+    with pytest.raises(OSError, match=r"huggingface-cli download.*--local-dir"):
         WanPolicy.from_pretrained("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", dtype="fp32")
 
 

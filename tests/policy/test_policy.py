@@ -4,7 +4,7 @@ import pytest
 import torch
 from diffusers import WanPipeline
 
-from tests.policy.conftest import SPEC, latents, randomize_lora
+from tests.helpers import SPEC, latents, randomize_lora
 from world_r1.policy import WanPolicy, flow_sigmas, load_wan_pipeline
 
 

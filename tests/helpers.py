@@ -1,0 +1,20 @@
+"""Small helpers shared by tests (fixtures live in conftest.py)."""
+
+import torch
+
+from world_r1.policy import VideoSpec, WanPolicy
+
+SPEC = VideoSpec(height=32, width=32, num_frames=5)
+
+
+def randomize_lora(policy: WanPolicy, seed: int = 0, scale: float = 0.5) -> None:
+    """LoRA B starts at zero (a no-op adapter); give every adapter weight a random value so it changes outputs."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in policy.lora_parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * scale)
+
+
+def latents(batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """Random latents of the SPEC-sized video."""
+    return torch.randn(batch, *SPEC.latent_shape(), generator=torch.Generator().manual_seed(seed))

@@ -1,0 +1,101 @@
+"""Exponential moving average of the LoRA weights only (the base model never changes, so it is never copied)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import lightning as L
+import torch
+from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+
+class LoRAEMA(L.Callback):
+    """Keeps ``ema = decay * ema + (1 - decay) * lora`` every ``update_every`` training steps, starting from the
+    initial adapter. The averaged weights are swapped in for validation (and by :meth:`swapped` for sampling),
+    saved in Lightning checkpoints, and exported by :class:`~world_r1.callbacks.export.LoRAExport`.
+
+    Lightning's ``WeightAveraging`` keeps a deep copy of the whole module, gigabytes for Wan; this keeps only the
+    adapter's tensors and uses torch's own EMA update (``get_ema_multi_avg_fn``).
+    """
+
+    def __init__(self, decay: float = 0.9, update_every: int = 1, swap_for_validation: bool = True) -> None:
+        """
+        Args:
+            decay: weight of the running average per update (Flow-GRPO uses 0.9 with updates every 8 steps).
+            update_every: training steps between two EMA updates.
+            swap_for_validation: evaluate with the averaged weights, then restore the raw ones.
+        """
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"LoRAEMA.decay must be in [0, 1], got {decay}.")
+        if update_every < 1:
+            raise ValueError(f"LoRAEMA.update_every must be >= 1, got {update_every}.")
+        self.decay = decay
+        self.update_every = update_every
+        self.swap_for_validation = swap_for_validation
+        self.num_updates = 0
+        self._average: list[torch.Tensor] | None = None
+        self._pending: list[torch.Tensor] | None = None  # restored from a checkpoint before the model exists
+        self._update = get_ema_multi_avg_fn(decay)
+
+    @staticmethod
+    def _params(pl_module: L.LightningModule) -> list[torch.nn.Parameter]:
+        return pl_module.policy.lora_parameters()
+
+    def _ensure(self, pl_module: L.LightningModule) -> list[torch.Tensor]:
+        params = self._params(pl_module)
+        if self._average is None:
+            source = self._pending if self._pending is not None else [p.detach() for p in params]
+            self._average = [s.to(p.device, p.dtype, copy=True) for s, p in zip(source, params, strict=True)]
+            self._pending = None
+        return self._average
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._ensure(pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if pl_module.steps_done % self.update_every == 0:
+            self._update(self._ensure(pl_module), [p.detach() for p in self._params(pl_module)], self.num_updates)
+            self.num_updates += 1
+
+    @contextmanager
+    def swapped(self, pl_module: L.LightningModule) -> Iterator[None]:
+        """Run the block with the averaged weights in the model; the raw weights come back after, even on error."""
+        params, average = self._params(pl_module), self._ensure(pl_module)
+        raw = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            torch._foreach_copy_([p.data for p in params], average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_([p.data for p in params], raw)
+
+    def averaged_lora_state_dict(self, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
+        """The averaged adapter with PEFT names, on CPU: what :class:`LoRAExport` writes."""
+        with self.swapped(pl_module):
+            return pl_module.policy.lora_state_dict()
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.swap_for_validation and trainer.state.fn == "fit":
+            self._swap = self.swapped(pl_module)
+            self._swap.__enter__()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        swap = getattr(self, "_swap", None)
+        if swap is not None:
+            swap.__exit__(None, None, None)
+            self._swap = None
+
+    def state_dict(self) -> dict[str, Any]:
+        average = self._average if self._average is not None else self._pending
+        return {
+            "num_updates": self.num_updates,
+            "average": None if average is None else [t.detach().cpu() for t in average],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.num_updates = state_dict["num_updates"]
+        self._pending = state_dict["average"]
+        self._average = None
