@@ -10,15 +10,23 @@ import sys
 from collections.abc import Callable
 
 from jsonargparse import auto_cli
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from world_r1.callbacks.interrupt import SaveOnInterrupt
+from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import PromptDataModule
 from world_r1.module import WorldR1
 from world_r1.policy.tiny import build_tiny_wan
 
 
 class WorldR1CLI(LightningCLI):
-    """LightningCLI with the omegaconf parser, so YAML can interpolate values (``${model.video.num_frames}``)."""
+    """LightningCLI with the omegaconf parser, so YAML can interpolate values (``${model.video.num_frames}``).
+
+    Every run also gets :class:`SaveOnInterrupt` (SIGTERM / Ctrl-C write ``last.ckpt`` between steps) and a checkpoint
+    reader that reports an unreadable ``--ckpt_path`` clearly instead of a pickle traceback.
+    """
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         super().__init__(
@@ -26,9 +34,18 @@ class WorldR1CLI(LightningCLI):
             PromptDataModule,
             parser_kwargs={"parser_mode": "omegaconf"},
             save_config_kwargs={"overwrite": True},
+            trainer_defaults={"use_distributed_sampler": False},
             args=args,
             run=run,
         )
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        if not any(isinstance(c, SaveOnInterrupt) for c in trainer.callbacks):
+            trainer.callbacks.append(SaveOnInterrupt())
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = CheckedCheckpointIO()
+        return trainer
 
 
 def tiny(out: str = ".cache/world_r1/tiny-wan", seed: int = 0, overwrite: bool = False) -> None:
@@ -46,8 +63,9 @@ TOOLS: dict[str, Callable[..., object]] = {"tiny": tiny}
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in TOOLS:
-        auto_cli(TOOLS[argv[0]], args=argv[1:])
+    """Entry point of ``python -m world_r1`` and the ``world-r1`` script; ``argv`` defaults to ``sys.argv[1:]``."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in TOOLS:
+        auto_cli(TOOLS[args[0]], args=args[1:])
     else:
         WorldR1CLI(args=argv)

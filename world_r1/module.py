@@ -150,7 +150,13 @@ class WorldR1(L.LightningModule):
             return [derive_seed(self.seed, "noise", step, int(g)) for g in batch["group_ids"]]
         return [derive_seed(self.seed, "noise", step, int(s)) for s in batch["sample_ids"]]
 
-    def generate(self, prompts: Sequence[str], seeds: Sequence[int], num_steps: int | None = None) -> torch.Tensor:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        num_steps: int | None = None,
+        guidance_scale: float | None = None,
+    ) -> torch.Tensor:
         """Deterministic ODE videos ``(B, F, 3, H, W)`` in [0, 1] for evaluation and the `sample` command."""
         sigmas = flow_sigmas(num_steps or self.sampling.eval_steps, self.sampling.flow_shift)
         embeds = self.policy.encode_prompts(prompts)
@@ -160,7 +166,7 @@ class WorldR1(L.LightningModule):
             embeds,
             self.policy.encode_negative(len(prompts)),
             sigmas,
-            self.sampling.guidance_scale,
+            self.sampling.guidance_scale if guidance_scale is None else guidance_scale,
         )
         return self.policy.decode(latents)
 
@@ -187,7 +193,11 @@ class WorldR1(L.LightningModule):
         weights = self.decoupled_weights if batch["phase"] == "decoupled" and self.decoupled_weights else None
         rewards = self.reward(videos, prompts, weights=weights)
         advantages = gather_group_rewards(
-            rewards["total"].to(self.device), batch["group_ids"].to(self.device), self.all_gather, **self._adv_kwargs()
+            rewards["total"].to(self.device),
+            batch["group_ids"].to(self.device),
+            self.all_gather,
+            rank=self.global_rank,
+            **self._adv_kwargs(),
         )
         self.last_batch = {"videos": videos, "prompts": prompts, "rewards": rewards, "step": step}
         stats = self._update(rollout, advantages.values, embeds, negative, step)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from diffusers import WanPipeline
 from diffusers.models import WanTransformer3DModel
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors import safe_open
 
 from world_r1.policy.config import LoRAConfig
 
@@ -77,13 +79,33 @@ def save_lora(
     return directory / weight_name
 
 
-def load_lora(transformer: WanTransformer3DModel, path: str | os.PathLike) -> None:
-    """Load a diffusers-format LoRA file (or a directory holding one) into the existing ``default`` adapter."""
+def _lora_file(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / LORA_WEIGHT_NAME
     if not path.is_file():
         raise FileNotFoundError(f"LoRA file {path} not found: pass the .safetensors written by `save_lora`.")
+    return path
+
+
+def lora_config_of_file(path: str | os.PathLike) -> LoRAConfig:
+    """Rank, alpha and target modules of a LoRA file written by :func:`save_lora` (from its metadata)."""
+    path = _lora_file(path)
+    with safe_open(str(path), "pt") as handle:
+        raw = (handle.metadata() or {}).get("lora_adapter_metadata")
+    if raw is None:
+        raise ValueError(f"{path} carries no LoRA metadata (rank/alpha): it was not written by world-r1's save_lora.")
+    meta = json.loads(raw)
+    return LoRAConfig(
+        rank=int(meta["transformer.r"]),
+        alpha=float(meta["transformer.lora_alpha"]),
+        target_modules=list(meta["transformer.target_modules"]),
+    )
+
+
+def load_lora(transformer: WanTransformer3DModel, path: str | os.PathLike) -> None:
+    """Load a diffusers-format LoRA file (or a directory holding one) into the existing ``default`` adapter."""
+    path = _lora_file(path)
     state = WanPipeline.lora_state_dict(str(path))
     prefix = "transformer."
     peft_state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}

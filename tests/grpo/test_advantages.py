@@ -1,0 +1,69 @@
+"""Group advantages: normalised within each prompt's group, robust to NaN, identical across process splits."""
+
+import pytest
+import torch
+
+from world_r1.grpo import gather_group_rewards, group_advantages
+
+
+def test_zero_mean_unit_std_per_group():
+    rewards = torch.tensor([1.0, 2.0, 3.0, 4.0, 10.0, 10.5, 9.0, 12.0])
+    groups = torch.tensor([0, 0, 0, 0, 7, 7, 7, 7])
+    adv = group_advantages(rewards, groups, eps=0.0).values
+    for g in (0, 7):
+        a = adv[groups == g]
+        assert abs(float(a.mean())) < 1e-6
+        assert abs(float(a.std(unbiased=False)) - 1) < 1e-5
+
+
+def test_hand_computed_values_and_clip():
+    rewards = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # one success among ten
+    adv = group_advantages(rewards, torch.zeros(10, dtype=torch.long), clip=2.0, eps=0.0).values
+    std = 0.3  # population std of nine zeros and a one
+    assert adv[1] == pytest.approx(2.0)  # (1 - 0.1) / 0.3 = 3, clipped to 2
+    assert adv[0] == pytest.approx(-0.1 / std)
+
+
+def test_identical_rewards_give_zero():
+    assert torch.equal(group_advantages(torch.full((4,), 0.7), torch.zeros(4, dtype=torch.long)).values, torch.zeros(4))
+
+
+def test_nonfinite_rewards_are_counted_and_scored_worst():
+    rewards = torch.tensor([1.0, float("nan"), 3.0, float("inf"), 5.0, 6.0])
+    groups = torch.tensor([0, 0, 0, 1, 1, 1])
+    result = group_advantages(rewards, groups)
+    assert result.num_nonfinite == 2 and torch.isfinite(result.values).all()
+    assert result.values[1] == result.values[0] == result.values[:3].min()
+    assert result.values[3] == result.values[4] == result.values[3:].min()
+
+
+def test_global_std_mode():
+    rewards = torch.tensor([1.0, 3.0, 10.0, 20.0])
+    groups = torch.tensor([0, 0, 1, 1])
+    adv = group_advantages(rewards, groups, std_mode="global", eps=0.0).values
+    std = rewards.std(unbiased=False)
+    torch.testing.assert_close(adv, torch.tensor([-1.0, 1.0, -5.0, 5.0]) / std)
+
+
+def test_split_across_processes_equals_one_process():
+    """A group spread over two ranks gets the same advantages as when all its samples sit on one process."""
+    rewards = torch.tensor([0.1, 0.9, 0.4, 0.2, 0.8, 0.3, 0.6, 0.5])
+    groups = torch.tensor([0, 0, 0, 1, 1, 1, 1, 0])  # both groups straddle the two halves
+    single = group_advantages(rewards, groups).values
+    world = {0: (rewards[:4], groups[:4]), 1: (rewards[4:], groups[4:])}
+
+    def fake_all_gather(tensor):
+        index = 0 if tensor.dtype.is_floating_point else 1
+        return torch.stack([world[r][index].to(tensor.dtype) for r in (0, 1)])
+
+    for rank in (0, 1):
+        local = gather_group_rewards(*world[rank], fake_all_gather, rank=rank).values
+        torch.testing.assert_close(local, single[rank * 4 : rank * 4 + 4])
+    assert not torch.allclose(single[:4], group_advantages(rewards[:4], groups[:4]).values)
+
+
+def test_single_process_gather_is_plain():
+    rewards, groups = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([3, 3, 3])
+    torch.testing.assert_close(
+        gather_group_rewards(rewards, groups, lambda t: t).values, group_advantages(rewards, groups).values
+    )

@@ -1,0 +1,93 @@
+"""`python -m world_r1 sample`: prompts in, mp4 files out, from a training checkpoint or an exported LoRA."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from rich.progress import track
+
+from world_r1.callbacks.ema import LoRAEMA
+from world_r1.checkpoint_io import CheckedCheckpointIO
+from world_r1.data import load_prompts
+from world_r1.module import PolicyConfig, WorldR1
+from world_r1.policy import DEFAULT_MODEL, VideoSpec
+from world_r1.policy.lora import lora_config_of_file
+from world_r1.seeding import derive_seed
+from world_r1.video_io import write_mp4
+
+
+def load_module_from_checkpoint(checkpoint: str | os.PathLike, use_ema: bool = True) -> WorldR1:
+    """Rebuild the trained module from a Lightning checkpoint: base model from its config, LoRA (EMA if saved)."""
+    state = CheckedCheckpointIO().load_checkpoint(checkpoint, weights_only=False)
+    module = WorldR1(**state["hyper_parameters"])
+    module.configure_model()
+    missing = module.load_state_dict(state["state_dict"], strict=False).unexpected_keys
+    if missing:
+        raise ValueError(f"{checkpoint} does not match the model it names: unexpected keys {missing[:3]}")
+    averages = [v for k, v in state.get("callbacks", {}).items() if k.startswith(LoRAEMA.__name__)]
+    if use_ema and averages and averages[0].get("average") is not None:
+        with torch.no_grad():
+            for param, value in zip(module.policy.lora_parameters(), averages[0]["average"], strict=True):
+                param.copy_(value)
+    return module
+
+
+def sample(
+    prompts: str,
+    out: str = "samples",
+    checkpoint: str | None = None,
+    lora: str | None = None,
+    model: str = DEFAULT_MODEL,
+    dtype: str = "bf16",
+    height: int = 480,
+    width: int = 832,
+    num_frames: int = 81,
+    steps: int = 50,
+    guidance_scale: float = 5.0,
+    seed: int = 0,
+    use_ema: bool = True,
+    device: str = "cuda" if torch.cuda.is_available() else "cpu",
+) -> list[Path]:
+    """Generate one mp4 per prompt with the deterministic (ODE) sampler.
+
+    Args:
+        prompts: a prompt file (.txt or .jsonl, or builtin:eval) or a single prompt text.
+        out: folder for the mp4 files (``<index>.mp4``, with ``prompts.txt`` listing them).
+        checkpoint: a Lightning checkpoint of a run: model, LoRA and video size come from it.
+        lora: an exported LoRA (folder or .safetensors) applied to ``model`` instead of a checkpoint.
+        model: base Wan (hub id or local directory) when no checkpoint is given.
+        dtype: bf16, fp16 or fp32 (without a checkpoint).
+        height: video height in pixels (without a checkpoint).
+        width: video width in pixels (without a checkpoint).
+        num_frames: frames, 4k+1 (without a checkpoint).
+        steps: denoising steps.
+        guidance_scale: classifier-free guidance scale.
+        seed: the noise of prompt i is seeded from (seed, i): reruns give the same videos.
+        use_ema: with a checkpoint, sample with its EMA weights when it has them.
+        device: where to run.
+    """
+    records = load_prompts(prompts) if Path(prompts).is_file() or prompts.startswith("builtin:") else None
+    texts = [r.text for r in records] if records else [prompts]
+    if checkpoint:
+        module = load_module_from_checkpoint(checkpoint, use_ema)
+    else:
+        policy = PolicyConfig(model=model, dtype=dtype)
+        if lora:
+            policy.lora = lora_config_of_file(lora)
+        module = WorldR1(policy=policy, video=VideoSpec(height, width, num_frames))
+        module.configure_model()
+        if lora:
+            module.policy.load_lora(lora)
+    module.to(device).eval()
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, text in enumerate(track(texts, description="sampling")):
+        video = module.generate(
+            [text], [derive_seed(seed, "sample", i)], num_steps=steps, guidance_scale=guidance_scale
+        )
+        paths.append(write_mp4(out_dir / f"{i:04d}.mp4", video[0], module.video.fps))
+    (out_dir / "prompts.txt").write_text("".join(f"{p.name}\t{t}\n" for p, t in zip(paths, texts, strict=True)))
+    return paths

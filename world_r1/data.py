@@ -1,0 +1,280 @@
+"""Prompts and group sampling: each step draws prompts, repeats each G times, and splits the samples over processes.
+
+A step's samples are a pure function of (seed, step), so every process agrees on them without communication and a
+resumed run restarts at exactly the step it stopped at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from world_r1.prompts import builtin_prompt_file
+from world_r1.seeding import derive_seed
+
+Phase = Literal["main", "decoupled"]
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    """One prompt; ``camera`` (from a JSONL file) overrides the camera motion the text describes."""
+
+    text: str
+    id: int
+    camera: str | None = None
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    text = str(path)
+    return builtin_prompt_file(text.removeprefix("builtin:")) if text.startswith("builtin:") else Path(text)
+
+
+def load_prompts(path: str | os.PathLike) -> list[PromptRecord]:
+    """Read prompts from ``.txt`` (one per line; blank lines and ``#`` comments skipped) or ``.jsonl``
+    (objects with ``"prompt"`` and optional ``"camera"``). ``builtin:train|dynamic|eval`` names the shipped sets."""
+    file = _resolve(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"Prompt file {file} not found: pass a .txt/.jsonl path or builtin:train|dynamic|eval.")
+    if file.suffix not in (".txt", ".jsonl"):
+        raise ValueError(f"Prompt file {file} must end in .txt (one prompt a line) or .jsonl ({{'prompt': ...}}).")
+    records: list[PromptRecord] = []
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if file.suffix == ".txt":
+            records.append(PromptRecord(line, len(records)))
+            continue
+        try:
+            item = json.loads(line)
+            text, camera = item["prompt"], item.get("camera")
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f'{file}:{number}: expected a JSON object with a "prompt" field ({error}).') from error
+        if not isinstance(text, str) or not text.strip() or not (camera is None or isinstance(camera, str)):
+            raise ValueError(f'{file}:{number}: "prompt" must be a non-empty string and "camera" a string.')
+        records.append(PromptRecord(text.strip(), len(records), camera))
+    if not records:
+        raise ValueError(f"Prompt file {file} holds no prompts: add one prompt per line.")
+    return records
+
+
+@dataclass(frozen=True)
+class PhaseSchedule:
+    """World-R1's periodic decoupled training: after every ``main_steps`` steps, ``decoupled_steps`` steps on the
+    second prompt set with the decoupled reward weights (0 disables it)."""
+
+    main_steps: int = 100
+    decoupled_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.main_steps < 1 or self.decoupled_steps < 0:
+            raise ValueError("main_steps must be >= 1 and decoupled_steps >= 0.")
+
+    def phase(self, step: int) -> Phase:
+        """Which phase global step ``step`` belongs to."""
+        return "main" if step % (self.main_steps + self.decoupled_steps) < self.main_steps else "decoupled"
+
+    def local_step(self, step: int) -> int:
+        """Index of ``step`` among the steps of its own phase (each phase's prompt stream advances on its own)."""
+        cycle, offset = divmod(step, self.main_steps + self.decoupled_steps)
+        if offset < self.main_steps:
+            return cycle * self.main_steps + offset
+        return cycle * self.decoupled_steps + offset - self.main_steps
+
+
+class GroupBatchSampler:
+    """Yields, for steps ``start_step, start_step + 1, ...``, this process's share of the step's samples.
+
+    Step ``s`` draws ``prompts_per_step`` prompts (a seeded permutation of the set per pass, so every prompt comes
+    before any repeats), expands each to ``group_size`` samples, and process ``rank`` takes the contiguous slice
+    ``[rank * n, (rank + 1) * n)`` of the ``prompts_per_step * group_size`` samples. Items are
+    ``(phase, step, prompt_index, group_id, sample_id)`` with globally unique group and sample ids.
+    """
+
+    def __init__(
+        self,
+        set_sizes: dict[Phase, int],
+        group_size: int,
+        prompts_per_step: int,
+        schedule: PhaseSchedule,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        start_step: int = 0,
+    ) -> None:
+        total = prompts_per_step * group_size
+        if total % world_size:
+            raise ValueError(
+                f"prompts_per_step * group_size = {total} samples per step cannot be split evenly over {world_size} "
+                "processes: make it a multiple of the number of processes."
+            )
+        self.set_sizes = set_sizes
+        self.group_size = group_size
+        self.prompts_per_step = prompts_per_step
+        self.schedule = schedule
+        self.seed = seed
+        self.rank = rank
+        self.per_rank = total // world_size
+        self.start_step = start_step
+
+    def prompts_of_step(self, step: int) -> tuple[Phase, list[int]]:
+        """The phase of ``step`` and the prompt indices (into that phase's set) it draws."""
+        phase = self.schedule.phase(step)
+        size = self.set_sizes[phase]
+        first = self.schedule.local_step(step) * self.prompts_per_step
+        indices = []
+        for position in range(first, first + self.prompts_per_step):
+            epoch, offset = divmod(position, size)
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, f"prompts-{phase}", epoch))
+            indices.append(int(torch.randperm(size, generator=generator)[offset]))
+        return phase, indices
+
+    def __iter__(self) -> Iterator[list[tuple]]:
+        step = self.start_step
+        while True:
+            phase, indices = self.prompts_of_step(step)
+            items = []
+            for k in range(self.rank * self.per_rank, (self.rank + 1) * self.per_rank):
+                group, _ = divmod(k, self.group_size)
+                items.append((phase, step, indices[group], step * self.prompts_per_step + group, k))
+            yield items
+            step += 1
+
+
+class _PromptSets:
+    """Map-style view the DataLoader indexes with the sampler's items."""
+
+    def __init__(self, sets: dict[Phase, list[PromptRecord]]) -> None:
+        self.sets = sets
+
+    def __getitem__(self, item: tuple) -> tuple:
+        phase, step, index, group_id, sample_id = item
+        record = self.sets[phase][index]
+        return phase, step, record, group_id, sample_id
+
+
+def collate_group(items: list[tuple]) -> dict:
+    """A step's samples as one batch: prompts, cameras, prompt/group/sample ids, phase and step."""
+    phases = {phase for phase, *_ in items}
+    steps = {step for _, step, *_ in items}
+    assert len(phases) == len(steps) == 1, "a batch holds exactly one step"
+    return {
+        "prompts": [record.text for _, _, record, _, _ in items],
+        "cameras": [record.camera for _, _, record, _, _ in items],
+        "prompt_ids": torch.tensor([record.id for _, _, record, _, _ in items]),
+        "group_ids": torch.tensor([group for *_, group, _ in items]),
+        "sample_ids": torch.tensor([sample for *_, sample in items]),
+        "phase": phases.pop(),
+        "step": steps.pop(),
+    }
+
+
+class PromptDataModule(L.LightningDataModule):
+    """Training prompts in groups of G (a group may span processes), a decoupled-phase set, and held-out prompts.
+
+    The Trainer must run with ``use_distributed_sampler: false`` (the CLI sets it): this module already gives each
+    process its own slice of every step. On resume it restarts at the number of steps the trainer completed.
+    """
+
+    def __init__(
+        self,
+        train_prompts: str = "builtin:train",
+        decoupled_prompts: str | None = "builtin:dynamic",
+        eval_prompts: str = "builtin:eval",
+        group_size: int = 8,
+        prompts_per_step: int = 2,
+        main_steps: int = 100,
+        decoupled_steps: int = 0,
+        num_eval_prompts: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        """
+        Args:
+            train_prompts: .txt/.jsonl file of training prompts, or builtin:train.
+            decoupled_prompts: prompts of the decoupled phase (dynamic scenes), or None.
+            eval_prompts: held-out prompts for evaluation.
+            group_size: G, samples per prompt; advantages are computed within each group.
+            prompts_per_step: distinct prompts per step over all processes (groups per step).
+            main_steps: steps of the main phase before each decoupled phase.
+            decoupled_steps: steps of each decoupled phase (0: no decoupled training).
+            num_eval_prompts: use only the first N evaluation prompts (None: all).
+            seed: seeds the order prompts are drawn in.
+        """
+        super().__init__()
+        if group_size < 2:
+            raise ValueError(f"group_size={group_size}: GRPO compares samples within a group, so it needs G >= 2.")
+        if prompts_per_step < 1:
+            raise ValueError(f"prompts_per_step must be >= 1, got {prompts_per_step}.")
+        if decoupled_steps > 0 and not decoupled_prompts:
+            raise ValueError("decoupled_steps > 0 needs decoupled_prompts (e.g. builtin:dynamic).")
+        self.train_prompts = train_prompts
+        self.decoupled_prompts = decoupled_prompts
+        self.eval_prompts = eval_prompts
+        self.group_size = group_size
+        self.prompts_per_step = prompts_per_step
+        self.schedule = PhaseSchedule(main_steps, decoupled_steps)
+        self.num_eval_prompts = num_eval_prompts
+        self.seed = seed
+        self._sets: dict[Phase, list[PromptRecord]] = {}
+
+    def prompt_sets(self) -> dict[Phase, list[PromptRecord]]:
+        """The training sets by phase (read once; errors about the files surface here, before any model loads)."""
+        if not self._sets:
+            self._sets["main"] = load_prompts(self.train_prompts)
+            if self.schedule.decoupled_steps > 0:
+                self._sets["decoupled"] = load_prompts(self.decoupled_prompts)
+        return self._sets
+
+    def eval_records(self) -> list[PromptRecord]:
+        """The held-out prompts (the first ``num_eval_prompts``)."""
+        return load_prompts(self.eval_prompts)[: self.num_eval_prompts]
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.prompt_sets()
+
+    def _start_step(self) -> int:
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        return trainer.fit_loop.epoch_loop.batch_progress.total.completed
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        if trainer is not None and world > 1 and trainer._accelerator_connector.use_distributed_sampler:
+            raise ValueError(
+                "PromptDataModule splits groups over processes itself: set trainer.use_distributed_sampler: false."
+            )
+        sets = self.prompt_sets()
+        sampler = GroupBatchSampler(
+            {phase: len(records) for phase, records in sets.items()},
+            self.group_size,
+            self.prompts_per_step,
+            self.schedule,
+            self.seed,
+            rank,
+            world,
+            self._start_step(),
+        )
+        return DataLoader(_PromptSets(sets), batch_sampler=sampler, collate_fn=collate_group, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        records = self.eval_records()
+        return DataLoader(records, batch_size=self.prompts_per_step, collate_fn=_collate_eval, shuffle=False)
+
+
+def _collate_eval(records: list[PromptRecord]) -> dict:
+    return {
+        "prompts": [r.text for r in records],
+        "cameras": [r.camera for r in records],
+        "prompt_ids": torch.tensor([r.id for r in records]),
+    }

@@ -1,0 +1,91 @@
+"""Group-relative advantages: each sample's reward against the other samples of its prompt's group."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+
+
+class Advantages(NamedTuple):
+    """``values`` (N,) float32 advantages; ``num_nonfinite``: rewards that were NaN/inf and were scored as worst."""
+
+    values: torch.Tensor
+    num_nonfinite: int
+
+
+def _replace_nonfinite(rewards: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Non-finite rewards become the minimum finite reward of their group (the batch's, if the group has none)."""
+    finite = torch.isfinite(rewards)
+    bad = int((~finite).sum())
+    if bad == 0:
+        return rewards, 0
+    out = rewards.clone()
+    fallback = rewards[finite].min() if finite.any() else rewards.new_zeros(())
+    for g in group_ids[~finite].unique():
+        members = group_ids == g
+        good = members & finite
+        out[members & ~finite] = rewards[good].min() if good.any() else fallback
+    return out, bad
+
+
+def group_advantages(
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    std_mode: str = "group",
+    clip: float = 5.0,
+    eps: float = 1e-4,
+) -> Advantages:
+    """``A_i = (r_i - mean_g) / (std_g + eps)``, clipped to ``[-clip, clip]``.
+
+    Args:
+        rewards: (N,) one reward per sample.
+        group_ids: (N,) integer id of each sample's group (the samples of one prompt in one step).
+        std_mode: "group" divides by each group's std (Flow-GRPO's per-prompt statistics); "global" by the std of
+            all N rewards (the mean is always per group).
+        clip: advantage clip.
+        eps: added to the std, so a group of equal rewards gets zero advantages rather than a division by zero.
+
+    The std is the population std (``unbiased=False``, as numpy's ``np.std`` in Flow-GRPO). Non-finite rewards are
+    counted and scored as the worst finite reward of their group, so they never poison the update.
+    """
+    if rewards.ndim != 1 or rewards.shape != group_ids.shape:
+        raise ValueError(
+            f"rewards and group_ids must both be (N,), got {tuple(rewards.shape)}, {tuple(group_ids.shape)}"
+        )
+    if std_mode not in ("group", "global"):
+        raise ValueError(f"std_mode must be 'group' or 'global', got {std_mode!r}")
+    rewards, bad = _replace_nonfinite(rewards.float(), group_ids)
+    _, inverse = torch.unique(group_ids, return_inverse=True)
+    num_groups = int(inverse.max()) + 1
+    counts = torch.zeros(num_groups, device=rewards.device).index_add_(0, inverse, torch.ones_like(rewards))
+    mean = torch.zeros(num_groups, device=rewards.device).index_add_(0, inverse, rewards) / counts
+    centered = rewards - mean[inverse]
+    if std_mode == "group":
+        var = torch.zeros(num_groups, device=rewards.device).index_add_(0, inverse, centered**2) / counts
+        std = var.sqrt()[inverse]
+    else:
+        std = rewards.std(unbiased=False).expand_as(rewards)
+    return Advantages((centered / (std + eps)).clamp(-clip, clip), bad)
+
+
+def gather_group_rewards(
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    all_gather: Callable[[torch.Tensor], torch.Tensor],
+    rank: int = 0,
+    **kwargs,
+) -> Advantages:
+    """Advantages of this process's samples, computed over the full groups gathered from all processes.
+
+    ``all_gather`` is e.g. ``LightningModule.all_gather``: it maps a local (N,) tensor to (world, N), or returns it
+    unchanged on one process. Every process must hold the same number N of samples; ``rank`` is this process's row
+    of the gathered tensors. ``kwargs`` go to :func:`group_advantages`. ``num_nonfinite`` counts local samples.
+    """
+    all_rewards = all_gather(rewards.float())
+    all_ids = all_gather(group_ids)
+    if all_rewards.ndim == 1:  # single process
+        return group_advantages(rewards, group_ids, **kwargs)
+    result = group_advantages(all_rewards.reshape(-1), all_ids.reshape(-1), **kwargs)
+    return Advantages(result.values.view(all_rewards.shape)[rank], int((~torch.isfinite(rewards)).sum()))
