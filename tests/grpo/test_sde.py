@@ -63,17 +63,20 @@ def test_mean_formula_by_hand():
     torch.testing.assert_close(out.std.flatten(), torch.tensor([s * math.sqrt(0.2)]))
 
 
-def test_first_step_at_sigma_one_is_finite():
+def test_first_step_uses_the_first_sigma_below_one():
+    """At sigma = 1, Flow-GRPO evaluates sqrt(sigma / (1 - sigma)) with the schedule's next sigma in the denominator."""
     v, x = _inputs()
     out = sde_step_with_logprob(v, x, 1.0, 0.9, 0.7, generator=torch.Generator().manual_seed(0))
+    s = 0.7 * math.sqrt(1.0 / (1 - 0.9))
+    torch.testing.assert_close(out.std.flatten(), torch.full((3,), s * math.sqrt(0.1)))
+    torch.testing.assert_close(out.mean, x - 0.1 * (v + s**2 / 2 * x))
     assert torch.isfinite(out.prev_sample).all() and torch.isfinite(out.log_prob).all()
 
 
 def test_linear_schedule_values():
     sigma = torch.tensor([1.0, 0.5])
-    torch.testing.assert_close(
-        noise_scale(sigma, 0.7, "linear", sigma_max=1.0, sigma_min=0.1), 0.7 * (0.1 + 0.9 * sigma)
-    )
+    scale = noise_scale(sigma, sigma - 0.1, 0.7, "linear", sigma_max=1.0, sigma_min=0.1)
+    torch.testing.assert_close(scale, 0.7 * (0.1 + 0.9 * sigma))
 
 
 def test_samples_follow_the_stated_gaussian():

@@ -16,7 +16,6 @@ import torch
 
 NOISE_SCHEDULES = ("flow_grpo", "linear")
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
-SIGMA_CAP = 0.999  # sigma = 1 makes sqrt(sigma / (1 - sigma)) infinite: the ratio is evaluated at most here
 
 
 class SDEStep(NamedTuple):
@@ -40,6 +39,7 @@ def _per_sample(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor
 
 def noise_scale(
     sigma: torch.Tensor,
+    sigma_next: torch.Tensor,
     noise_level: float,
     noise_schedule: str = "flow_grpo",
     sigma_max: float = 1.0,
@@ -47,13 +47,14 @@ def noise_scale(
 ) -> torch.Tensor:
     """The SDE noise scale ``s`` at ``sigma``.
 
-    "flow_grpo" (Flow-GRPO): ``a * sqrt(sigma / (1 - sigma))``, with sigma capped at :data:`SIGMA_CAP` inside the
-    ratio so the first step (sigma = 1) stays finite. "linear" (the World-R1 release):
+    "flow_grpo" (Flow-GRPO): ``a * sqrt(sigma / (1 - sigma))``; at sigma = 1 the denominator uses the first sigma
+    below 1 of the schedule, which for the first step is ``sigma_next`` (as Flow-GRPO does). "linear" (the World-R1
+    release):
     ``a * (sigma_min + (sigma_max - sigma_min) * sigma)``; ``a`` scales it so ``noise_level=0`` is the ODE for both.
     """
     if noise_schedule == "flow_grpo":
-        capped = sigma.clamp(max=SIGMA_CAP)
-        return noise_level * torch.sqrt(capped / (1 - capped))
+        below_one = torch.where(sigma >= 1, sigma_next, sigma)
+        return noise_level * torch.sqrt(sigma / (1 - below_one))
     if noise_schedule == "linear":
         return noise_level * (sigma_min + (sigma_max - sigma_min) * sigma)
     raise ValueError(f"noise_schedule must be one of {NOISE_SCHEDULES}, got {noise_schedule!r}")
@@ -110,7 +111,7 @@ def sde_step_with_logprob(
         mean = x - delta * v
         out = mean.to(sample.dtype) if prev_sample is None else prev_sample
         return SDEStep(out, torch.zeros(batch, device=x.device), mean, torch.zeros_like(sigma_t))
-    s = noise_scale(sigma_t, noise_level, noise_schedule, sigma_max, sigma_min)
+    s = noise_scale(sigma_t, sigma_n, noise_level, noise_schedule, sigma_max, sigma_min)
     mean = x - delta * (v + s**2 / (2 * sigma_t) * (x + (1 - sigma_t) * v))
     std = s * torch.sqrt(delta)
     if prev_sample is None:

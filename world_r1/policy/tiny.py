@@ -31,6 +31,22 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
+def _preserve_decoder_signal(vae: AutoencoderKLWan, gain: float = 2.0) -> None:
+    """Re-scale the random decoder so its output depends on the latents, as a trained decoder's does.
+
+    With the default init, a 3-channel decoder (RMS norms over 3 channels, random biases) maps every latent to
+    nearly the same grey image: the gradient of mean brightness w.r.t. the latents is ~1e-5 and no reward could be
+    learned through it. Doubling the weight matrices and zeroing the biases keeps the signal (gradient ~0.3, pixel
+    std 0.07 -> 0.39), so the tiny model is a meaningful stand-in for learning tests and the demo.
+    """
+    with torch.no_grad():
+        for name, param in vae.decoder.named_parameters():
+            if param.ndim >= 2:
+                param.mul_(gain)
+            elif name.endswith("bias"):
+                param.zero_()
+
+
 def build_tiny_pipeline(seed: int = 0) -> WanPipeline:
     """All five Wan components with tiny widths, initialised deterministically from ``seed``."""
     tokenizer = build_tokenizer()
@@ -65,6 +81,7 @@ def build_tiny_pipeline(seed: int = 0) -> WanPipeline:
     vae = AutoencoderKLWan(
         base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
     )
+    _preserve_decoder_signal(vae)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
     return WanPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer

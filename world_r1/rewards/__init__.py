@@ -1,6 +1,6 @@
 """Rewards: a common interface, weighted composition, and the terms (3D consistency, motion, quality, simple)."""
 
 from world_r1.rewards.base import Reward, WeightedReward, check_videos
-from world_r1.rewards.simple import BrightnessReward
+from world_r1.rewards.simple import BrightnessReward, ColorReward
 
-__all__ = ["BrightnessReward", "Reward", "WeightedReward", "check_videos"]
+__all__ = ["BrightnessReward", "ColorReward", "Reward", "WeightedReward", "check_videos"]
