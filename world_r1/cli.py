@@ -7,6 +7,7 @@ python -m world_r1 tiny --out .cache/tiny-wan          # write a tiny random Wan
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 
 from jsonargparse import auto_cli
@@ -19,6 +20,11 @@ from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import PromptDataModule
 from world_r1.module import WorldR1
 from world_r1.policy.tiny import build_tiny_wan
+
+# Wan's frozen VAE and text encoder are in eval mode on purpose, and a Flow-GRPO step's checkpoint is meant to hold
+# the state after its update; Lightning warns about both.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 
 class WorldR1CLI(LightningCLI):

@@ -83,14 +83,17 @@ def sample_rollout(
     """Denoise ``noise`` (B, C, T, h, w) along ``sigmas`` (N+1,), SDE on ``sde_steps`` and ODE elsewhere.
 
     Only the SDE steps are recorded: they are the only ones with a log-probability, and the only ones trained.
-    Recorded latents are rounded to ``config.store_dtype`` before the trajectory continues and their log-probs are
-    computed on the rounded values, so re-scoring with unchanged weights gives a ratio of exactly 1.
+    Recorded states are rounded to ``config.store_dtype`` before they are used (for the velocity, and for the rest of
+    the trajectory) and their log-probs are computed on the rounded values, so re-scoring with unchanged weights
+    gives a ratio of exactly 1 whatever the storage precision.
     """
     store = resolve_dtype(config.store_dtype)
     x = noise.float()
     recorded: dict[str, list[torch.Tensor]] = {"x": [], "next": [], "logp": []}
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
+        if i in sde_steps:
+            x = x.to(store).float()  # the state the policy sees is exactly the stored one
         v = policy.velocity(x, sigma, prompt_embeds, negative_embeds, config.guidance_scale)
         if i not in sde_steps:
             x = ode_step(v, x, sigma, sigma_next)

@@ -1,6 +1,16 @@
-"""Rewards: a common interface, weighted composition, and the terms (3D consistency, motion, quality, simple)."""
+"""Rewards: a common interface, weighted composition, and the terms (3D consistency, motion, simple)."""
 
 from world_r1.rewards.base import Reward, WeightedReward, check_videos
+from world_r1.rewards.epipolar import EpipolarReward, MotionReward, parallax_gate
 from world_r1.rewards.simple import BrightnessReward, ColorReward
 
-__all__ = ["BrightnessReward", "ColorReward", "Reward", "WeightedReward", "check_videos"]
+__all__ = [
+    "BrightnessReward",
+    "ColorReward",
+    "EpipolarReward",
+    "MotionReward",
+    "Reward",
+    "WeightedReward",
+    "check_videos",
+    "parallax_gate",
+]

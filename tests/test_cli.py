@@ -1,0 +1,82 @@
+"""The command line as users run it: help, printed configs that round-trip, overrides, and a whole tiny `fit`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from world_r1.video_io import read_video
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "configs" / "tiny.yaml")
+
+
+def _run(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "world_r1", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_help_lists_subcommands():
+    out = _run("--help")
+    assert out.returncode == 0, out.stderr
+    assert "fit" in out.stdout and "validate" in out.stdout
+
+
+@pytest.mark.parametrize("config", ["tiny.yaml", "wan21.yaml", "wan21_14b.yaml"])
+def test_print_config_round_trips_with_overrides(tmp_path, config):
+    path = str(ROOT / "configs" / config)
+    first = _run(
+        "fit", "--config", path, "--model.policy.lora.rank", "64", "--trainer.max_steps", "10", "--print_config"
+    )
+    assert first.returncode == 0, first.stderr
+    printed = yaml.safe_load(first.stdout)
+    assert printed["model"]["policy"]["lora"]["rank"] == 64 and printed["trainer"]["max_steps"] == 10
+    saved = tmp_path / "printed.yaml"
+    saved.write_text(first.stdout)
+    second = _run("fit", "--config", str(saved), "--print_config")
+    assert second.returncode == 0, second.stderr
+    assert yaml.safe_load(second.stdout) == printed
+
+
+def test_bad_config_value_is_reported(tmp_path):
+    out = _run("fit", "--config", TINY, "--model.video.num_frames", "10", "--trainer.max_steps", "1", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "4k+1" in out.stderr
+
+
+def test_tiny_command_writes_a_loadable_model(tmp_path):
+    out = _run("tiny", "--out", str(tmp_path / "wan"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "wan" / "model_index.json").is_file()
+
+
+@pytest.mark.slow
+def test_tiny_fit_end_to_end(tmp_path):
+    """`fit` on the tiny config trains, logs scalars and playable videos, writes checkpoints, mp4s and the LoRA."""
+    out = _run("fit", "--config", TINY, "--trainer.max_steps", "6", cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "runs" / "tiny" / "version_0"
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    for tag in ("reward/total", "reward/red", "train/kl", "train/loss", "train/clip_fraction", "train/grad_norm"):
+        assert tag in scalars, tag
+    assert len(events.Scalars("reward/total")) == 6
+    gif = events.Images("videos/prompt_0")[0]
+    assert gif.encoded_image_string[:6] == b"GIF89a" and gif.width > 48  # a grid of the group's videos
+
+    checkpoints = tmp_path / "runs" / "tiny" / "checkpoints"
+    assert (checkpoints / "last.ckpt").is_file()
+    state = torch.load(checkpoints / "last.ckpt", weights_only=False)
+    assert all("lora_" in k for k in state["state_dict"])
+
+    assert (run / "lora" / "pytorch_lora_weights.safetensors").is_file()
+    videos = sorted((run / "videos").rglob("*.mp4"))
+    assert videos and read_video(videos[0]).shape == (9, 3, 48, 48)

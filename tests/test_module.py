@@ -1,0 +1,144 @@
+"""The Flow-GRPO module on the tiny model: exact re-scoring, fault handling, checkpoint contents."""
+
+import lightning as L
+import pytest
+import torch
+
+from world_r1.data import PromptDataModule
+from world_r1.grpo import sde_step_with_logprob
+from world_r1.grpo.rollout import SamplingConfig, sample_rollout
+from world_r1.module import GRPOConfig, PolicyConfig, WorldR1
+from world_r1.policy import LoRAConfig, VideoSpec, flow_sigmas
+from world_r1.rewards import BrightnessReward, Reward, WeightedReward
+
+
+def _module(model_dir: str, **kwargs) -> WorldR1:
+    module = WorldR1(
+        policy=PolicyConfig(model=model_dir, dtype="fp32", lora=LoRAConfig(4, 8.0), max_sequence_length=32),
+        video=VideoSpec(32, 32, 5),
+        sampling=SamplingConfig(train_steps=4, eval_steps=4, sde_window=2, sde_window_max_start=2),
+        **kwargs,
+    )
+    module.configure_model()
+    return module
+
+
+def _fit(module: WorldR1, tmp_path, steps: int = 2, **trainer_kwargs) -> L.Trainer:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Camera pan left. A barn.\nCamera fixed. A library.\n")
+    data = PromptDataModule(train_prompts=str(prompts), decoupled_prompts=None, group_size=2, prompts_per_step=2)
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        default_root_dir=tmp_path,
+        **trainer_kwargs,
+    )
+    trainer.fit(module, data)
+    return trainer
+
+
+@pytest.mark.parametrize("store_dtype", ["fp32", "bf16"])
+def test_rescoring_a_rollout_with_unchanged_weights_gives_ratio_one(tiny_wan_dir, store_dtype):
+    module = _module(tiny_wan_dir)
+    module.sampling.store_dtype = store_dtype
+    prompts = ["a", "b", "c"]
+    embeds, negative = module.policy.encode_prompts(prompts), module.policy.encode_negative(3)
+    rollout = sample_rollout(
+        module.policy,
+        module.initial_noise([1, 2, 3]),
+        embeds,
+        negative,
+        flow_sigmas(4),
+        module.sampling,
+        [1, 2],
+        torch.Generator().manual_seed(0),
+    )
+    assert rollout.latents.shape[:2] == (3, 2) and rollout.log_probs.shape == (3, 2)
+    for j in range(rollout.num_recorded):
+        sigma, nxt = float(rollout.sigmas[j]), float(rollout.sigmas_next[j])
+        x, x_next = rollout.latents[:, j].float(), rollout.next_latents[:, j].float()
+        v = module.policy.velocity(x, sigma, embeds, negative, module.sampling.guidance_scale)
+        rescored = sde_step_with_logprob(v, x, sigma, nxt, module.sampling.noise_level, prev_sample=x_next)
+        torch.testing.assert_close(rescored.log_prob, rollout.log_probs[:, j], rtol=0, atol=1e-5)
+
+
+class _Faulty(Reward):
+    """NaN for the first sample of every batch; raises on the second call."""
+
+    calls = 0
+
+    def forward(self, videos, prompts):
+        _Faulty.calls += 1
+        if _Faulty.calls == 2:
+            raise RuntimeError("reward server down")
+        score = videos.mean(dim=(1, 2, 3, 4))
+        score[0] = float("nan")
+        return {"score": score}
+
+
+def test_faulty_rewards_never_poison_the_update(tiny_wan_dir, tmp_path):
+    module = _module(tiny_wan_dir, reward=WeightedReward({"faulty": _Faulty(), "bright": BrightnessReward()}))
+    before = [p.detach().clone() for p in module.policy.lora_parameters()]
+    _fit(module, tmp_path, steps=3)
+    after = module.policy.lora_parameters()
+    assert all(torch.isfinite(p).all() for p in after)
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True)), "training still happened"
+    rewards = module.last_batch["rewards"]
+    assert rewards["faulty/degenerate"][0] == 1 and rewards["faulty"][0] == 0
+
+
+def test_nonfinite_losses_skip_updates_then_stop(tiny_wan_dir, tmp_path, monkeypatch):
+    module = _module(tiny_wan_dir, grpo=GRPOConfig(max_nonfinite_updates=2, micro_batch_size=4))
+    import world_r1.module as module_file
+
+    real = module_file.grpo_loss
+
+    def nan_loss(*args, **kwargs):
+        out = real(*args, **kwargs)
+        return out._replace(loss=out.loss * float("nan"))
+
+    monkeypatch.setattr(module_file, "grpo_loss", nan_loss)
+    before = [p.detach().clone() for p in module.policy.lora_parameters()]
+    with pytest.raises(RuntimeError, match="2 policy updates in a row had a non-finite loss"):
+        _fit(module, tmp_path, steps=5)
+    assert all(torch.equal(a, b) for a, b in zip(before, module.policy.lora_parameters(), strict=True))
+
+
+def test_checkpoint_holds_only_the_lora(tiny_wan_dir, tmp_path):
+    module = _module(tiny_wan_dir)
+    trainer = _fit(module, tmp_path, steps=1)
+    path = tmp_path / "x.ckpt"
+    trainer.save_checkpoint(path)
+    state = torch.load(path, weights_only=False)["state_dict"]
+    assert state and all("lora_" in k for k in state)
+    assert len(state) == len(module.policy.lora_parameters())
+
+
+def test_group_size_must_be_at_least_two():
+    with pytest.raises(ValueError, match="G >= 2"):
+        PromptDataModule(group_size=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"std_mode": "median"}, "std_mode"),
+        ({"train_fraction": 0.0}, "train_fraction"),
+        ({"clip_range": 0.0}, "clip_range"),
+    ],
+)
+def test_bad_grpo_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GRPOConfig(**kwargs)
+
+
+def test_bad_sampling_config():
+    with pytest.raises(ValueError, match="noise_schedule"):
+        SamplingConfig(noise_schedule="cosine")
+    with pytest.raises(ValueError, match="exceeds"):
+        SamplingConfig(train_steps=4, sde_window=2, sde_window_max_start=3)

@@ -1,0 +1,35 @@
+"""Choosing frame pairs and preparing frames for feature detection."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def frame_pairs(num_frames: int, gaps: tuple[int, ...] = (4,), max_pairs: int = 4) -> torch.Tensor:
+    """Pairs ``(i, i + gap)`` spread evenly over the video, at most ``max_pairs`` per gap; shape (P, 2), long.
+
+    A gap larger than the video is shrunk to the largest that fits; a 1-frame video has no pairs (P = 0).
+    """
+    pairs: list[tuple[int, int]] = []
+    for gap in gaps:
+        gap = min(gap, num_frames - 1)
+        if gap < 1:
+            continue
+        starts = torch.linspace(0, num_frames - 1 - gap, steps=min(max_pairs, num_frames - gap)).round().long()
+        pairs += [(int(s), int(s) + gap) for s in starts.unique()]
+    return torch.tensor(sorted(set(pairs)), dtype=torch.long).reshape(-1, 2)
+
+
+def grayscale_resized(frames: torch.Tensor, max_side: int) -> tuple[torch.Tensor, float]:
+    """``(N, 3, H, W)`` in [0, 1] -> grayscale ``(N, 1, h, w)`` with the long side at most ``max_side``.
+
+    Returns the frames and the factor that maps coordinates of the resized frames back to the input's pixels.
+    """
+    gray = (0.299 * frames[:, 0] + 0.587 * frames[:, 1] + 0.114 * frames[:, 2]).unsqueeze(1).float()
+    height, width = gray.shape[-2:]
+    scale = min(1.0, max_side / max(height, width))
+    if scale < 1.0:
+        size = (max(8, round(height * scale)), max(8, round(width * scale)))
+        gray = F.interpolate(gray, size=size, mode="area")
+    return gray, 1.0 / scale

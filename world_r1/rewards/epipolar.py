@@ -1,0 +1,121 @@
+"""3D consistency from two-view geometry: do the matches across frames obey one rigid epipolar geometry?"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from world_r1.geometry import EpipolarEstimator, SIFTDetector, analyse_videos
+from world_r1.rewards.base import Reward, check_videos
+
+
+def parallax_gate(parallax_px: torch.Tensor, min_parallax_px: float) -> torch.Tensor:
+    """A ramp from 0 (no image motion) to 1 (median match displacement >= ``min_parallax_px``).
+
+    Frozen frames satisfy any epipolar constraint perfectly, so 3D credit is only given for real camera motion.
+    """
+    if min_parallax_px <= 0:
+        return torch.ones_like(parallax_px)
+    return (parallax_px / min_parallax_px).clamp(0.0, 1.0)
+
+
+class EpipolarReward(Reward):
+    """Per video: ``score = mean over frame pairs of inlier_ratio * support * gate(parallax)``, in [0, 1].
+
+    ``inlier_ratio`` is the share of matches within ``inlier_px`` (Sampson distance) of the pair's robust fundamental
+    matrix: high for a rigid scene, falling as the frames morph. ``support = min(1, matches / full_support)``: a
+    fundamental matrix (7 degrees of freedom) fits a handful of chance matches between unrelated frames, so few
+    matches earn little credit. Degenerate pairs (too few matches, RANSAC failure: black, constant or unrelated
+    frames, 1-frame videos) score 0 and set ``degenerate``.
+
+    Raw terms: ``inlier_ratio``, ``sampson_px`` (median, valid pairs), ``matches``, ``parallax_px``, ``degenerate``.
+    """
+
+    def __init__(
+        self,
+        gaps: tuple[int, ...] = (4,),
+        max_pairs: int = 4,
+        max_side: int = 192,
+        num_features: int = 512,
+        ratio: float = 0.9,
+        inlier_px: float = 0.5,
+        ransac_px: float = 1.0,
+        ransac_iters: int = 200,
+        min_matches: int = 16,
+        min_parallax_px: float = 2.0,
+        full_support: int = 64,
+    ) -> None:
+        """
+        Args:
+            gaps: frame gaps of the pairs compared.
+            max_pairs: pairs per gap, spread over the video.
+            max_side: frames are analysed with their long side resized to at most this (speed).
+            num_features: SIFT keypoints per frame.
+            ratio: Lowe ratio for matching.
+            inlier_px: Sampson distance (analysis pixels) under which a match is consistent.
+            ransac_px: RANSAC inlier threshold.
+            ransac_iters: RANSAC iterations.
+            min_matches: fewer matches make a pair degenerate.
+            min_parallax_px: median displacement for full credit (analysis pixels); below it the score ramps to 0.
+            full_support: matches per pair for full credit.
+        """
+        super().__init__()
+        self.detector = SIFTDetector(num_features)
+        self.estimator = EpipolarEstimator(ransac_px, inlier_px, ransac_iters, min_matches)
+        self.gaps, self.max_pairs, self.max_side, self.ratio = tuple(gaps), max_pairs, max_side, ratio
+        self.min_parallax_px = min_parallax_px
+        self.full_support = full_support
+
+    @torch.no_grad()
+    def forward(self, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        check_videos(videos)
+        batch = videos.shape[0]
+        if videos.shape[1] < 2:
+            zeros = videos.new_zeros(batch)
+            return {"score": zeros, "inlier_ratio": zeros, "sampson_px": zeros, "degenerate": zeros + 1}
+        analysis = analyse_videos(
+            videos.float().clamp(0, 1),
+            self.detector,
+            self.estimator,
+            self.gaps,
+            self.max_pairs,
+            self.max_side,
+            self.ratio,
+        )
+        g = analysis.geometry
+        valid = analysis.per_video(g.valid.float())
+        inliers = analysis.per_video(g.inlier_ratio)
+        gate = parallax_gate(analysis.per_video(g.parallax_px), self.min_parallax_px)
+        support = (analysis.per_video(g.num_matches) / self.full_support).clamp(max=1.0)
+        sampson = analysis.per_video(torch.where(g.valid, g.sampson_px, torch.zeros_like(g.sampson_px)))
+        valid_count = valid.sum(1)
+        return {
+            "score": (inliers * support * gate).mean(1),
+            "inlier_ratio": inliers.mean(1),
+            "sampson_px": torch.where(
+                valid_count > 0, sampson.sum(1) / valid_count.clamp_min(1), videos.new_zeros(batch)
+            ),
+            "matches": analysis.per_video(g.num_matches).mean(1),
+            "parallax_px": analysis.per_video(g.parallax_px).mean(1),
+            "degenerate": (valid_count < valid.shape[1]).float(),
+        }
+
+
+class MotionReward(Reward):
+    """``score = gate(median match displacement)``: a standalone term that rewards visible camera/scene motion."""
+
+    def __init__(self, min_parallax_px: float = 2.0, gaps: tuple[int, ...] = (4,), max_side: int = 192) -> None:
+        """
+        Args:
+            min_parallax_px: displacement (analysis pixels) earning full credit.
+            gaps: frame gaps measured.
+            max_side: analysis resolution (long side).
+        """
+        super().__init__()
+        self.epipolar = EpipolarReward(gaps=gaps, max_side=max_side, min_parallax_px=min_parallax_px)
+
+    def forward(self, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        terms = self.epipolar(videos, prompts)
+        gate = parallax_gate(terms["parallax_px"], self.epipolar.min_parallax_px)
+        return {"score": gate, "parallax_px": terms["parallax_px"], "degenerate": (terms["matches"] < 8).float()}
