@@ -24,8 +24,10 @@ class CheckedCheckpointIO(TorchCheckpointIO):
         if not path.is_file():
             raise FileNotFoundError(f"Checkpoint {path} does not exist: pass an existing .ckpt or `--ckpt_path last`.")
         try:
-            kwargs = {"weights_only": weights_only} if weights_only is not None else {}
-            return super().load_checkpoint(path, map_location or (lambda storage, loc: storage), **kwargs)
+            # a run's own checkpoint holds its config dataclasses (hyper-parameters), which torch's weights-only
+            # unpickler refuses: unless told otherwise, load it as the trusted file it is
+            weights_only = False if weights_only is None else weights_only
+            return super().load_checkpoint(path, map_location or (lambda storage, loc: storage), weights_only)
         except Exception as error:
             others = sorted(p.name for p in path.parent.glob("*.ckpt") if p != path)
             raise RuntimeError(

@@ -1,7 +1,10 @@
 """Command line: Lightning's subcommands (fit, validate, test) through LightningCLI, plus small tool commands.
 
 python -m world_r1 fit --config configs/wan21.yaml [--trainer.max_steps 10 --model.policy.lora.rank 64 ...]
+python -m world_r1 validate --config configs/wan21.yaml --ckpt_path last   # 3D-consistency evaluation of a run
 python -m world_r1 tiny --out .cache/tiny-wan          # write a tiny random Wan (offline demo and tests)
+python -m world_r1 sample --prompts builtin:eval --checkpoint last.ckpt --out samples   # mp4 files
+python -m world_r1 evaluate --videos samples           # score any folder of videos, rich table + JSON/CSV
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from world_r1.callbacks.interrupt import SaveOnInterrupt
 from world_r1.checkpoint_io import CheckedCheckpointIO
+from world_r1.commands.evaluate import evaluate
+from world_r1.commands.sample import sample
 from world_r1.data import PromptDataModule
 from world_r1.module import WorldR1
 from world_r1.policy.tiny import build_tiny_wan
@@ -65,7 +70,7 @@ def tiny(out: str = ".cache/world_r1/tiny-wan", seed: int = 0, overwrite: bool =
     print(build_tiny_wan(out, seed=seed, overwrite=overwrite))
 
 
-TOOLS: dict[str, Callable[..., object]] = {"tiny": tiny}
+TOOLS: dict[str, Callable[..., object]] = {"tiny": tiny, "sample": sample, "evaluate": evaluate}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import lightning as L
@@ -37,6 +37,7 @@ class LoRAEMA(L.Callback):
         self.num_updates = 0
         self._average: list[torch.Tensor] | None = None
         self._pending: list[torch.Tensor] | None = None  # restored from a checkpoint before the model exists
+        self._swap: AbstractContextManager[None] | None = None  # open while validation/test runs on the average
         self._update = get_ema_multi_avg_fn(decay)
 
     @staticmethod
@@ -55,6 +56,7 @@ class LoRAEMA(L.Callback):
         self._ensure(pl_module)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        # `steps_done` is the module's step clock (updated by training_step), so resumed runs keep the same cadence
         if pl_module.steps_done % self.update_every == 0:
             self._update(self._ensure(pl_module), [p.detach() for p in self._params(pl_module)], self.num_updates)
             self.num_updates += 1
@@ -78,15 +80,18 @@ class LoRAEMA(L.Callback):
             return pl_module.policy.lora_state_dict()
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.swap_for_validation and trainer.state.fn == "fit":
+        # in `validate`/`test` runs too: the average comes from the checkpoint (restored before this hook)
+        if self.swap_for_validation and self._swap is None:
             self._swap = self.swapped(pl_module)
             self._swap.__enter__()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        swap = getattr(self, "_swap", None)
-        if swap is not None:
-            swap.__exit__(None, None, None)
+        if self._swap is not None:
+            self._swap.__exit__(None, None, None)
             self._swap = None
+
+    on_test_start = on_validation_start
+    on_test_end = on_validation_end
 
     def state_dict(self) -> dict[str, Any]:
         average = self._average if self._average is not None else self._pending
@@ -99,3 +104,8 @@ class LoRAEMA(L.Callback):
         self.num_updates = state_dict["num_updates"]
         self._pending = state_dict["average"]
         self._average = None
+
+
+def find_ema(trainer: L.Trainer) -> LoRAEMA | None:
+    """The trainer's :class:`LoRAEMA` callback, if it has one."""
+    return next((c for c in trainer.callbacks if isinstance(c, LoRAEMA)), None)

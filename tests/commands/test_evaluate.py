@@ -1,0 +1,72 @@
+"""`evaluate` on a folder of mp4 files: a rigid scene outranks a morphed one, broken files are skipped, not fatal."""
+
+import csv
+import json
+
+import pytest
+
+from world_r1.cli import main
+from world_r1.commands.evaluate import Evaluation, evaluate
+from world_r1.synthetic import morph, rigid_video
+from world_r1.video_io import write_mp4
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """rigid.mp4 (one scene, moving camera), morphed.mp4 (every frame warped on its own), broken.mp4 (not a video)."""
+    root = tmp_path_factory.mktemp("videos")
+    rigid = rigid_video(9, 96, 96, seed=0).video
+    write_mp4(root / "rigid.mp4", rigid, fps=8)
+    write_mp4(root / "morphed.mp4", morph(rigid, 6.0, seed=0), fps=8)
+    (root / "broken.mp4").write_bytes(b"this is not an mp4 file")
+    (root / "notes.txt").write_text("not a video: ignored\n")
+    (root / "prompts.txt").write_text("rigid.mp4\tCamera push in. A room.\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def result(folder) -> Evaluation:
+    return evaluate(str(folder), out=str(folder / "report" / "eval"))
+
+
+def test_rigid_outranks_morphed_and_broken_is_skipped(result):
+    assert [row["file"] for row in result.rows] == ["rigid.mp4", "morphed.mp4"]
+    rigid, morphed = result.rows
+    assert rigid["score"] > morphed["score"] + 0.1, (rigid["score"], morphed["score"])
+    assert rigid["epipolar/inlier_ratio"] > morphed["epipolar/inlier_ratio"]
+    assert rigid["frames"] == 9 and rigid["prompt"] == "Camera push in. A room." and morphed["prompt"] == ""
+    assert [s["file"] for s in result.skipped] == ["broken.mp4"]
+    assert "cannot decode" in result.skipped[0]["error"]
+    assert result.means["epipolar/score"] == pytest.approx((rigid["epipolar/score"] + morphed["epipolar/score"]) / 2)
+
+
+def test_reports_on_disk(result, folder):
+    report = json.loads((folder / "report" / "eval.json").read_text())
+    assert [row["file"] for row in report["rows"]] == ["rigid.mp4", "morphed.mp4"]
+    assert report["skipped"][0]["file"] == "broken.mp4" and "epipolar/score" in report["means"]
+    with (folder / "report" / "eval.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["rank"], r["file"]) for r in rows] == [("1", "rigid.mp4"), ("2", "morphed.mp4")]
+    assert float(rows[0]["epipolar/score"]) == pytest.approx(result.rows[0]["epipolar/score"])
+
+
+def test_command_line_with_configured_terms(folder, tmp_path, capsys):
+    """Terms from YAML (class_path), the rich table on stdout, and the skipped file named there."""
+    config = tmp_path / "eval.yaml"
+    config.write_text(
+        f"videos: {folder}\nout: {tmp_path / 'out'}\nterms:\n"
+        "  bright:\n    class_path: world_r1.rewards.BrightnessReward\n"
+    )
+    main(["evaluate", "--config", str(config)])
+    printed = capsys.readouterr().out
+    assert "skipped" in printed and "broken.mp4" in printed and "brightness" in printed
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert set(report["means"]) == {"score", "bright/score", "bright/brightness"}
+    assert "epipolar/score" not in report["means"]  # the configured terms replace the default
+
+
+def test_empty_or_missing_folder_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no video files"):
+        evaluate(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        evaluate(str(tmp_path / "missing"))

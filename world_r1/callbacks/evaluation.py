@@ -1,0 +1,199 @@
+"""Periodic 3D-consistency evaluation: held-out prompts, fixed seeds, ODE sampling, EMA weights, rewards as metrics.
+
+Training rewards are measured on SDE rollouts of training prompts with the raw weights; this answers the question a
+user of the trained model asks: how consistent are deterministic videos of unseen prompts with the weights we ship?
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from lightning.pytorch.utilities import rank_zero_info
+
+from world_r1.callbacks.ema import find_ema
+from world_r1.metrics import RewardTermMeans, score_terms
+from world_r1.rewards.base import Reward
+from world_r1.video_io import write_mp4
+
+
+class ConsistencyEvaluation(L.Callback):
+    """Every ``every_n_steps`` training steps, and in every ``validate``/``test`` run, scores held-out videos.
+
+    Videos come from the module's ``validation_step`` (fixed seed per prompt id, ``sampling.eval_steps`` ODE steps)
+    for the data module's evaluation prompts. During training this callback drives the generation itself, with the
+    EMA weights swapped in and the prompts sharded over processes; in ``validate``/``test`` Lightning's loop drives
+    it and :class:`~world_r1.callbacks.LoRAEMA` swaps the weights.
+
+    Each evaluation logs ``eval/<term>/<key>`` (a torchmetrics mean over all videos of all processes) and writes
+    ``<log_dir>/eval/<stage>_step_<n>.json`` with the means and every video's values. The terms are ordinary
+    :class:`~world_r1.rewards.Reward` modules, so any reward configured with ``class_path`` is also a metric.
+    """
+
+    def __init__(
+        self,
+        terms: dict[str, Reward] | None = None,
+        every_n_steps: int = 0,
+        batch_size: int = 1,
+        use_ema: bool = True,
+        write_videos: bool = False,
+    ) -> None:
+        """
+        Args:
+            terms: name -> reward module measured; default: the module's own training reward terms.
+            every_n_steps: evaluate after every this many training steps (0: only in validate/test runs).
+            batch_size: videos generated at once during training-time evaluation.
+            use_ema: during training, evaluate the EMA weights when a LoRAEMA callback runs.
+            write_videos: also write each evaluated video as ``<log_dir>/eval/<stage>_step_<n>/<prompt_id>.mp4``.
+        """
+        if every_n_steps < 0 or batch_size < 1:
+            raise ValueError("ConsistencyEvaluation: every_n_steps must be >= 0 and batch_size >= 1.")
+        self.terms = terms
+        self.every_n_steps = every_n_steps
+        self.batch_size = batch_size
+        self.use_ema = use_ema
+        self.write_videos = write_videos
+        self.metrics = RewardTermMeans()
+        self.last_results: dict[str, float] = {}  # the latest evaluation's means, e.g. for a run summary
+        self._rows: list[dict[str, Any]] = []
+        self._known: dict[str, list[str]] = {}
+
+    # ------------------------------------------------------------------------------------------- training
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if self.every_n_steps and pl_module.steps_done % self.every_n_steps == 0:
+            self.evaluate(trainer, pl_module)
+
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        """Generate and score this process's share of the held-out prompts now; returns the synced means."""
+        self._start()
+        ema = find_ema(trainer) if self.use_ema else None
+        with ema.swapped(pl_module) if ema is not None else nullcontext(), torch.no_grad():
+            for index, batch in enumerate(self._shard(trainer)):
+                outputs = pl_module.validation_step(batch, index)
+                self._score(trainer, pl_module, outputs, batch["weights"], "fit")
+        results = self._finish(trainer, pl_module, "fit")
+        metrics = {f"eval/{name}": value for name, value in results.items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=pl_module.steps_done)
+        return results
+
+    def _shard(self, trainer: L.Trainer) -> list[dict[str, Any]]:
+        """Batches of this process's prompts: prompt ``p`` goes to rank ``p % world``; ranks with one prompt fewer
+        repeat one with weight 0, so every process runs the same number of batches and updates the same metrics."""
+        datamodule = trainer.datamodule
+        if datamodule is None or not hasattr(datamodule, "eval_records"):
+            raise ValueError("ConsistencyEvaluation needs a data module with eval_records() (PromptDataModule).")
+        records = datamodule.eval_records()
+        rank, world = trainer.global_rank, trainer.world_size
+        positions = [rank + world * k for k in range(math.ceil(len(records) / world))]
+        chosen = [(records[p % len(records)], float(p < len(records))) for p in positions]
+        return [
+            {
+                "prompts": [r.text for r, _ in part],
+                "prompt_ids": torch.tensor([r.id for r, _ in part]),
+                "cameras": [r.camera for r, _ in part],
+                "weights": torch.tensor([w for _, w in part]),
+            }
+            for part in (chosen[i : i + self.batch_size] for i in range(0, len(chosen), self.batch_size))
+        ]
+
+    # ----------------------------------------------------------------------------------- validate and test
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start()
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        if not trainer.sanity_checking and isinstance(outputs, dict) and "videos" in outputs:
+            self._score(trainer, pl_module, outputs, None, self._stage(trainer))
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not self.metrics.keys():
+            return
+        results = self._finish(trainer, pl_module, self._stage(trainer))
+        # already reduced over processes by torchmetrics: no second sync
+        pl_module.log_dict({f"eval/{name}": value for name, value in results.items()}, sync_dist=False)
+
+    on_test_epoch_start = on_validation_epoch_start
+    on_test_batch_end = on_validation_batch_end
+    on_test_epoch_end = on_validation_epoch_end
+
+    @staticmethod
+    def _stage(trainer: L.Trainer) -> str:
+        return "test" if trainer.testing else "validate" if trainer.state.fn == "validate" else "fit"
+
+    # -------------------------------------------------------------------------------------------- common
+    def _start(self) -> None:
+        self.metrics.reset()
+        self._rows = []
+
+    def _terms(self, pl_module: L.LightningModule) -> dict[str, Reward]:
+        if self.terms is None:
+            return dict(pl_module.reward.terms)
+        for term in self.terms.values():
+            term.to(pl_module.device)  # feature extractors hold buffers; the module's own terms move with it
+        return self.terms
+
+    def _score(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: dict[str, Any],
+        weights: torch.Tensor | None,
+        stage: str,
+    ) -> None:
+        videos: torch.Tensor = outputs["videos"]
+        values = score_terms(self._terms(pl_module), videos, outputs["prompts"], self._known)
+        for name in values:
+            term, key = name.split("/", 1)
+            if key not in self._known.setdefault(term, []):
+                self._known[term].append(key)
+        self.metrics.to(pl_module.device)
+        self.metrics.update(values, weights)
+        keep = torch.ones(len(videos)) if weights is None else weights
+        for i in torch.nonzero(keep > 0).flatten().tolist():
+            prompt_id = int(outputs["prompt_ids"][i])
+            row = {"prompt_id": prompt_id, "prompt": outputs["prompts"][i], "seed": int(outputs["seeds"][i])}
+            self._rows.append(row | {name: float(value[i]) for name, value in values.items()})
+            if self.write_videos:
+                folder = self._dir(trainer) / f"{stage}_step_{pl_module.steps_done:06d}"
+                write_mp4(folder / f"{prompt_id:04d}.mp4", videos[i], pl_module.video.fps)
+
+    def _finish(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:
+        """Sync the means over processes, collect every video's row on rank zero, and write the JSON file."""
+        results = self.metrics.compute()
+        rows = _gather_objects(self._rows)
+        unique = {row["prompt_id"]: row for row in rows}  # validate/test loops may give every process every prompt
+        if trainer.is_global_zero:
+            path = self._dir(trainer) / f"{stage}_step_{pl_module.steps_done:06d}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            report = {
+                "stage": stage,
+                "step": pl_module.steps_done,
+                "num_videos": len(unique),
+                "metrics": results,
+                "videos": [unique[k] for k in sorted(unique)],
+            }
+            path.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
+            rank_zero_info(f"Evaluation at step {pl_module.steps_done} written to {path}")
+        self.last_results = results
+        return results
+
+    @staticmethod
+    def _dir(trainer: L.Trainer) -> Path:
+        return Path(trainer.log_dir or trainer.default_root_dir) / "eval"
+
+
+def _gather_objects(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """All processes' rows, concatenated (every process calls this; without torch.distributed, the local rows)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return list(rows)
+    gathered: list[list[dict[str, Any]] | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, rows)
+    return [row for part in gathered for row in part or []]
