@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from world_r1.camera import CameraParseError, parse_camera
 from world_r1.prompts import builtin_prompt_file
 from world_r1.seeding import derive_seed
 
@@ -60,6 +61,11 @@ def load_prompts(path: str | os.PathLike) -> list[PromptRecord]:
             raise ValueError(f'{file}:{number}: expected a JSON object with a "prompt" field ({error}).') from error
         if not isinstance(text, str) or not text.strip() or not (camera is None or isinstance(camera, str)):
             raise ValueError(f'{file}:{number}: "prompt" must be a non-empty string and "camera" a string.')
+        if camera is not None:
+            try:
+                parse_camera(camera)  # an explicit camera motion must be understood: fail before any model loads
+            except CameraParseError as error:
+                raise ValueError(f'{file}:{number}: "camera": {error}') from error
         records.append(PromptRecord(text.strip(), len(records), camera))
     if not records:
         raise ValueError(f"Prompt file {file} holds no prompts: add one prompt per line.")

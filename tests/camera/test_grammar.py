@@ -1,0 +1,100 @@
+"""The camera-motion grammar: phrasings, combinations, speeds, prompt fallback and errors."""
+
+import pytest
+
+from world_r1.camera import STATIC, CameraParseError, CameraPlan, Motion, parse_camera, plan_for_prompt
+from world_r1.prompts import builtin_prompt_file
+
+
+def plan(*segments: tuple[Motion, ...]) -> CameraPlan:
+    return CameraPlan(tuple(segments))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Camera pan left.", plan((Motion("pan", -1),))),
+        ("pan right", plan((Motion("pan", 1),))),
+        ("The camera pans right", plan((Motion("pan", 1),))),
+        ("Camera tilt down slowly.", plan((Motion("tilt", -1, 0.5),))),
+        ("camera slowly tilts up", plan((Motion("tilt", 1, 0.5),))),
+        ("Camera push in.", plan((Motion("dolly", 1),))),
+        ("push forward", plan((Motion("dolly", 1),))),
+        ("Camera pull back.", plan((Motion("dolly", -1),))),
+        ("pull out", plan((Motion("dolly", -1),))),
+        ("dolly in quickly", plan((Motion("dolly", 1, 2.0),))),
+        ("zoom out", plan((Motion("dolly", -1),))),
+        ("truck left", plan((Motion("truck", -1),))),
+        ("tracking right fast", plan((Motion("truck", 1, 2.0),))),
+        ("crane up", plan((Motion("crane", 1),))),
+        ("pedestal down", plan((Motion("crane", -1),))),
+        ("camera rises", plan((Motion("crane", 1),))),
+        ("orbit right slowly", plan((Motion("orbit", 1, 0.5),))),
+        ("arcing left", plan((Motion("orbit", -1),))),
+        ("move backward", plan((Motion("dolly", -1),))),
+        ("moves left", plan((Motion("truck", -1),))),
+        ("Camera push in, then pan right.", plan((Motion("dolly", 1),), (Motion("pan", 1),))),
+        ("pull out and then crane up", plan((Motion("dolly", -1),), (Motion("crane", 1),))),
+        ("truck right followed by push in", plan((Motion("truck", 1),), (Motion("dolly", 1),))),
+        ("Camera push in and pan left.", plan((Motion("dolly", 1), Motion("pan", -1)))),
+        ("pan left while tilting up", plan((Motion("pan", -1), Motion("tilt", 1)))),
+        (
+            "slowly pan left while tilting up, then quickly push in",
+            plan((Motion("pan", -1, 0.5), Motion("tilt", 1)), (Motion("dolly", 1, 2.0),)),
+        ),
+        ("Camera fixed.", STATIC),
+        ("static shot", STATIC),
+        ("The camera remains still", STATIC),
+        ("locked-off camera", STATIC),
+    ],
+)
+def test_phrasings(text, expected):
+    assert parse_camera(text) == expected
+
+
+def test_describe_round_trips():
+    for text in ["push in, then pan right", "pan left while tilting up quickly", "orbit right slowly", "fixed"]:
+        parsed = parse_camera(text)
+        assert parse_camera(parsed.describe()) == parsed
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("wobble left", "unknown camera word 'wobble'"),
+        ("pan up", "not 'up'"),
+        ("pan", "needs a direction"),
+        ("move", "needs a direction"),
+        ("pan left sideways", "unexpected word 'sideways'"),
+        ("pan left and pan right", "same way twice"),
+        ("fixed, then pan left", "static camera"),
+        ("slowly", "no camera verb"),
+        ("", "empty"),
+        ("Camera.", "empty"),
+    ],
+)
+def test_errors_name_the_problem(text, message):
+    with pytest.raises(CameraParseError, match=message):
+        parse_camera(text)
+
+
+def test_explicit_camera_overrides_text_and_must_parse():
+    assert plan_for_prompt("Camera pan left. A barn.", "crane up") == plan((Motion("crane", 1),))
+    with pytest.raises(CameraParseError):
+        plan_for_prompt("Camera pan left. A barn.", "spin around")
+
+
+def test_free_prompt_text_falls_back_to_static():
+    assert plan_for_prompt("Camera pan left. A barn.") == plan((Motion("pan", -1),))
+    assert plan_for_prompt("A barn at dusk. The camera slowly pushes in.") == plan((Motion("dolly", 1, 0.5),))
+    assert plan_for_prompt("A barn at dusk with swallows.") == STATIC  # no camera sentence
+    assert plan_for_prompt("A photographer holds a camera.") == STATIC  # not a camera instruction
+    assert plan_for_prompt("Camera wobbles wildly. A barn.") == STATIC  # outside the grammar
+
+
+@pytest.mark.parametrize("name", ["train", "eval", "dynamic"])
+def test_every_builtin_prompt_with_a_camera_sentence_parses(name):
+    lines = [line for line in builtin_prompt_file(name).read_text().splitlines() if line.startswith("Camera")]
+    assert lines
+    for line in lines:
+        parse_camera(line.split(".")[0])  # raises on anything outside the grammar

@@ -1,0 +1,107 @@
+"""Camera plans to poses: directions and amounts of every motion kind, sequencing, speeds, frame-count consistency."""
+
+import math
+
+import pytest
+import torch
+
+from world_r1.camera import MotionScale, camera_trajectory, forward_flow, parse_camera, relative_motion
+from world_r1.geometry import intrinsics_from_fov, rotation_angle_deg
+
+
+def centres(poses: torch.Tensor) -> torch.Tensor:
+    """Camera centres (F, 3) in world coordinates from world-to-camera poses."""
+    return -(poses[:, :3, :3].transpose(1, 2) @ poses[:, :3, 3:])[..., 0]
+
+
+def forward_axes(poses: torch.Tensor) -> torch.Tensor:
+    """Viewing directions (F, 3) in world coordinates (the camera's +z)."""
+    return poses[:, 2, :3]
+
+
+def test_static_plan_and_frame_zero_are_the_identity():
+    assert torch.equal(camera_trajectory(parse_camera("fixed"), 5), torch.eye(4).expand(5, 4, 4))
+    assert torch.equal(camera_trajectory(parse_camera("orbit left"), 5)[0], torch.eye(4))
+    assert camera_trajectory(parse_camera("pan left"), 1).shape == (1, 4, 4)
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"),
+    [("pan right", (1, 0)), ("pan left", (-1, 0)), ("tilt up", (0, -1)), ("tilt down", (0, 1))],
+)
+def test_rotations_turn_the_view_the_named_way_by_the_set_angle(text, direction):
+    poses = camera_trajectory(parse_camera(text), 9)
+    view = forward_axes(poses)[-1]
+    assert torch.allclose(centres(poses), torch.zeros(9, 3), atol=1e-5)  # turning in place
+    assert float(rotation_angle_deg(poses[-1, :3, :3])) == pytest.approx(30.0, abs=1e-3)
+    assert torch.allclose(view[:2], 0.5 * torch.tensor(direction, dtype=torch.float32), atol=1e-5)  # sin 30 deg
+
+
+@pytest.mark.parametrize(
+    ("text", "end"),
+    [
+        ("push in", (0, 0, 1)),
+        ("pull back", (0, 0, -1)),
+        ("truck right", (1, 0, 0)),
+        ("truck left", (-1, 0, 0)),
+        ("crane up", (0, -1, 0)),  # OpenCV: y points down
+        ("pedestal down", (0, 1, 0)),
+        ("push in slowly", (0, 0, 0.5)),
+        ("push in quickly", (0, 0, 2)),
+    ],
+)
+def test_translations_move_the_named_way_without_turning(text, end):
+    poses = camera_trajectory(parse_camera(text), 9)
+    assert torch.allclose(centres(poses)[-1], torch.tensor(end, dtype=torch.float32), atol=1e-5)
+    assert torch.allclose(poses[:, :3, :3], torch.eye(3).expand(9, 3, 3), atol=1e-6)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_orbit_circles_the_pivot_while_facing_it(sign):
+    scale = MotionScale(orbit_deg=40.0, orbit_radius=4.0)
+    poses = camera_trajectory(parse_camera("orbit right" if sign > 0 else "orbit left"), 9, scale)
+    pivot = torch.tensor([0.0, 0.0, 4.0])
+    offsets = pivot - centres(poses)
+    assert torch.allclose(offsets.norm(dim=1), torch.full((9,), 4.0), atol=1e-4)
+    assert torch.allclose(forward_axes(poses), offsets / 4.0, atol=1e-4)  # always looking at the pivot
+    assert sign * float(centres(poses)[-1, 0]) == pytest.approx(4 * math.sin(math.radians(40)), abs=1e-4)
+
+
+def test_segments_play_one_after_another():
+    poses = camera_trajectory(parse_camera("push in, then pan right"), 9)
+    assert torch.allclose(centres(poses)[4], torch.tensor([0.0, 0.0, 1.0]), atol=1e-5)
+    assert float(rotation_angle_deg(poses[4, :3, :3])) == pytest.approx(0.0, abs=1e-3)
+    assert torch.allclose(centres(poses)[8], centres(poses)[4], atol=1e-5)
+    assert float(rotation_angle_deg(poses[8, :3, :3])) == pytest.approx(30.0, abs=1e-3)
+
+
+def test_simultaneous_motions_combine():
+    poses = camera_trajectory(parse_camera("pan left while tilting up"), 9)
+    view = forward_axes(poses)[-1]
+    assert view[0] < -0.4 and view[1] < -0.4  # left and up
+
+
+def test_latent_frames_sample_the_pixel_path_every_fourth_frame():
+    plan = parse_camera("slowly pan left while tilting up, then orbit right and crane up")
+    pixel, latent = camera_trajectory(plan, 81), camera_trajectory(plan, 21)
+    assert torch.allclose(pixel[::4], latent, atol=1e-4)
+
+
+def test_relative_motion_follows_the_geometry_core_convention():
+    poses = camera_trajectory(parse_camera("push in"), 5)
+    rotation, translation = relative_motion(poses, torch.tensor([0]), torch.tensor([4]))
+    assert torch.allclose(rotation[0], torch.eye(3), atol=1e-6)
+    assert torch.allclose(translation[0], torch.tensor([0.0, 0.0, -1.0]), atol=1e-5)  # X2 = X1 - (0, 0, 1)
+
+
+def test_flow_of_a_pan_and_a_push():
+    intrinsics = intrinsics_from_fov(60.0, 16, 16)
+    pan = camera_trajectory(parse_camera("pan right"), 2)
+    targets, valid = forward_flow(pan[0], pan[1], intrinsics, 16, 16)
+    assert valid.all()
+    centre_shift = targets[8, 8, 0] - 8.5  # the pixel right of the centre moves left by ~ f tan(30 deg)
+    expected = -float(intrinsics[0, 0]) * math.tan(math.radians(30.0))
+    assert float(centre_shift) == pytest.approx(expected, rel=0.1)
+    push = camera_trajectory(parse_camera("push in"), 2)
+    targets, _ = forward_flow(push[0], push[1], intrinsics, 16, 16)
+    assert targets[15, 15, 1] > 15.5 and targets[15, 0, 0] < 0.5  # the ground below expands outwards
