@@ -4,21 +4,25 @@ from world_r1.geometry.epipolar import EpipolarEstimator, PairGeometry
 from world_r1.geometry.frames import frame_pairs, grayscale_resized
 from world_r1.geometry.matching import Features, PairMatches, SIFTDetector, match_pairs
 from world_r1.geometry.pose import intrinsics_from_fov, relative_pose, rotation_angle_deg, triangulate
+from world_r1.geometry.shared import GeometrySettings, clear_shared_analysis, shared_analysis
 from world_r1.geometry.video import VideoGeometry, analyse_videos
 
 __all__ = [
     "EpipolarEstimator",
     "Features",
+    "GeometrySettings",
     "PairGeometry",
     "PairMatches",
     "SIFTDetector",
     "VideoGeometry",
     "analyse_videos",
+    "clear_shared_analysis",
     "frame_pairs",
     "grayscale_resized",
     "intrinsics_from_fov",
     "match_pairs",
     "relative_pose",
     "rotation_angle_deg",
+    "shared_analysis",
     "triangulate",
 ]

@@ -32,13 +32,14 @@ class EpipolarEstimator:
         ransac_px: RANSAC inlier threshold in pixels.
         inlier_px: the (tighter) Sampson distance, in pixels, under which a match counts as consistent; a tight
             threshold separates rigid scenes from morphing ones better than the median error.
-        max_iter: RANSAC iterations (Kornia's default of 10 is far too few for a fundamental matrix).
+        max_iter: RANSAC batches of minimal samples, 2048 each (Kornia's ``"auto"`` batch size): a 16k-sample budget
+            finds a rigid pair's model in the first batch and caps the cost on unrelated frames.
         min_matches: pairs with fewer matches are degenerate.
         seed: RANSAC sampling seed, for reproducible rewards.
     """
 
     def __init__(
-        self, ransac_px: float = 1.0, inlier_px: float = 0.5, max_iter: int = 200, min_matches: int = 16, seed: int = 0
+        self, ransac_px: float = 1.0, inlier_px: float = 0.5, max_iter: int = 8, min_matches: int = 16, seed: int = 0
     ) -> None:
         self.inlier_px = inlier_px
         self.min_matches = max(min_matches, 8)

@@ -25,11 +25,13 @@ _PLANES = (
 
 @dataclass
 class SyntheticVideo:
-    """``video`` (F, 3, H, W) in [0, 1], ``poses`` (F, 4, 4) world-to-camera, ``intrinsics`` (3, 3)."""
+    """``video`` (F, 3, H, W) in [0, 1], ``poses`` (F, 4, 4) world-to-camera, ``intrinsics`` (3, 3), and the true
+    ``depth`` (F, 1, H, W) along the optical axis (world units; ``inf`` where a ray hits nothing)."""
 
     video: torch.Tensor
     poses: torch.Tensor
     intrinsics: torch.Tensor
+    depth: torch.Tensor | None = None
 
 
 def _texture(generator: torch.Generator, size: int = 256) -> torch.Tensor:
@@ -70,7 +72,7 @@ def render(
     intrinsics = intrinsics_from_fov(fov_deg, height, width)
     v, u = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
     rays_cam = torch.stack([u, v, torch.ones_like(u)], -1) @ torch.linalg.inv(intrinsics).T  # (H, W, 3)
-    frames = []
+    frames, depths = [], []
     for pose in poses:
         rotation_cw, centre = pose[:3, :3].T, -pose[:3, :3].T @ pose[:3, 3]
         rays = rays_cam @ rotation_cw.T
@@ -90,7 +92,8 @@ def render(
             colour = torch.where(hit, sample, colour)
             best = torch.where(hit, depth, best)
         frames.append(colour)
-    return SyntheticVideo(torch.stack(frames).clamp(0, 1), poses, intrinsics)
+        depths.append(best)  # ray parameter along rays with z = 1 in camera coordinates: the z-depth
+    return SyntheticVideo(torch.stack(frames).clamp(0, 1), poses, intrinsics, torch.stack(depths)[:, None])
 
 
 def rigid_video(

@@ -1,0 +1,151 @@
+"""Render-and-compare for frame pairs: two-view reconstruction, re-rendering a frame from another, agreement scores.
+
+Conventions: pixel coordinates (x, y) with integer values at pixel centres (Kornia's); relative pose ``X_j = R X_i + t``
+with ``|t| = 1``, so depths are in units of the camera baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from kornia.geometry.depth import depth_to_3d_v2, warp_frame_depth
+from kornia.geometry.epipolar import sampson_epipolar_distance
+from kornia.metrics import ssim
+
+from world_r1.geometry.pose import relative_pose, triangulate
+
+
+@dataclass
+class PairReconstruction:
+    """Relative pose of frame j to frame i (``rotation`` (3, 3), unit ``translation`` (3,)) and the M triangulated
+    inlier matches: pixels ``points_i``/``points_j`` (M, 2) and their depths ``depth_i``/``depth_j`` (M,) > 0."""
+
+    rotation: torch.Tensor
+    translation: torch.Tensor
+    points_i: torch.Tensor
+    points_j: torch.Tensor
+    depth_i: torch.Tensor
+    depth_j: torch.Tensor
+
+
+def reconstruct_pair(
+    fundamental: torch.Tensor,
+    intrinsics: torch.Tensor,
+    points_i: torch.Tensor,
+    points_j: torch.Tensor,
+    inlier_px: float = 1.0,
+    min_points: int = 8,
+) -> PairReconstruction | None:
+    """Pose from the essential matrix and depths of the matches that obey ``fundamental`` (3, 3) within ``inlier_px``
+    (Sampson distance, pixels) and triangulate in front of both cameras.
+
+    Args:
+        fundamental: (3, 3), ``x_j^T F x_i = 0``.
+        intrinsics: (3, 3), both frames.
+        points_i, points_j: (M, 2) matched pixels.
+        inlier_px: Sampson distance under which a match is used.
+        min_points: fewer usable points give None (degenerate pair), as do non-finite results.
+    """
+    points_i, points_j = points_i.double(), points_j.double()
+    fundamental, intrinsics = fundamental.double(), intrinsics.double().to(points_i.device)
+    error = sampson_epipolar_distance(points_i[None], points_j[None], fundamental[None], squared=False)[0]
+    inlier = torch.nan_to_num(error, nan=float("inf")) < inlier_px
+    if int(inlier.sum()) < min_points:
+        return None
+    points_i, points_j = points_i[inlier], points_j[inlier]
+    rotation, translation = relative_pose(fundamental, intrinsics, points_i, points_j)
+    world_i = triangulate(intrinsics, rotation, translation, points_i, points_j)
+    world_j = world_i @ rotation.T + translation
+    keep = torch.isfinite(world_i).all(1) & (world_i[:, 2] > 1e-6) & (world_j[:, 2] > 1e-6)
+    if int(keep.sum()) < min_points or not (torch.isfinite(rotation).all() and torch.isfinite(translation).all()):
+        return None
+    return PairReconstruction(
+        rotation.float(),
+        translation.float(),
+        points_i[keep].float(),
+        points_j[keep].float(),
+        world_i[keep, 2].float(),
+        world_j[keep, 2].float(),
+    )
+
+
+@dataclass
+class Reprojection:
+    """Frame j re-rendered from frame i, all (N, ...) over N pairs: ``image`` (N, 3, H, W), ``valid`` (N, 1, H, W)
+    bool (pixels of j that land inside frame i with positive depth in both), ``predicted_depth`` (N, 1, H, W) the
+    depth in camera i of frame j's points, ``sampled_depth`` (N, 1, H, W) frame i's depth map read where they land."""
+
+    image: torch.Tensor
+    valid: torch.Tensor
+    predicted_depth: torch.Tensor
+    sampled_depth: torch.Tensor
+
+
+def reproject(
+    image_i: torch.Tensor,
+    depth_i: torch.Tensor,
+    depth_j: torch.Tensor,
+    rotation: torch.Tensor,
+    translation: torch.Tensor,
+    intrinsics: torch.Tensor,
+) -> Reprojection:
+    """Re-render frames j from frames i with ``kornia.geometry.depth.warp_frame_depth`` (batched over N pairs).
+
+    Args:
+        image_i: (N, 3, H, W) source frames.
+        depth_i, depth_j: (N, 1, H, W) positive depths of frames i and j (same scale as ``translation``).
+        rotation, translation: (N, 3, 3), (N, 3) with ``X_j = R X_i + t``.
+        intrinsics: (3, 3) or (N, 3, 3).
+    """
+    n = len(image_i)
+    intrinsics = intrinsics.to(image_i).expand(n, 3, 3)
+    i_from_j = torch.eye(4, dtype=image_i.dtype, device=image_i.device).repeat(n, 1, 1)
+    rotation_t = rotation.to(image_i).transpose(1, 2)
+    i_from_j[:, :3, :3] = rotation_t
+    i_from_j[:, :3, 3] = -(rotation_t @ translation.to(image_i)[..., None])[..., 0]
+    stacked = torch.cat([image_i, torch.ones_like(depth_i), depth_i], 1)
+    warped = warp_frame_depth(stacked, depth_j, i_from_j, intrinsics)
+    points_j = depth_to_3d_v2(depth_j[:, 0], intrinsics)  # (N, H, W, 3)
+    predicted = torch.einsum("nij,nhwj->nhwi", rotation_t, points_j - translation.to(image_i)[:, None, None])[..., 2]
+    predicted = predicted[:, None]
+    sampled = warped[:, 4:5]
+    valid = (warped[:, 3:4] > 0.999) & (predicted > 1e-6) & (sampled > 1e-6) & (depth_j > 0)
+    return Reprojection(warped[:, :3], valid, predicted, sampled)
+
+
+def photometric_agreement(
+    rendered: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, window: int = 7, max_psnr: float = 60.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PSNR (dB) and mean SSIM over valid pixels, each (N,), for images (N, 3, H, W) in [0, 1] and ``valid``
+    (N, 1, H, W). Invalid pixels are filled with the target before SSIM so the mask's edge adds no structure.
+    Pairs with no valid pixel get PSNR 0 and SSIM 0; PSNR is capped at ``max_psnr`` (identical images)."""
+    mask = valid.to(rendered.dtype)
+    count = mask.sum((1, 2, 3))
+    mse = ((rendered - target).square() * mask).sum((1, 2, 3)) / (3 * count).clamp_min(1)
+    psnr = (10 * torch.log10(1.0 / mse.clamp_min(10 ** (-max_psnr / 10)))).clamp(0, max_psnr)
+    filled = torch.where(valid, rendered, target)
+    ssim_map = ssim(filled, target, window).mean(1, keepdim=True)
+    mean_ssim = (ssim_map * mask).sum((1, 2, 3)) / count.clamp_min(1)
+    has = count > 0
+    return torch.where(has, psnr, torch.zeros_like(psnr)), torch.where(has, mean_ssim, torch.zeros_like(mean_ssim))
+
+
+def depth_agreement(
+    predicted: torch.Tensor, sampled: torch.Tensor, valid: torch.Tensor, tolerance: float = 1.1
+) -> torch.Tensor:
+    """Share (N,) of valid pixels whose depths agree within a factor ``tolerance`` after aligning their scales.
+
+    ``predicted`` (N, 1, H, W) is where frame j's depth puts each point in camera i, ``sampled`` what frame i's own
+    depth says there. The scale is aligned by the median ratio (robust to a global scale error of either map),
+    then the threshold accuracy ``max(a / b, b / a) < tolerance`` (Eigen et al.) is averaged. No valid pixel: 0.
+    """
+    out = predicted.new_zeros(len(predicted))
+    for k in range(len(predicted)):
+        a, b = predicted[k][valid[k]], sampled[k][valid[k]]
+        if len(a) == 0:
+            continue
+        ratio = torch.log(b) - torch.log(a)
+        ratio = ratio - ratio.median()
+        out[k] = (ratio.abs() < torch.log(torch.tensor(tolerance))).float().mean()
+    return out
