@@ -142,3 +142,25 @@ def test_bad_sampling_config():
         SamplingConfig(noise_schedule="cosine")
     with pytest.raises(ValueError, match="exceeds"):
         SamplingConfig(train_steps=4, sde_window=2, sde_window_max_start=3)
+
+
+def test_a_precision_plugin_that_casts_the_lora_is_refused(tiny_wan_dir, tmp_path):
+    """`bf16-true` casts the whole module, LoRA included: its lr-1e-4 updates would round away in bf16."""
+    module = _module(tiny_wan_dir)
+    with pytest.raises(ValueError, match="not float32.*32-true"):
+        _fit(module, tmp_path, steps=1, precision="bf16-true")
+
+
+def test_compute_dtype_autocasts_fp32_weights(tiny_wan_dir):
+    """FSDP keeps one storage dtype per block (fp32 weights with the fp32 LoRA) and computes in bf16 under autocast."""
+    policy = PolicyConfig(model=tiny_wan_dir, dtype="fp32", compute_dtype="bf16", lora=LoRAConfig(4, 8.0))
+    module = WorldR1(policy=policy, video=VideoSpec(32, 32, 5))
+    module.configure_model()
+    assert module.policy.transformer.dtype == torch.float32 and module.policy.compute_dtype == torch.bfloat16
+    x = torch.randn(1, *module.video.latent_shape())
+    embeds = module.policy.encode_prompts(["a barn"])
+    fast = module.policy.velocity(x, 0.5, embeds)
+    module.policy.compute_dtype = torch.float32
+    exact = module.policy.velocity(x, 0.5, embeds)
+    assert fast.dtype == torch.float32 and not torch.equal(fast, exact)  # bf16 compute rounds differently
+    torch.testing.assert_close(fast, exact, rtol=0.05, atol=0.05)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 from jsonargparse import auto_cli
 from lightning.pytorch import Trainer
@@ -49,6 +50,15 @@ class WorldR1CLI(LightningCLI):
             args=args,
             run=run,
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads ``--ckpt_path`` itself (for its hyper-parameters) before the Trainer exists: check the
+        file first, so a truncated or corrupt checkpoint gets the clear error rather than a zip-reader traceback."""
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path and Path(path).is_file():
+            CheckedCheckpointIO().load_checkpoint(path)
+        super()._parse_ckpt_path()
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)

@@ -248,10 +248,16 @@ class PromptDataModule(L.LightningDataModule):
             self.prompt_sets()
 
     def _start_step(self) -> int:
+        """The first step to draw: the module's count of completed training steps, restored from a checkpoint.
+
+        Not Lightning's batch progress: a checkpoint written at the end of a step (every ModelCheckpoint and interrupt
+        save) holds that step's update but not yet its completion in the loop counters, so resuming from those would
+        replay the step on already-updated weights.
+        """
         trainer = self.trainer
-        if trainer is None:
+        if trainer is None or trainer.lightning_module is None:
             return 0
-        return trainer.fit_loop.epoch_loop.batch_progress.total.completed
+        return int(getattr(trainer.lightning_module, "steps_done", 0))
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import lightning as L
 import torch
 
+from world_r1.camera import CameraConfig, camera_noise
 from world_r1.grpo.advantages import gather_group_rewards
 from world_r1.grpo.loss import grpo_loss
 from world_r1.grpo.rollout import Rollout, SamplingConfig, sample_ode, sample_rollout
@@ -24,6 +25,7 @@ class PolicyConfig:
 
     model: str = DEFAULT_MODEL  # hub id or local diffusers directory
     dtype: str = "bf16"  # transformer/VAE weights: bf16, fp16 or fp32 (LoRA weights are always fp32)
+    compute_dtype: str | None = None  # autocast dtype of the transformer (None: as dtype); FSDP: dtype fp32 + bf16 here
     lora: LoRAConfig = field(default_factory=LoRAConfig)  # the trainable adapter
     max_sequence_length: int = 512  # text tokens the transformer attends to (Wan pads prompts to 512)
     negative_prompt: str = ""  # the unconditional branch of classifier-free guidance
@@ -75,6 +77,7 @@ class WorldR1(L.LightningModule):
         reward: WeightedReward | None = None,
         decoupled_weights: dict[str, float] | None = None,
         seed: int = 0,
+        camera: CameraConfig | None = None,
     ) -> None:
         """
         Args:
@@ -85,6 +88,7 @@ class WorldR1(L.LightningModule):
             reward: the weighted reward terms of the main phase (a brightness reward if not given).
             decoupled_weights: reward weights for the decoupled phase (e.g. ``{quality: 1.0}``); main weights if None.
             seed: seeds every random draw as a function of (seed, step, group), so runs and resumes are reproducible.
+            camera: implicit camera conditioning: initial noise warped along each prompt's camera motion (off if None).
         """
         super().__init__()
         self.save_hyperparameters(ignore=["reward"])
@@ -95,6 +99,7 @@ class WorldR1(L.LightningModule):
         self.reward = reward or WeightedReward({"brightness": BrightnessReward()}, {"brightness": 1.0})
         self.decoupled_weights = decoupled_weights
         self.seed = seed
+        self.camera = camera or CameraConfig()
         self.automatic_optimization = False
         self.strict_loading = False  # checkpoints hold the LoRA only, not the frozen multi-GB base weights
         self.policy: WanPolicy | None = None
@@ -112,6 +117,7 @@ class WorldR1(L.LightningModule):
         self.policy = WanPolicy.from_pretrained(
             config.model,
             dtype=config.dtype,
+            compute_dtype=config.compute_dtype,
             lora=config.lora,
             max_sequence_length=config.max_sequence_length,
             negative_prompt=config.negative_prompt,
@@ -120,6 +126,16 @@ class WorldR1(L.LightningModule):
             decode_batch_size=config.decode_batch_size,
         )
 
+    def on_fit_start(self) -> None:
+        """Refuse to train a LoRA that the trainer's precision plugin cast below fp32: its updates would round away."""
+        low = sorted({str(p.dtype) for p in self.policy.lora_parameters() if p.dtype != torch.float32})
+        if low:
+            raise ValueError(
+                f"The LoRA parameters are {', '.join(low)}, not float32: trainer.precision "
+                f"{self.trainer.precision!r} cast the whole model. Use trainer.precision: 32-true (the policy keeps "
+                "Wan in model.policy.dtype and autocasts itself) or bf16-mixed under FSDP."
+            )
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
             self.policy.lora_parameters(), lr=self.grpo.lr, weight_decay=self.grpo.weight_decay, betas=(0.9, 0.999)
@@ -127,9 +143,8 @@ class WorldR1(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Keep only the trainable (LoRA) tensors: the base model is re-loaded from ``policy.model``."""
-        trainable = {f"policy.transformer.{name}" for name, p in self.policy.transformer.named_parameters()}
-        trainable = {name for name in trainable if "lora_" in name}
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        # by key name, not by parameter identity: under FSDP the parameters carry wrapper prefixes, the state dict not
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if "lora_" in k}
         checkpoint["world_r1"] = {"nonfinite_in_a_row": self._nonfinite_in_a_row, "steps_done": self.steps_done}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -138,10 +153,26 @@ class WorldR1(L.LightningModule):
         self.steps_done = state.get("steps_done", 0)
 
     # ---------------------------------------------------------------------------------------------- sampling
-    def initial_noise(self, seeds: Sequence[int]) -> torch.Tensor:
-        """Standard Gaussian latents ``(B, C, T, h, w)``, one seed per sample, drawn on CPU for device independence."""
+    def initial_noise(
+        self,
+        seeds: Sequence[int],
+        prompts: Sequence[str] | None = None,
+        cameras: Sequence[str | None] | None = None,
+    ) -> torch.Tensor:
+        """Standard Gaussian latents ``(B, C, T, h, w)``, one seed per sample, drawn on CPU for device independence.
+
+        With ``camera.enabled`` and ``prompts``, each sample's noise is warped along the camera motion of its prompt
+        (or of ``cameras[i]``, an explicit override), still exactly standard Gaussian (``world_r1.camera.warp``).
+        """
         shape = self.video.latent_shape(self.policy.transformer.config.in_channels)
-        noise = [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+        noise = []
+        for i, seed in enumerate(seeds):
+            generator = torch.Generator().manual_seed(int(seed))
+            sample = torch.randn(shape, generator=generator)
+            if prompts is not None:
+                camera = cameras[i] if cameras is not None else None
+                sample = camera_noise(sample, prompts[i], camera, self.camera, generator)
+            noise.append(sample)
         return torch.stack(noise).to(self.device)
 
     def _noise_seeds(self, batch: dict) -> list[int]:
@@ -156,19 +187,33 @@ class WorldR1(L.LightningModule):
         seeds: Sequence[int],
         num_steps: int | None = None,
         guidance_scale: float | None = None,
+        cameras: Sequence[str | None] | None = None,
     ) -> torch.Tensor:
-        """Deterministic ODE videos ``(B, F, 3, H, W)`` in [0, 1] for evaluation and the `sample` command."""
+        """Deterministic ODE videos ``(B, F, 3, H, W)`` in [0, 1] for evaluation and the `sample` command; ``cameras``
+        optionally overrides the camera motion of each prompt (used when ``camera.enabled``)."""
         sigmas = flow_sigmas(num_steps or self.sampling.eval_steps, self.sampling.flow_shift)
         embeds = self.policy.encode_prompts(prompts)
         latents = sample_ode(
             self.policy,
-            self.initial_noise(seeds),
+            self.initial_noise(seeds, prompts, cameras),
             embeds,
             self.policy.encode_negative(len(prompts)),
             sigmas,
             self.sampling.guidance_scale if guidance_scale is None else guidance_scale,
         )
         return self.policy.decode(latents)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        """Held-out videos for ``batch["prompts"]``: ODE with ``sampling.eval_steps``, one fixed seed per prompt id, so
+        every evaluation of a run sees the same noise. Scoring is the evaluation callback's job (``callbacks/``).
+
+        Returns ``{"videos": (B, F, 3, H, W), "prompts", "prompt_ids", "seeds"}``.
+        """
+        seeds = [derive_seed(self.seed, "eval", int(i)) for i in batch["prompt_ids"]]
+        videos = self.generate(batch["prompts"], seeds, cameras=batch.get("cameras"))
+        return {"videos": videos, "prompts": batch["prompts"], "prompt_ids": batch["prompt_ids"], "seeds": seeds}
+
+    test_step = validation_step
 
     # ---------------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict, batch_idx: int) -> None:
@@ -181,7 +226,7 @@ class WorldR1(L.LightningModule):
         sde_rng = torch.Generator(self.device).manual_seed(derive_seed(self.seed, "sde", step, self.global_rank))
         rollout = sample_rollout(
             self.policy,
-            self.initial_noise(self._noise_seeds(batch)),
+            self.initial_noise(self._noise_seeds(batch), prompts, batch.get("cameras")),
             embeds,
             negative,
             sigmas,
@@ -199,7 +244,13 @@ class WorldR1(L.LightningModule):
             rank=self.global_rank,
             **self._adv_kwargs(),
         )
-        self.last_batch = {"videos": videos, "prompts": prompts, "rewards": rewards, "step": step}
+        self.last_batch = {
+            "videos": videos,
+            "prompts": prompts,
+            "rewards": rewards,
+            "advantages": advantages.values,
+            "step": step,
+        }
         stats = self._update(rollout, advantages.values, embeds, negative, step)
         self._log_step(rewards, advantages, stats, batch["phase"])
         self.steps_done = step + 1

@@ -34,6 +34,7 @@ class WanPolicy(nn.Module):
         gradient_checkpointing: bool = False,
         vae_tiling: bool = False,
         decode_batch_size: int = 1,
+        compute_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         self.transformer = pipeline.transformer
@@ -42,7 +43,8 @@ class WanPolicy(nn.Module):
         self.tokenizer = pipeline.tokenizer
         self.negative_prompt = negative_prompt
         self.decode_batch_size = decode_batch_size
-        self.compute_dtype = self.transformer.dtype
+        # autocast dtype of the transformer; differs from the storage dtype under FSDP, which needs fp32 storage
+        self.compute_dtype = compute_dtype or self.transformer.dtype
         self.vae.requires_grad_(False)
         self.text_encoder.requires_grad_(False)
         lora_io.add_lora(self.transformer, lora)
@@ -60,11 +62,20 @@ class WanPolicy(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, model: str | os.PathLike = DEFAULT_MODEL, dtype: str = "bf16", lora: LoRAConfig | None = None, **kwargs
+        cls,
+        model: str | os.PathLike = DEFAULT_MODEL,
+        dtype: str = "bf16",
+        lora: LoRAConfig | None = None,
+        compute_dtype: str | None = None,
+        **kwargs,
     ) -> WanPolicy:
-        """Load Wan from a hub id or a local diffusers directory and attach LoRA."""
+        """Load Wan from a hub id or a local diffusers directory and attach LoRA.
+
+        ``dtype`` is how the weights are stored, ``compute_dtype`` (default: the same) the autocast dtype of forwards.
+        """
         pipeline = load_wan_pipeline(model, resolve_dtype(dtype))
-        return cls(pipeline, lora or LoRAConfig(), **kwargs)
+        compute = resolve_dtype(compute_dtype) if compute_dtype else None
+        return cls(pipeline, lora or LoRAConfig(), compute_dtype=compute, **kwargs)
 
     # ----------------------------------------------------------------------------------------------- text
     @torch.no_grad()

@@ -1,0 +1,88 @@
+"""A 2-process DDP (gloo, CPU) Flow-GRPO run on the tiny Wan; each rank dumps what the test compares.
+
+Run as ``python ddp_worker.py MODEL_DIR OUT_DIR STRATEGY``: Lightning's launcher re-runs this script for rank 1.
+Per rank it writes ``rank<r>.pt``: every step's local rewards, group ids and advantages, and the final LoRA weights.
+"""
+
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+from diffusers.models.transformers.transformer_wan import WanTransformerBlock
+from lightning.pytorch.strategies import FSDPStrategy
+
+from world_r1.data import PromptDataModule
+from world_r1.grpo.rollout import SamplingConfig
+from world_r1.module import GRPOConfig, PolicyConfig, WorldR1
+from world_r1.policy import LoRAConfig, VideoSpec
+from world_r1.rewards import ColorReward, WeightedReward
+
+
+class Record(L.Callback):
+    """Keeps each step's local rewards, group ids and advantages."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        last = module.last_batch
+        self.steps.append(
+            {
+                "rewards": last["rewards"]["total"].cpu(),
+                "group_ids": batch["group_ids"].cpu(),
+                "sample_ids": batch["sample_ids"].cpu(),
+                "advantages": last["advantages"].cpu(),
+            }
+        )
+
+
+class CPUFSDPStrategy(FSDPStrategy):
+    """Lightning's FSDP strategy, unchanged; as a subclass it passes the Trainer's GPU-only check, so the very code path
+    of configs/wan21_14b.yaml (torch FSDP, gloo on CPU) runs in tests."""
+
+
+def _strategy(name: str) -> str | FSDPStrategy:
+    """ "ddp", or FSDP set up as configs/wan21_14b.yaml does it."""
+    if name != "fsdp":
+        return name
+    return CPUFSDPStrategy(
+        sharding_strategy="FULL_SHARD",
+        auto_wrap_policy={WanTransformerBlock},
+        activation_checkpointing_policy={WanTransformerBlock},
+        state_dict_type="full",
+    )
+
+
+def main(model_dir: str, out_dir: str, strategy: str) -> None:
+    module = WorldR1(
+        policy=PolicyConfig(model=model_dir, dtype="fp32", lora=LoRAConfig(4, 8.0), max_sequence_length=32),
+        video=VideoSpec(32, 32, 5),
+        sampling=SamplingConfig(train_steps=4, eval_steps=4, noise_level=1.0, sde_window=2, sde_window_max_start=2),
+        grpo=GRPOConfig(lr=1e-2, clip_range=0.2, micro_batch_size=2),
+        reward=WeightedReward({"red": ColorReward()}),
+    )
+    prompts = Path(out_dir) / "prompts.txt"
+    prompts.write_text("Camera fixed. A red room.\nCamera pan left. A green forest.\n")
+    # G = 4 samples of one prompt per step, 2 on each process: every group spans both processes
+    data = PromptDataModule(train_prompts=str(prompts), decoupled_prompts=None, group_size=4, prompts_per_step=1)
+    record = Record()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy=_strategy(strategy),
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        callbacks=[record],
+    )
+    trainer.fit(module, data)
+    lora = {k: v.clone() for k, v in module.policy.lora_state_dict().items()}
+    torch.save({"steps": record.steps, "lora": lora}, Path(out_dir) / f"rank{trainer.global_rank}.pt")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
