@@ -1,0 +1,89 @@
+"""Shape of the results (a ``figure`` per reported number), the rich tables, and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def figure(value: float | None, unit: str, goal: str | None = None, met: bool | None = None, note: str = "") -> dict:
+    """One reported number: ``value`` in ``unit`` ("x" for a ratio), with an optional goal and whether it is met."""
+    out: dict = {"value": None if value is None else float(value), "unit": unit}
+    if goal is not None:
+        out |= {"goal": goal, "met": bool(met)}
+    if note:
+        out["note"] = note
+    return out
+
+
+def _format(value: float | None, unit: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    digits = 3 if abs(value) < 10 else 1
+    return f"{value:.{digits}f}{'x' if unit == 'x' else ' ' + unit}"
+
+
+def figures_table(name: str, result: dict) -> Table:
+    """The ``figures`` of one benchmark as a table: value, goal, and whether it is met."""
+    table = Table(title=name, title_justify="left")
+    for column in ("figure", "value", "goal", "met"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for label, fig in result.get("figures", {}).items():
+        met = {True: "[green]yes[/]", False: "[red]no[/]"}.get(fig.get("met"), "")
+        table.add_row(label, _format(fig["value"], fig["unit"]), fig.get("goal", ""), met)
+    return table
+
+
+def rows_table(name: str, rows: list[dict], columns: list[str]) -> Table:
+    """A list of flat dicts (e.g. the scaling grid) as a table of the given columns."""
+    table = Table(title=name, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    return table
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "-" if value is None else str(value)
+
+
+def print_results(results: dict, console: Console | None = None) -> None:
+    """Every benchmark's figures, the scaling grid and the reward profile, as rich tables."""
+    console = console or Console(width=max(Console().width, 120))
+    for name, result in results["benchmarks"].items():
+        if "skipped" in result:
+            console.print(f"[bold]{name}[/]: skipped ({result['skipped']})")
+            continue
+        if result.get("figures"):
+            console.print(figures_table(name, result))
+        if result.get("rows"):
+            console.print(rows_table(f"{name}: grid", result["rows"], list(result["rows"][0])))
+        if result.get("stages_s"):
+            stages = [{"stage": k, "seconds": v} for k, v in result["stages_s"].items()]
+            console.print(rows_table(f"{name}: stages of the epipolar core", stages, ["stage", "seconds"]))
+        if result.get("profile"):
+            console.print(rows_table(f"{name}: profile", result["profile"], list(result["profile"][0])))
+
+
+def write_json(results: dict, path: Path) -> Path:
+    """Write ``results`` (plain JSON types; non-finite floats become null) to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(results), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

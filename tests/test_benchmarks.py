@@ -1,0 +1,88 @@
+"""Smoke test of the benchmark suite: every benchmark runs at minimal sizes and reports well-formed, finite timings.
+
+No timing thresholds: machines are noisy. This only keeps ``python -m benchmarks`` from rotting as the code moves.
+"""
+
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("cv2")
+
+from benchmarks import gpu, report, rewards, rollout, scaling, training
+from benchmarks.common import ModelSize, machine
+from world_r1.policy import VideoSpec
+
+TINY = ModelSize(layers=1, heads=2, head_dim=8, ffn_dim=16, text_dim=16, text_tokens=8)
+SPEC = VideoSpec(height=32, width=32, num_frames=5)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread, as ``python -m benchmarks`` uses: on a busy machine more threads make tiny runs crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _check(result: dict, seconds: tuple[str, ...]) -> None:
+    for name in seconds:
+        assert math.isfinite(result["seconds"][name]) and result["seconds"][name] > 0, name
+    for label, fig in result["figures"].items():
+        assert {"value", "unit"} <= set(fig), label
+        assert fig["value"] is None or math.isfinite(fig["value"]), label
+
+
+def test_rollout_benchmark():
+    result = rollout.run(TINY, SPEC, batch=1, steps=2, repeats=1)
+    _check(result, ("ours", "diffusers", "diffusers_base", "cfg_batched", "cfg_split"))
+    assert "met" in result["figures"]["rollout: ours / diffusers (same LoRA model)"]
+
+
+def test_training_benchmark():
+    result = training.run(TINY, SPEC, batch=1, steps=3, window=2, repeats=1)
+    _check(result, ("cfg_forward", "trained_step", "trained_step_checkpointed", "iteration_fast", "iteration_full"))
+
+
+def test_rewards_benchmark():
+    result = rewards.run(batch=1, num_frames=5, size=64, repeats=1, names=("EpipolarReward",))
+    _check(result, ("opencv", "kornia_naive"))
+    assert result["figures"]["OpenCV baseline: videos/s"]["value"] > 0
+    for name in set(result["seconds"]) - {"opencv", "kornia_naive"}:
+        assert result["seconds"][name] > 0, name
+    if "EpipolarReward" in result["seconds"]:
+        assert set(result["stages_s"]) and result["profile"][0]["tottime_s"] >= 0
+
+
+def test_scaling_benchmark():
+    result = scaling.run(TINY, grid=((5, 32, 32),), steps=2, repeats=1)
+    (row,) = result["rows"]
+    assert row["frames"] == 5 and row["tokens"] == 2 * 2 * 2
+    assert row["rollout s"] > 0 and math.isfinite(row["step / CFG fwd"])
+
+
+def test_gpu_benchmark_code_path_on_cpu():
+    """The CUDA benchmark's code, run on CPU at a tiny size so it is exercised without a GPU."""
+    result = gpu.run("cpu", TINY, SPEC, steps=2, dtype=torch.float32, repeats=1, peak_flops=None)
+    _check(result, ("rollout", "rollout_diffusers", "trained_step", "trained_step_checkpointed"))
+    assert result["figures"]["rollout MFU"]["value"] is None
+
+
+def test_flops_of_the_real_model():
+    """Wan2.1-1.3B at 832x480x81 (32,760 tokens): about 2.8e14 FLOPs per sample forward, mostly attention."""
+    _, t, h, w = gpu.WAN_480P_81.latent_shape()
+    flops = gpu.forward_flops(gpu.WAN_1_3B, t * (h // 2) * (w // 2))
+    assert 1e14 < flops.total < 1e15 and flops.attention > flops.linear
+
+
+def test_report_and_json(tmp_path):
+    results = {
+        "machine": machine(),
+        "benchmarks": {"x": {"figures": {"r": report.figure(float("inf"), "x", goal="<= 1", met=False)}}},
+    }
+    report.print_results(results)
+    path = report.write_json(results, tmp_path / "r.json")
+    assert '"value": null' in path.read_text()
+    assert results["machine"]["cpu_cores"] >= 1 and results["machine"]["torch"]
