@@ -1,0 +1,98 @@
+"""Noise warping inside the Flow-GRPO module: configs turn it on, rollouts warp by prompt (or the JSONL camera
+override), static prompts keep plain noise, and a training step runs with it on the tiny model."""
+
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+from jsonargparse import ArgumentParser
+
+import world_r1.module as module_file
+from world_r1.camera import CameraConfig
+from world_r1.data import PromptDataModule, load_prompts
+from world_r1.grpo.rollout import SamplingConfig
+from world_r1.module import PolicyConfig, WorldR1
+from world_r1.policy import LoRAConfig, VideoSpec
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+
+
+def camera_section(name: str) -> CameraConfig:
+    """``model.camera`` of a shipped YAML config, built the way LightningCLI builds it."""
+    parser = ArgumentParser()
+    parser.add_argument("--camera", type=CameraConfig)
+    section = yaml.safe_load((CONFIGS / name).read_text())["model"]["camera"]
+    return parser.instantiate_classes(parser.parse_object({"camera": section})).camera
+
+
+@pytest.mark.parametrize(("name", "strength"), [("wan21.yaml", 0.35), ("wan21_14b.yaml", 0.4), ("tiny.yaml", 0.35)])
+def test_configs_turn_warping_on_with_world_r1_strengths(name, strength):
+    camera = camera_section(name)
+    assert camera.enabled and camera.strength == strength
+    assert camera.motion.rotation_deg == 30.0 and camera.scene.camera_height == 1.0
+
+
+def tiny_module(model_dir: str, camera: CameraConfig) -> WorldR1:
+    module = WorldR1(
+        policy=PolicyConfig(model=model_dir, dtype="fp32", lora=LoRAConfig(4, 8.0), max_sequence_length=32),
+        video=VideoSpec(32, 32, 9),
+        sampling=SamplingConfig(train_steps=2, eval_steps=2, sde_window=1, sde_window_max_start=1),
+        camera=camera,
+    )
+    module.configure_model()
+    return module
+
+
+def test_initial_noise_is_warped_by_prompt_and_override(tiny_wan_dir):
+    plain = tiny_module(tiny_wan_dir, CameraConfig(enabled=False))
+    warped = tiny_module(tiny_wan_dir, CameraConfig(enabled=True, strength=0.5))
+    prompts = ["Camera pan left. A barn.", "Camera fixed. A barn.", "A barn.", "Camera fixed. A barn."]
+    cameras = [None, None, None, "truck right"]
+    base = plain.initial_noise([7, 7, 7, 7], prompts, cameras)
+    out = warped.initial_noise([7, 7, 7, 7], prompts, cameras)
+    assert torch.equal(base[0], base[1])  # disabled: the seed alone decides
+    assert not torch.equal(out[0], base[0]) and torch.equal(out[0, :, 0], base[0, :, 0])  # frame 0 is kept
+    assert torch.equal(out[1], base[1]) and torch.equal(out[2], base[2])  # no camera motion: plain noise
+    assert not torch.equal(out[3], base[3]) and not torch.equal(out[3], out[0])  # the override is used
+    assert torch.equal(warped.initial_noise([7]), base[:1])  # no prompts: plain noise
+
+
+def test_a_training_step_runs_with_warping_and_sees_the_jsonl_camera(tiny_wan_dir, tmp_path, monkeypatch):
+    seen = []
+    original = module_file.camera_noise
+
+    def spy(noise, prompt, camera, config, generator=None):
+        seen.append((prompt, camera))
+        return original(noise, prompt, camera, config, generator)
+
+    monkeypatch.setattr(module_file, "camera_noise", spy)
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps({"prompt": "Camera fixed. A barn.", "camera": "orbit left slowly"}) + "\n")
+    module = tiny_module(tiny_wan_dir, CameraConfig(enabled=True))
+    data = PromptDataModule(train_prompts=str(path), decoupled_prompts=None, group_size=2, prompts_per_step=1)
+    trainer = L.Trainer(
+        max_steps=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        default_root_dir=tmp_path,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, data)
+    assert module.steps_done == 1
+    assert seen == [("Camera fixed. A barn.", "orbit left slowly")] * 2
+    assert torch.isfinite(module.last_batch["rewards"]["total"]).all()
+
+
+def test_an_unknown_jsonl_camera_fails_at_load_with_its_line(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps({"prompt": "A barn."}) + "\n" + json.dumps({"prompt": "A hall.", "camera": "spin"}))
+    with pytest.raises(ValueError, match=r"prompts.jsonl:2: \"camera\": .*unknown camera word 'spin'"):
+        load_prompts(path)
