@@ -4,7 +4,7 @@ import lightning as L
 import pytest
 import torch
 
-from world_r1.data import PromptDataModule
+from world_r1.data import PromptDataModule, load_prompts
 from world_r1.grpo import sde_step_with_logprob
 from world_r1.grpo.rollout import SamplingConfig, sample_rollout
 from world_r1.module import GRPOConfig, PolicyConfig, WorldR1
@@ -147,7 +147,7 @@ def test_bad_sampling_config():
 def test_a_precision_plugin_that_casts_the_lora_is_refused(tiny_wan_dir, tmp_path):
     """`bf16-true` casts the whole module, LoRA included: its lr-1e-4 updates would round away in bf16."""
     module = _module(tiny_wan_dir)
-    with pytest.raises(ValueError, match="not float32.*32-true"):
+    with pytest.raises(ValueError, match=r"not float32.*32-true"):
         _fit(module, tmp_path, steps=1, precision="bf16-true")
 
 
@@ -164,3 +164,19 @@ def test_compute_dtype_autocasts_fp32_weights(tiny_wan_dir):
     exact = module.policy.velocity(x, 0.5, embeds)
     assert fast.dtype == torch.float32 and not torch.equal(fast, exact)  # bf16 compute rounds differently
     torch.testing.assert_close(fast, exact, rtol=0.05, atol=0.05)
+
+
+def test_offloaded_text_encoder_holds_every_prompt_before_training(tiny_wan_dir, tmp_path):
+    policy = PolicyConfig(model=tiny_wan_dir, dtype="fp32", lora=LoRAConfig(4, 8.0), offload_text_encoder=True)
+    sampling = SamplingConfig(train_steps=2, sde_window=1, sde_window_max_start=1)
+    module = WorldR1(policy=policy, video=VideoSpec(32, 32, 5), sampling=sampling)
+    module.configure_model()
+    calls = []
+    encode = module.policy.prompt_cache._encode
+    module.policy.prompt_cache._encode = lambda prompts: calls.append(list(prompts)) or encode(prompts)
+    _fit(module, tmp_path, steps=1)
+    training = ["Camera pan left. A barn.", "Camera fixed. A library."]
+    assert set(training) <= {p for batch in calls for p in batch}
+    distinct = {"", *training, *(r.text for r in load_prompts("builtin:eval"))}
+    assert len(calls) == -(-len(distinct) // 8)  # one warm pass over all prompts at fit start, nothing encoded later
+    assert next(module.policy.text_encoder.parameters()).device.type == "cpu"

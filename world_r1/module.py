@@ -30,6 +30,7 @@ class PolicyConfig:
     max_sequence_length: int = 512  # text tokens the transformer attends to (Wan pads prompts to 512)
     negative_prompt: str = ""  # the unconditional branch of classifier-free guidance
     gradient_checkpointing: bool = False  # recompute transformer blocks in backward: less memory, ~30% slower
+    offload_text_encoder: bool = False  # encode every prompt once at fit start, then keep UMT5 (11 GB) on the CPU
     vae_tiling: bool = False  # decode in spatial tiles: needed for 832x480x81 on smaller GPUs
     decode_batch_size: int = 1  # videos decoded at once
     build_tiny_if_missing: bool = False  # write a tiny random Wan at `model` first if nothing is there (demo)
@@ -135,6 +136,16 @@ class WorldR1(L.LightningModule):
                 f"{self.trainer.precision!r} cast the whole model. Use trainer.precision: 32-true (the policy keeps "
                 "Wan in model.policy.dtype and autocasts itself) or bf16-mixed under FSDP."
             )
+        if self.policy_config.offload_text_encoder:
+            self.policy.offload_text_encoder(self._known_prompts())
+
+    def _known_prompts(self) -> list[str]:
+        """Every training and held-out prompt of the data module (none without one): what the cache must hold."""
+        data = getattr(self.trainer, "datamodule", None)
+        if data is None or not hasattr(data, "prompt_sets"):
+            return []
+        records = [r for records in data.prompt_sets().values() for r in records] + data.eval_records()
+        return [r.text for r in records]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
