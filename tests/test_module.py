@@ -114,9 +114,15 @@ def test_checkpoint_holds_only_the_lora(tiny_wan_dir, tmp_path):
     trainer = _fit(module, tmp_path, steps=1)
     path = tmp_path / "x.ckpt"
     trainer.save_checkpoint(path)
-    state = torch.load(path, weights_only=False)["state_dict"]
+    checkpoint = torch.load(path, weights_only=False)
+    state = checkpoint["state_dict"]
     assert state and all("lora_" in k for k in state)
     assert len(state) == len(module.policy.lora_parameters())
+    # the global random generators resume where they were (they feed LoRA dropout)
+    after_save = torch.rand(3)
+    module.on_load_checkpoint(checkpoint)
+    assert torch.equal(torch.rand(3), after_save)
+    assert module.steps_done == checkpoint["world_r1"]["steps_done"] == 1
 
 
 def test_group_size_must_be_at_least_two():

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 
 from world_r1.camera import CameraConfig, camera_noise
 from world_r1.grpo.advantages import gather_group_rewards
@@ -156,12 +157,19 @@ class WorldR1(L.LightningModule):
         """Keep only the trainable (LoRA) tensors: the base model is re-loaded from ``policy.model``."""
         # by key name, not by parameter identity: under FSDP the parameters carry wrapper prefixes, the state dict not
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if "lora_" in k}
-        checkpoint["world_r1"] = {"nonfinite_in_a_row": self._nonfinite_in_a_row, "steps_done": self.steps_done}
+        checkpoint["world_r1"] = {
+            "nonfinite_in_a_row": self._nonfinite_in_a_row,
+            "steps_done": self.steps_done,
+            # every draw of the algorithm is seeded from (seed, step); the global generators only feed LoRA dropout
+            "rng": _collect_rng_states(include_cuda=torch.cuda.is_available()),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("world_r1", {})
         self._nonfinite_in_a_row = state.get("nonfinite_in_a_row", 0)
         self.steps_done = state.get("steps_done", 0)
+        if "rng" in state:
+            _set_rng_states(state["rng"])
 
     # ---------------------------------------------------------------------------------------------- sampling
     def initial_noise(
