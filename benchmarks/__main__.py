@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: run every benchmark, print the tables, write ``benchmarks/results/<machine>.json``.
+"""``python -m benchmarks``: run every benchmark, print the tables, write ``benchmarks/results/{cpu,gpu}.json/.md``.
 
 On a shared CPU, several OpenMP threads per process fight for the cores and timings swing by 10x or more, so the
 default is one thread for torch and OpenCV alike (``--threads`` to change it): every figure is a ratio between
@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> dict:
     results["seconds"]["total"] = time.perf_counter() - start
     report.print_results(results, console)
     out = args.out or RESULTS / ("gpu.json" if torch.cuda.is_available() else "cpu.json")
-    console.print(f"total {results['seconds']['total']:.0f} s; results written to {report.write_json(results, out)}")
+    path = report.write_json(results, out)
+    path.with_suffix(".md").write_text(report.markdown(results), encoding="utf-8")
+    console.print(f"total {results['seconds']['total']:.0f} s; results written to {path} and {path.with_suffix('.md')}")
     return results
 
 

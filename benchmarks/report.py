@@ -87,3 +87,29 @@ def _finite(value: object) -> object:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+def markdown(results: dict) -> str:
+    """The figures of every benchmark (and the scaling grid) as Markdown tables, with the machine on top."""
+    info = results["machine"]
+    lines = [
+        f"Measured {info['date_utc']} on {info['cpu']} ({info['cpu_cores']} cores, {info['torch_threads']} torch "
+        f"thread(s)), GPU: {info['gpu'] or 'none'}; torch {info['torch']}, diffusers {info['diffusers']}, "
+        f"kornia {info['kornia']}, opencv {info['opencv-python-headless']}. Total run: "
+        f"{results['seconds']['total']:.0f} s.",
+        "",
+        "| benchmark | figure | value | goal | met |",
+        "|---|---|---:|---|---|",
+    ]
+    for name, result in results["benchmarks"].items():
+        if "skipped" in result:
+            lines.append(f"| {name} | skipped: {result['skipped']} | | | |")
+        for label, fig in result.get("figures", {}).items():
+            met = {True: "yes", False: "**no**"}.get(fig.get("met"), "")
+            lines.append(f"| {name} | {label} | {_format(fig['value'], fig['unit'])} | {fig.get('goal', '')} | {met} |")
+    for name, result in results["benchmarks"].items():
+        if result.get("rows"):
+            columns = list(result["rows"][0])
+            lines += ["", f"{name}:", "", "| " + " | ".join(columns) + " |", "|" + "---:|" * len(columns)]
+            lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in result["rows"]]
+    return "\n".join(lines) + "\n"

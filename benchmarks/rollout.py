@@ -95,6 +95,7 @@ def run(
         rollout_functions(policy, pipeline, spec, batch, steps, guidance_scale, size.text_tokens), repeats
     )
     ratio = seconds["ours"] / seconds["diffusers"]
+    outside_model = 1 - steps * seconds["cfg_batched"] / seconds["ours"]  # SDE maths, log-probs, recording, loop
     return {
         "config": {
             "model": size.__dict__,
@@ -110,6 +111,7 @@ def run(
             "rollout: ours / diffusers (same LoRA model)": figure(ratio, "x", goal="<= 1.05", met=ratio <= 1.05),
             "diffusers: with LoRA / without": figure(seconds["diffusers"] / seconds["diffusers_base"], "x"),
             "CFG forward: one of 2B / two of B": figure(seconds["cfg_batched"] / seconds["cfg_split"], "x"),
+            "our rollout's share outside the transformer": figure(outside_model, "fraction", note="noisy near 0"),
             "rollout seconds (ours)": figure(seconds["ours"], "s"),
             "rollout seconds (diffusers)": figure(seconds["diffusers"], "s"),
         },

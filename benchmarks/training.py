@@ -100,6 +100,9 @@ def run(
     spec = spec or VideoSpec(height=128, width=128, num_frames=17)
     policy, _ = build_bench_policy(size)
     seconds = interleaved_medians(training_functions(policy, spec, batch, steps, window, size.text_tokens), repeats)
+    # the same speed-up predicted from its parts: a rollout is `steps` CFG forwards, each trained step as measured
+    rollout_s, step_s = steps * seconds["cfg_forward"], seconds["trained_step"]
+    predicted = (rollout_s + steps * step_s) / (rollout_s + window * step_s)
     return {
         "config": {
             "model": size.__dict__,
@@ -125,5 +128,6 @@ def run(
             f"Fast ({window} of {steps} steps) speed-up per iteration": figure(
                 seconds["iteration_full"] / seconds["iteration_fast"], "x", note="rollout + update; no decode/reward"
             ),
+            "  the same, predicted from forward and step times": figure(predicted, "x"),
         },
     }

@@ -80,9 +80,16 @@ def test_flops_of_the_real_model():
 def test_report_and_json(tmp_path):
     results = {
         "machine": machine(),
-        "benchmarks": {"x": {"figures": {"r": report.figure(float("inf"), "x", goal="<= 1", met=False)}}},
+        "benchmarks": {
+            "x": {"figures": {"r": report.figure(float("inf"), "x", goal="<= 1", met=False)}},
+            "grid": {"figures": {}, "rows": [{"frames": 9, "s": 0.5}]},
+            "gpu": {"skipped": "no CUDA device"},
+        },
+        "seconds": {"total": 1.0},
     }
     report.print_results(results)
     path = report.write_json(results, tmp_path / "r.json")
     assert '"value": null' in path.read_text()
+    table = report.markdown(results)
+    assert "| x | r | - | <= 1 | **no** |" in table and "| 9 | 0.5 |" in table and "skipped" in table
     assert results["machine"]["cpu_cores"] >= 1 and results["machine"]["torch"]
