@@ -1,5 +1,6 @@
 """The command line as users run it: help, printed configs that round-trip, overrides, and a whole tiny `fit`."""
 
+import json
 import os
 import subprocess
 import sys
@@ -59,7 +60,8 @@ def test_tiny_command_writes_a_loadable_model(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_fit_end_to_end(tmp_path):
-    """`fit` on the tiny config trains, logs scalars and playable videos, writes checkpoints, mp4s and the LoRA."""
+    """`fit` on the tiny config trains, logs scalars, playable videos and evaluations, writes checkpoints, mp4s and
+    the LoRA; `validate` re-runs the evaluation from the checkpoint."""
     out = _run("fit", "--config", TINY, "--trainer.max_steps", "6", cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     run = tmp_path / "runs" / "tiny" / "version_0"
@@ -68,7 +70,12 @@ def test_tiny_fit_end_to_end(tmp_path):
     scalars = set(events.Tags()["scalars"])
     for tag in ("reward/total", "reward/red", "train/kl", "train/loss", "train/clip_fraction", "train/grad_norm"):
         assert tag in scalars, tag
+    assert {"reward", "kl"} <= scalars  # what the progress bar shows
     assert len(events.Scalars("reward/total")) == 6
+    for tag in ("eval/red/score", "eval/epipolar/score", "eval/epipolar/inlier_ratio", "eval/epipolar/degenerate"):
+        assert [e.step for e in events.Scalars(tag)] == [5], tag  # the evaluation every 5 steps
+    assert (run / "eval" / "fit_step_000005.json").is_file()
+    assert "world-r1 run summary" in out.stdout and "eval/red/score" in out.stdout
     gif = events.Images("videos/prompt_0")[0]
     assert gif.encoded_image_string[:6] == b"GIF89a" and gif.width > 48  # a grid of the group's videos
 
@@ -80,3 +87,10 @@ def test_tiny_fit_end_to_end(tmp_path):
     assert (run / "lora" / "pytorch_lora_weights.safetensors").is_file()
     videos = sorted((run / "videos").rglob("*.mp4"))
     assert videos and read_video(videos[0]).shape == (9, 3, 48, 48)
+
+    # `validate` from the checkpoint: the same held-out evaluation (EMA weights, fixed seeds), through Lightning's loop
+    checked = _run("validate", "--config", TINY, "--ckpt_path", str(checkpoints / "last.ckpt"), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    assert "eval/epipolar/score" in checked.stdout
+    report = json.loads((tmp_path / "runs" / "tiny" / "version_1" / "eval" / "validate_step_000006.json").read_text())
+    assert report["num_videos"] == 2 and set(report["metrics"]) >= {"red/score", "epipolar/score"}

@@ -16,6 +16,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from world_r1 import rewards
 from world_r1.metrics import RewardTermMeans, score_terms
 from world_r1.rewards import EpipolarReward, Reward
 from world_r1.video_io import VIDEO_SUFFIXES, read_video
@@ -32,8 +33,14 @@ class Evaluation:
 
 
 def default_terms() -> dict[str, Reward]:
-    """Epipolar consistency with the reward's defaults; pass ``terms`` (e.g. in a YAML ``--config``) for others."""
-    return {"epipolar": EpipolarReward()}
+    """Epipolar consistency and, where this install has it, render-and-compare depth consistency (reprojection
+    PSNR/SSIM, depth agreement), with the rewards' defaults; pass ``terms`` (e.g. in a YAML ``--config``) for others.
+    Both read one shared geometry analysis per video, so the second term costs little."""
+    terms: dict[str, Reward] = {"epipolar": EpipolarReward()}
+    depth = getattr(rewards, "DepthConsistencyReward", None)
+    if depth is not None:
+        terms["depth"] = depth()
+    return terms
 
 
 def read_prompts(path: Path) -> dict[str, str]:
@@ -121,7 +128,7 @@ def evaluate(
 
     Args:
         videos: folder of video files (mp4, mov, mkv, avi, webm, gif), read non-recursively.
-        terms: name -> reward module (``class_path``/``init_args`` in YAML); default: the epipolar reward.
+        terms: name -> reward module (``class_path``/``init_args`` in YAML); default: :func:`default_terms`.
         out: report path without suffix (``.json`` and ``.csv`` are written); default ``<videos>/world_r1_eval``.
         prompts: ``<file name>\\t<prompt>`` lines for prompt-aware terms; default ``<videos>/prompts.txt`` if present
             (what `sample` writes).
