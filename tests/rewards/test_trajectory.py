@@ -95,3 +95,10 @@ def test_composes_with_other_terms(reward, videos):
     assert set(total) >= {"total", "trajectory", "trajectory/rotation_error_deg", "trajectory/degenerate"}
     assert math.isclose(float(total["total"][0]), 2 * float(total["trajectory"][0]), rel_tol=1e-6)
     assert float(total["trajectory"][0]) > 0.8 > 0.2 > float(total["trajectory"][1])
+
+
+def test_scores_inference_mode_tensors(reward, videos):
+    """Lightning's validate/test loops run under ``torch.inference_mode``."""
+    with torch.inference_mode():
+        out = reward(videos[:1].clone(), ["Camera pan left."])
+    assert float(out["score"][0]) > 0.8

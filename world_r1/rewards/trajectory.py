@@ -112,7 +112,8 @@ class TrajectoryReward(Reward):
         if num_frames < 2:
             out["degenerate"] += 1
             return {k: v.to(videos.device) for k, v in out.items()}
-        analysis = shared_analysis(videos, self.settings)
+        # inference-mode tensors (Lightning's validate/test) have no version counter, which the cache keys on
+        analysis = shared_analysis(videos, self.settings, cache=not videos.is_inference())
         intrinsics = intrinsics_from_fov(self.fov_deg, *analysis.size).to(videos.device)
         for b, plan in enumerate(plans):
             poses = camera_trajectory(plan, num_frames, self.motion).to(videos.device)
