@@ -118,7 +118,8 @@ class CameraPlan:
         return not self.segments
 
     def describe(self) -> str:
-        """Canonical text that :func:`parse_camera` maps back to this plan, e.g. ``"dolly in, then pan right"``."""
+        """Canonical text, e.g. ``"dolly in, then pan right"``, that :func:`parse_camera` maps back to this plan
+        when every speed is 0.5, 1 or 2 (other speeds, from repeated speed words, are written as ``x0.25``)."""
         if self.is_static:
             return "fixed"
         return ", then ".join(" and ".join(m.describe() for m in segment) for segment in self.segments)
