@@ -145,6 +145,7 @@ def machine() -> dict[str, object]:
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,  # others' load: noise
         "python": platform.python_version(),
         "platform": platform.platform(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -94,8 +94,9 @@ def markdown(results: dict) -> str:
     info = results["machine"]
     lines = [
         f"Measured {info['date_utc']} on {info['cpu']} ({info['cpu_cores']} cores, {info['torch_threads']} torch "
-        f"thread(s)), GPU: {info['gpu'] or 'none'}; torch {info['torch']}, diffusers {info['diffusers']}, "
-        f"kornia {info['kornia']}, opencv {info['opencv-python-headless']}. Total run: "
+        f"thread(s), 1-min load average {info.get('load_average_1m')}), GPU: {info['gpu'] or 'none'}; "
+        f"torch {info['torch']}, diffusers {info['diffusers']}, kornia {info['kornia']}, "
+        f"opencv {info['opencv-python-headless']}. Total run: "
         f"{results['seconds']['total']:.0f} s.",
         "",
         "| benchmark | figure | value | goal | met |",

@@ -93,7 +93,7 @@ def run(
     batch: int = 2,
     steps: int = 10,
     window: int = 2,
-    repeats: int = 3,
+    repeats: int = 5,
 ) -> dict:
     """Trained step / plain CFG forward (with and without gradient checkpointing), samples/s, Fast vs full speed-up."""
     size = size or ModelSize()
