@@ -1,14 +1,18 @@
 """Rewards: a common interface, weighted composition, and the terms (3D consistency, motion, simple)."""
 
 from world_r1.rewards.base import Reward, WeightedReward, check_videos
+from world_r1.rewards.depth import DepthConsistencyReward
 from world_r1.rewards.epipolar import EpipolarReward, MotionReward, parallax_gate
+from world_r1.rewards.quality import QualityReward
 from world_r1.rewards.simple import BrightnessReward, ColorReward
 
 __all__ = [
     "BrightnessReward",
     "ColorReward",
+    "DepthConsistencyReward",
     "EpipolarReward",
     "MotionReward",
+    "QualityReward",
     "Reward",
     "WeightedReward",
     "check_videos",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from world_r1.geometry import EpipolarEstimator, SIFTDetector, analyse_videos
+from world_r1.geometry import GeometrySettings, shared_analysis
 from world_r1.rewards.base import Reward, check_videos
 
 
@@ -41,7 +41,7 @@ class EpipolarReward(Reward):
         ratio: float = 0.9,
         inlier_px: float = 0.5,
         ransac_px: float = 1.0,
-        ransac_iters: int = 200,
+        ransac_iters: int = 8,
         min_matches: int = 16,
         min_parallax_px: float = 2.0,
         full_support: int = 64,
@@ -55,15 +55,15 @@ class EpipolarReward(Reward):
             ratio: Lowe ratio for matching.
             inlier_px: Sampson distance (analysis pixels) under which a match is consistent.
             ransac_px: RANSAC inlier threshold.
-            ransac_iters: RANSAC iterations.
+            ransac_iters: RANSAC batches of minimal samples (2048 each); the budget caps the cost of unrelated frames.
             min_matches: fewer matches make a pair degenerate.
             min_parallax_px: median displacement for full credit (analysis pixels); below it the score ramps to 0.
             full_support: matches per pair for full credit.
         """
         super().__init__()
-        self.detector = SIFTDetector(num_features)
-        self.estimator = EpipolarEstimator(ransac_px, inlier_px, ransac_iters, min_matches)
-        self.gaps, self.max_pairs, self.max_side, self.ratio = tuple(gaps), max_pairs, max_side, ratio
+        self.settings = GeometrySettings(
+            gaps, max_pairs, max_side, num_features, ratio, ransac_px, inlier_px, ransac_iters, min_matches
+        )
         self.min_parallax_px = min_parallax_px
         self.full_support = full_support
 
@@ -74,15 +74,7 @@ class EpipolarReward(Reward):
         if videos.shape[1] < 2:
             zeros = videos.new_zeros(batch)
             return {"score": zeros, "inlier_ratio": zeros, "sampson_px": zeros, "degenerate": zeros + 1}
-        analysis = analyse_videos(
-            videos.float().clamp(0, 1),
-            self.detector,
-            self.estimator,
-            self.gaps,
-            self.max_pairs,
-            self.max_side,
-            self.ratio,
-        )
+        analysis = shared_analysis(videos, self.settings)
         g = analysis.geometry
         valid = analysis.per_video(g.valid.float())
         inliers = analysis.per_video(g.inlier_ratio)
@@ -103,19 +95,47 @@ class EpipolarReward(Reward):
 
 
 class MotionReward(Reward):
-    """``score = gate(median match displacement)``: a standalone term that rewards visible camera/scene motion."""
+    """``score = mean over frame pairs of gate(median match displacement) * coherent``: rewards visible motion.
 
-    def __init__(self, min_parallax_px: float = 2.0, gaps: tuple[int, ...] = (4,), max_side: int = 192) -> None:
+    A pair's motion counts only when one rigid two-view geometry explains it (a valid pair with at least
+    ``min_inlier_ratio`` of its matches within ``inlier_px``): chance matches between noise or unrelated frames
+    have large displacements but no coherent motion. Raw terms: ``parallax_px`` and ``degenerate`` (some pair had
+    too few matches or no model; those pairs score 0).
+    """
+
+    def __init__(
+        self,
+        min_parallax_px: float = 2.0,
+        min_inlier_ratio: float = 0.5,
+        gaps: tuple[int, ...] = (4,),
+        max_side: int = 192,
+        num_features: int = 512,
+    ) -> None:
         """
         Args:
             min_parallax_px: displacement (analysis pixels) earning full credit.
+            min_inlier_ratio: share of epipolar-consistent matches for a pair's motion to count.
             gaps: frame gaps measured.
             max_side: analysis resolution (long side).
+            num_features: SIFT keypoints per frame.
         """
         super().__init__()
-        self.epipolar = EpipolarReward(gaps=gaps, max_side=max_side, min_parallax_px=min_parallax_px)
+        self.min_parallax_px, self.min_inlier_ratio = min_parallax_px, min_inlier_ratio
+        self.settings = GeometrySettings(gaps=gaps, max_side=max_side, num_features=num_features)
 
+    @torch.no_grad()
     def forward(self, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-        terms = self.epipolar(videos, prompts)
-        gate = parallax_gate(terms["parallax_px"], self.epipolar.min_parallax_px)
-        return {"score": gate, "parallax_px": terms["parallax_px"], "degenerate": (terms["matches"] < 8).float()}
+        check_videos(videos)
+        batch = videos.shape[0]
+        if videos.shape[1] < 2:
+            zeros = videos.new_zeros(batch)
+            return {"score": zeros, "parallax_px": zeros, "degenerate": zeros + 1}
+        analysis = shared_analysis(videos, self.settings)
+        g = analysis.geometry
+        coherent = g.valid & (g.inlier_ratio >= self.min_inlier_ratio)
+        gate = parallax_gate(g.parallax_px, self.min_parallax_px) * coherent.float()
+        return {
+            "score": analysis.per_video(gate).mean(1),
+            "parallax_px": analysis.per_video(g.parallax_px).mean(1),
+            "degenerate": (~analysis.per_video(g.valid)).any(1).float(),
+        }

@@ -1,0 +1,34 @@
+"""Shared inputs: tiny random models for the learned reward terms, rendered scenes for the geometric ones."""
+
+import pytest
+import torch
+
+from tests.rewards.tiny_models import save_tiny_clip, save_tiny_depth_anything
+from world_r1.synthetic import morph, rigid_video, unrelated_frames
+
+
+@pytest.fixture(scope="session")
+def tiny_depth_anything(tmp_path_factory) -> str:
+    return str(save_tiny_depth_anything(tmp_path_factory.mktemp("tiny-depth-anything")))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    return str(save_tiny_clip(tmp_path_factory.mktemp("tiny-clip")))
+
+
+SIZE, FRAMES = 128, 12
+AMPLITUDES = (0, 2, 4, 8)
+
+
+@pytest.fixture(scope="session", params=[0, 1, 2], ids=lambda s: f"seed{s}")
+def scene_batch(request) -> torch.Tensor:
+    """(6, 12, 3, 128, 128): a rigid scene morphed by each of AMPLITUDES pixels, unrelated frames, a static camera.
+
+    One tensor per seed for the whole session, so the epipolar and depth tests share its (cached) feature analysis.
+    """
+    seed = request.param
+    rigid = rigid_video(FRAMES, SIZE, SIZE, seed=seed).video
+    static = rigid_video(FRAMES, SIZE, SIZE, seed=seed, static=True).video
+    morphed = [morph(rigid, a, seed=seed) for a in AMPLITUDES]
+    return torch.stack([*morphed, unrelated_frames(FRAMES, SIZE, SIZE, seed), static])
