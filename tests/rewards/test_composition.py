@@ -1,9 +1,24 @@
-"""WeightedReward: weights, phase overrides, timings, and faults that never reach the training loop."""
+"""WeightedReward: weights, phase overrides, timings, faults that never reach the training loop, YAML configuration,
+and one feature analysis shared by the geometric terms."""
+
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from jsonargparse import ArgumentParser
 
-from world_r1.rewards import BrightnessReward, ColorReward, Reward, WeightedReward
+import world_r1.geometry.shared as shared_module
+from world_r1.geometry.depth import TriangulatedDepth
+from world_r1.rewards import (
+    BrightnessReward,
+    ColorReward,
+    DepthConsistencyReward,
+    QualityReward,
+    Reward,
+    WeightedReward,
+)
+from world_r1.synthetic import rigid_video
 
 
 class _Raises(Reward):
@@ -64,3 +79,65 @@ def test_bad_configuration():
         WeightedReward({"bright": BrightnessReward()})(VIDEOS, ["a"] * 3, weights={"quality": 1.0})
     with pytest.raises(ValueError, match=r"\(B, F, 3, H, W\)"):
         WeightedReward({"bright": BrightnessReward()})(torch.rand(3, 8, 8), ["a"])
+
+
+REWARD_YAML = """
+reward:
+  terms:
+    epipolar:
+      class_path: world_r1.rewards.EpipolarReward
+      init_args:
+        gaps: [4]
+    depth:
+      class_path: world_r1.rewards.DepthConsistencyReward
+      init_args:
+        depth:
+          class_path: world_r1.geometry.depth.TriangulatedDepth
+          init_args:
+            stride: 4
+        fov_deg: 60.0
+    motion:
+      class_path: world_r1.rewards.MotionReward
+    quality:
+      class_path: world_r1.rewards.QualityReward
+      init_args:
+        model: {clip}
+        num_frames: 2
+  weights:
+    epipolar: 0.5
+    depth: 0.5
+    motion: 0.2
+    quality: 0.0
+"""
+
+
+def parse_reward(text: str) -> WeightedReward:
+    parser = ArgumentParser()
+    parser.add_argument("--reward", type=WeightedReward)
+    return parser.instantiate_classes(parser.parse_string(text)).reward
+
+
+def test_yaml_configures_terms_and_weights_through_jsonargparse(tiny_clip, monkeypatch):
+    reward = parse_reward(REWARD_YAML.format(clip=tiny_clip))
+    assert isinstance(reward.terms["depth"], DepthConsistencyReward)
+    assert isinstance(reward.terms["depth"].depth, TriangulatedDepth) and reward.terms["depth"].depth.stride == 4
+    assert isinstance(reward.terms["quality"], QualityReward)
+    assert reward.weights == {"epipolar": 0.5, "depth": 0.5, "motion": 0.2, "quality": 0.0}
+
+    calls = []
+    analyse = shared_module.analyse_videos
+    monkeypatch.setattr(shared_module, "analyse_videos", lambda *a, **k: calls.append(1) or analyse(*a, **k))
+    videos = rigid_video(9, 96, 96, seed=0).video[None]
+    out = reward(videos, ["a room"])
+    assert len(calls) == 1  # three geometric terms, one feature analysis
+    assert {"epipolar", "depth", "motion", "depth/psnr", "depth/ssim", "epipolar/inlier_ratio"} <= set(out)
+    assert "quality" not in out and set(reward.last_timings) == {"epipolar", "depth", "motion"}
+    torch.testing.assert_close(out["total"], 0.5 * out["epipolar"] + 0.5 * out["depth"] + 0.2 * out["motion"])
+    quality_only = reward(videos, ["a room"], weights={"quality": 1.0})
+    assert set(reward.last_timings) == {"quality"} and torch.equal(quality_only["total"], quality_only["quality"])
+
+
+def test_the_tiny_config_reward_block_instantiates():
+    block = yaml.safe_load((Path(__file__).parents[2] / "configs" / "tiny.yaml").read_text())["model"]["reward"]
+    reward = parse_reward(yaml.safe_dump({"reward": block}))
+    assert set(reward.terms) == set(block["terms"]) and reward.weights.keys() == block["terms"].keys()
