@@ -3,7 +3,7 @@
 python -m world_r1 fit --config configs/wan21.yaml [--trainer.max_steps 10 --model.policy.lora.rank 64 ...]
 python -m world_r1 validate --config configs/wan21.yaml --ckpt_path last   # 3D-consistency evaluation of a run
 python -m world_r1 tiny --out .cache/tiny-wan          # write a tiny random Wan (offline demo and tests)
-python -m world_r1 sample --prompts builtin:eval --checkpoint last.ckpt --out samples   # mp4 files
+python -m world_r1 sample builtin:eval --checkpoint runs/wan21/checkpoints/last.ckpt --out samples   # mp4 files
 python -m world_r1 evaluate --videos samples           # score any folder of videos, rich table + JSON/CSV
 """
 
