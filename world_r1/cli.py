@@ -3,7 +3,7 @@
 python -m world_r1 fit --config configs/wan21.yaml [--trainer.max_steps 10 --model.policy.lora.rank 64 ...]
 python -m world_r1 validate --config configs/wan21.yaml --ckpt_path last   # 3D-consistency evaluation of a run
 python -m world_r1 tiny --out .cache/tiny-wan          # write a tiny random Wan (offline demo and tests)
-python -m world_r1 sample builtin:eval --checkpoint runs/wan21/checkpoints/last.ckpt --out samples   # mp4 files
+python -m world_r1 sample --prompts builtin:eval --checkpoint runs/wan21/checkpoints/last.ckpt --out samples
 python -m world_r1 evaluate --videos samples           # score any folder of videos, rich table + JSON/CSV
 """
 
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m world_r1`` and the ``world-r1`` script; ``argv`` defaults to ``sys.argv[1:]``."""
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in TOOLS:
-        auto_cli(TOOLS[args[0]], args=args[1:])
+        try:
+            auto_cli(TOOLS[args[0]], args=args[1:], as_positional=False)  # every argument named: `--videos DIR`
+        except (FileNotFoundError, ValueError) as error:  # a wrong path or value: its message, not a traceback
+            sys.exit(f"error: {error}")
     else:
         WorldR1CLI(args=argv)

@@ -68,5 +68,5 @@ def test_command_line_with_configured_terms(folder, tmp_path, capsys):
 def test_empty_or_missing_folder_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no video files"):
         evaluate(str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="not a folder"):
-        evaluate(str(tmp_path / "missing"))
+    with pytest.raises(SystemExit, match=r"error: --videos .*missing is not a folder"):  # a message, no traceback
+        main(["evaluate", "--videos", str(tmp_path / "missing")])
