@@ -10,7 +10,13 @@ import torch.nn.functional as F
 
 from world_r1.geometry import GeometrySettings, intrinsics_from_fov, shared_analysis
 from world_r1.geometry.depth import DepthSource, TriangulatedDepth
-from world_r1.geometry.reprojection import depth_agreement, photometric_agreement, reconstruct_pair, reproject
+from world_r1.geometry.reprojection import (
+    PairReconstruction,
+    depth_agreement,
+    photometric_agreement,
+    reconstruct_pair,
+    reproject,
+)
 from world_r1.rewards.base import Reward, check_videos
 from world_r1.rewards.epipolar import parallax_gate
 
@@ -95,8 +101,10 @@ class DepthConsistencyReward(Reward):
         pairs, geometry = analysis.pairs, analysis.geometry
         num_pairs = len(pairs)
         size = analysis.size
-        frames = F.interpolate(videos.float().clamp(0, 1).flatten(0, 1), size=size, mode="area")
-        frames = frames.reshape(batch, -1, 3, *size)
+        # only the frames some pair uses, at the analysis size; ``slots`` maps frame indices into them
+        used, slots = torch.unique(pairs, return_inverse=True)
+        frames = F.interpolate(videos[:, used].float().clamp(0, 1).flatten(0, 1), size=size, mode="area")
+        frames = frames.reshape(batch, len(used), 3, *size)
         intrinsics = intrinsics_from_fov(self.fov_deg, *size).to(frames.device)
 
         reconstructions, index = [], []
@@ -117,7 +125,7 @@ class DepthConsistencyReward(Reward):
         pair_terms = {key: torch.zeros(batch * num_pairs, device=frames.device) for key in _KEYS[:5]}
         ok = torch.zeros(batch * num_pairs, dtype=torch.bool, device=frames.device)
         if reconstructions:
-            self._score_pairs(frames, pairs, intrinsics, reconstructions, index, pair_terms, ok)
+            self._score_pairs(frames, slots, intrinsics, reconstructions, index, pair_terms, ok)
 
         gate = parallax_gate(geometry.parallax_px, self.min_parallax_px)
         psnr_01 = ((pair_terms["psnr"] - self.psnr_floor) / (self.psnr_ceil - self.psnr_floor)).clamp(0, 1)
@@ -141,8 +149,19 @@ class DepthConsistencyReward(Reward):
             "degenerate": (count < num_pairs).float(),
         }
 
-    def _score_pairs(self, frames, pairs, intrinsics, reconstructions, index, pair_terms, ok) -> None:
-        """Depth, re-rendering and agreement for the reconstructed pairs (flat indices ``index``), in one batch."""
+    def _score_pairs(
+        self,
+        frames: torch.Tensor,
+        pairs: torch.Tensor,
+        intrinsics: torch.Tensor,
+        reconstructions: list[PairReconstruction],
+        index: list[int],
+        pair_terms: dict[str, torch.Tensor],
+        ok: torch.Tensor,
+    ) -> None:
+        """Depth, re-rendering and agreement for the reconstructed pairs, in one batch; fills ``pair_terms`` and
+        ``ok`` (each (B * P,)) at the flat pair indices ``index`` (``b * P + p``). ``frames`` (B, U, 3, h, w) are the
+        U used frames at the analysis size, ``pairs`` (P, 2) index them, ``intrinsics`` is (3, 3)."""
         num_pairs = len(pairs)
         flat = torch.tensor(index, device=frames.device)
         video, pair = flat // num_pairs, flat % num_pairs
