@@ -92,9 +92,10 @@ def _finite(value: object) -> object:
 def markdown(results: dict) -> str:
     """The figures of every benchmark (and the scaling grid) as Markdown tables, with the machine on top."""
     info = results["machine"]
+    load = info.get("load_average_1m")
     lines = [
         f"Measured {info['date_utc']} on {info['cpu']} ({info['cpu_cores']} cores, {info['torch_threads']} torch "
-        f"thread(s), 1-min load average {info.get('load_average_1m')}), GPU: {info['gpu'] or 'none'}; "
+        f"thread(s), 1-min load average {'-' if load is None else f'{load:.1f}'}), GPU: {info['gpu'] or 'none'}; "
         f"torch {info['torch']}, diffusers {info['diffusers']}, kornia {info['kornia']}, "
         f"opencv {info['opencv-python-headless']}. Total run: "
         f"{results['seconds']['total']:.0f} s.",
