@@ -10,10 +10,12 @@ import datetime
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 import torch
 from diffusers import WanPipeline, WanTransformer3DModel
@@ -138,6 +140,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def git_state() -> str | None:
+    """The checked-out commit, with ``+dirty`` when tracked files differ from it: the code the numbers belong to."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=root, capture_output=True, text=True)
+    except OSError:
+        return None
+    if commit.returncode:
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def machine() -> dict[str, object]:
     """Where the numbers were measured: CPU, cores, threads, GPU, library versions, date (UTC)."""
     info: dict[str, object] = {
@@ -149,6 +164,7 @@ def machine() -> dict[str, object]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "git": git_state(),
     }
     for package in ("torch", "diffusers", "kornia", "opencv-python-headless", "peft", "world-r1"):
         info[package] = _version(package)

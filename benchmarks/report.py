@@ -97,7 +97,7 @@ def markdown(results: dict) -> str:
         f"Measured {info['date_utc']} on {info['cpu']} ({info['cpu_cores']} cores, {info['torch_threads']} torch "
         f"thread(s), 1-min load average {'-' if load is None else f'{load:.1f}'}), GPU: {info['gpu'] or 'none'}; "
         f"torch {info['torch']}, diffusers {info['diffusers']}, kornia {info['kornia']}, "
-        f"opencv {info['opencv-python-headless']}. Total run: "
+        f"opencv {info['opencv-python-headless']}; code {info.get('git')}. Total run: "
         f"{results['seconds']['total']:.0f} s.",
         "",
         "| benchmark | figure | value | goal | met |",
