@@ -88,3 +88,13 @@ def test_depth_source_failure_is_degenerate(monkeypatch):
     out = reward(rigid_video(FRAMES, SIZE, SIZE, seed=0).video[None], [""])
     check_finite(out, 1)
     assert out["score"][0] == 0 and out["degenerate"][0] == 1
+
+
+def test_inference_mode_videos_are_scored():
+    """Lightning's validation and test loops decode under ``torch.inference_mode`` (tensors with no version)."""
+    with torch.inference_mode():
+        videos = rigid_video(FRAMES, SIZE, SIZE, seed=0).video[None]
+        for reward in (EpipolarReward(), DepthConsistencyReward(), MotionReward()):
+            out = reward(videos, [""])
+            check_finite(out, 1)
+            assert out["degenerate"][0] == 0 and out["score"][0] > 0.5, (type(reward).__name__, out)

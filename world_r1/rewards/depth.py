@@ -58,7 +58,7 @@ class DepthConsistencyReward(Reward):
         gaps: tuple[int, ...] = (4,),
         max_pairs: int = 4,
         max_side: int = 192,
-        num_features: int = 512,
+        num_features: int = 256,
         ratio: float = 0.9,
         ransac_px: float = 1.0,
         inlier_px: float = 0.5,
