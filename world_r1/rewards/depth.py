@@ -43,6 +43,9 @@ class DepthConsistencyReward(Reward):
     triangulate, the depth source fails, or under ``min_coverage`` of frame j lands inside frame i. A 1-frame video
     has no pairs. Raw terms (B,): ``psnr`` (dB), ``ssim``, ``depth_agreement`` (means over non-degenerate pairs, 0 if
     none), ``coverage``, ``parallax_px`` and ``degenerate`` (1 if any pair was degenerate).
+
+    ``videos`` are (B, F, 3, H, W) in [0, 1] on any device; everything is computed at the geometry core's analysis
+    resolution (long side at most ``max_side``), so PSNR and SSIM are those of the downscaled frames.
     """
 
     def __init__(
