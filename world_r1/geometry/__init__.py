@@ -1,5 +1,7 @@
 """The geometry core shared by rewards and evaluation metrics: pairs, features, matches, two-view geometry."""
 
+from world_r1.geometry.depth import DepthSource, TriangulatedDepth
+from world_r1.geometry.depth_model import ModelDepth
 from world_r1.geometry.epipolar import EpipolarEstimator, PairGeometry
 from world_r1.geometry.frames import frame_pairs, grayscale_resized
 from world_r1.geometry.matching import Features, PairMatches, SIFTDetector, match_pairs
@@ -8,12 +10,15 @@ from world_r1.geometry.shared import GeometrySettings, clear_shared_analysis, sh
 from world_r1.geometry.video import VideoGeometry, analyse_videos
 
 __all__ = [
+    "DepthSource",
     "EpipolarEstimator",
     "Features",
     "GeometrySettings",
+    "ModelDepth",
     "PairGeometry",
     "PairMatches",
     "SIFTDetector",
+    "TriangulatedDepth",
     "VideoGeometry",
     "analyse_videos",
     "clear_shared_analysis",
