@@ -52,13 +52,18 @@ class WorldR1CLI(LightningCLI):
         )
 
     def _parse_ckpt_path(self) -> None:
-        """LightningCLI reads ``--ckpt_path`` itself (for its hyper-parameters) before the Trainer exists: check the
-        file first, so a truncated or corrupt checkpoint gets the clear error rather than a zip-reader traceback."""
+        """LightningCLI reads ``--ckpt_path``'s hyper-parameters into the config before the Trainer exists. Its own
+        reader uses torch's weights-only unpickler, which refuses the numpy RNG state our checkpoints carry; this one
+        reads with :class:`CheckedCheckpointIO` (a truncated or corrupt file gets the clear error) and parses the same
+        way (the model class is fixed here, so there is no ``_class_path`` case)."""
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if path and Path(path).is_file():
-            CheckedCheckpointIO().load_checkpoint(path)
-        super()._parse_ckpt_path()
+        if not (path and Path(path).is_file()):
+            return
+        hparams = CheckedCheckpointIO().load_checkpoint(path).get("hyper_parameters", {})
+        hparams.pop("_instantiator", None)
+        if hparams:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
