@@ -5,6 +5,7 @@ from world_r1.rewards.depth import DepthConsistencyReward
 from world_r1.rewards.epipolar import EpipolarReward, MotionReward, parallax_gate
 from world_r1.rewards.quality import QualityReward
 from world_r1.rewards.simple import BrightnessReward, ColorReward
+from world_r1.rewards.trajectory import TrajectoryReward
 
 __all__ = [
     "BrightnessReward",
@@ -14,6 +15,7 @@ __all__ = [
     "MotionReward",
     "QualityReward",
     "Reward",
+    "TrajectoryReward",
     "WeightedReward",
     "check_videos",
     "parallax_gate",
