@@ -50,7 +50,7 @@ class TrajectoryReward(Reward):
         gaps: tuple[int, ...] = (4,),
         max_pairs: int = 4,
         max_side: int = 192,
-        num_features: int = 512,
+        num_features: int = 256,
         ratio: float = 0.9,
         inlier_px: float = 0.5,
         ransac_px: float = 1.0,
