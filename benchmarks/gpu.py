@@ -10,14 +10,12 @@ one forward of the linear layers plus two of the attention cores, and checkpoint
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from benchmarks.common import ModelSize, build_bench_policy
+from benchmarks.common import ModelSize, build_bench_policy, median_seconds
 from benchmarks.report import figure
 from benchmarks.rollout import rollout_functions
 from benchmarks.training import training_functions
@@ -52,19 +50,6 @@ def forward_flops(size: ModelSize, tokens: int, patch_volume: int = 1 * 2 * 2, c
     return ForwardFlops(size.layers * per_layer_linear + head + text_embedding, size.layers * per_layer_attention)
 
 
-def _timed(fn: Callable[[], object], sync: Callable[[], None], repeats: int) -> float:
-    """Median seconds of ``fn`` after one warm-up call, synchronising the device around each call."""
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def run(
     device: str = "cuda",
     size: ModelSize = WAN_1_3B,
@@ -90,7 +75,7 @@ def run(
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         try:
-            seconds[name] = _timed(fn, sync, repeats)
+            seconds[name] = median_seconds(fn, repeats, warmup=1, sync=sync)
         except torch.OutOfMemoryError:
             seconds[name] = float("nan")
         if cuda:
