@@ -1,0 +1,21 @@
+"""Lightning's rich progress bar, labelled for Flow-GRPO runs: training steps, the reward and the KL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import RichProgressBar
+
+
+class StepProgressBar(RichProgressBar):
+    """A run is one endless epoch of steps, so the bar says "Steps" (not "Epoch 0/-2") and drops the logger's
+    version number; the module's ``reward`` and ``kl`` (logged with ``prog_bar=True``) stay on it."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return "Flow-GRPO steps"
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
