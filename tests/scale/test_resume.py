@@ -112,3 +112,27 @@ def test_truncated_checkpoint_is_refused_clearly(tiny_wan_dir, tmp_path):
     assert "is unreadable" in err and "truncated or corrupt" in err and "good.ckpt" in err, err[-3000:]
     assert broken.read_bytes() == data[: len(data) // 2]  # nothing overwritten
     assert sorted(p.name for p in checkpoints.iterdir()) == ["good.ckpt", "last.ckpt"]
+
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    """The writer dies half-way through the file: `last.ckpt` still holds the previous, complete checkpoint."""
+    from fsspec.implementations.local import LocalFileOpener
+
+    from world_r1.checkpoint_io import CheckedCheckpointIO
+
+    io = CheckedCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"global_step": 1, "state_dict": {"w": torch.ones(1000)}}, path)
+    before = path.read_bytes()
+
+    def write_half_then_die(self, data):
+        self.f.write(bytes(data)[: len(data) // 2])
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(LocalFileOpener, "write", write_half_then_die)
+    with pytest.raises(OSError, match="disk went away"):
+        io.save_checkpoint({"global_step": 2, "state_dict": {"w": torch.zeros(1000)}}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert io.load_checkpoint(path)["global_step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no partial file left beside it
