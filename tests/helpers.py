@@ -1,5 +1,6 @@
 """Small helpers shared by tests (fixtures live in conftest.py)."""
 
+import lightning as L
 import torch
 
 from world_r1.policy import VideoSpec, WanPolicy
@@ -18,3 +19,17 @@ def randomize_lora(policy: WanPolicy, seed: int = 0, scale: float = 0.5) -> None
 def latents(batch: int = 2, seed: int = 0) -> torch.Tensor:
     """Random latents of the SPEC-sized video."""
     return torch.randn(batch, *SPEC.latent_shape(), generator=torch.Generator().manual_seed(seed))
+
+
+def bare_trainer(max_steps: int, **kwargs) -> L.Trainer:
+    """A CPU Trainer with the fit loop only (no logger, checkpoints, progress bar or summary); ``kwargs`` add to it."""
+    return L.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        **kwargs,
+    )

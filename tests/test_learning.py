@@ -6,10 +6,10 @@ learn to steer every noise toward it. (A colour or brightness target is no test 
 every latent to nearly the same mean colour, so even direct gradient ascent moves it by < 0.01.)
 """
 
-import lightning as L
 import pytest
 import torch
 
+from tests.helpers import bare_trainer
 from world_r1.data import PromptDataModule
 from world_r1.grpo.rollout import SamplingConfig
 from world_r1.module import GRPOConfig, PolicyConfig, WorldR1
@@ -63,16 +63,7 @@ def _train(module: WorldR1, tmp_path, steps: int) -> None:
     prompts = tmp_path / "prompts.txt"
     prompts.write_text(PROMPT + "\n")
     data = PromptDataModule(train_prompts=str(prompts), decoupled_prompts=None, group_size=16, prompts_per_step=1)
-    trainer = L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-    )
-    trainer.fit(module, data)
+    bare_trainer(steps).fit(module, data)
 
 
 @pytest.mark.slow

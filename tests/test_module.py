@@ -4,6 +4,7 @@ import lightning as L
 import pytest
 import torch
 
+from tests.helpers import bare_trainer
 from world_r1.data import PromptDataModule, load_prompts
 from world_r1.grpo import sde_step_with_logprob
 from world_r1.grpo.rollout import SamplingConfig, sample_rollout
@@ -27,17 +28,7 @@ def _fit(module: WorldR1, tmp_path, steps: int = 2, **trainer_kwargs) -> L.Train
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Camera pan left. A barn.\nCamera fixed. A library.\n")
     data = PromptDataModule(train_prompts=str(prompts), decoupled_prompts=None, group_size=2, prompts_per_step=2)
-    trainer = L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-        default_root_dir=tmp_path,
-        **trainer_kwargs,
-    )
+    trainer = bare_trainer(steps, default_root_dir=tmp_path, **trainer_kwargs)
     trainer.fit(module, data)
     return trainer
 

@@ -4,13 +4,13 @@ override), static prompts keep plain noise, and a training step runs with it on 
 import json
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 import yaml
 from jsonargparse import ArgumentParser
 
 import world_r1.module as module_file
+from tests.helpers import bare_trainer
 from world_r1.camera import CameraConfig
 from world_r1.data import PromptDataModule, load_prompts
 from world_r1.grpo.rollout import SamplingConfig
@@ -73,19 +73,7 @@ def test_a_training_step_runs_with_warping_and_sees_the_jsonl_camera(tiny_wan_di
     path.write_text(json.dumps({"prompt": "Camera fixed. A barn.", "camera": "orbit left slowly"}) + "\n")
     module = tiny_module(tiny_wan_dir, CameraConfig(enabled=True))
     data = PromptDataModule(train_prompts=str(path), decoupled_prompts=None, group_size=2, prompts_per_step=1)
-    trainer = L.Trainer(
-        max_steps=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-        default_root_dir=tmp_path,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(module, data)
+    bare_trainer(1, default_root_dir=tmp_path, limit_val_batches=0, num_sanity_val_steps=0).fit(module, data)
     assert module.steps_done == 1
     assert seen == [("Camera fixed. A barn.", "orbit left slowly")] * 2
     assert torch.isfinite(module.last_batch["rewards"]["total"]).all()

@@ -12,6 +12,7 @@ import torch
 from diffusers.models.transformers.transformer_wan import WanTransformerBlock
 from lightning.pytorch.strategies import FSDPStrategy
 
+from tests.helpers import bare_trainer
 from world_r1.data import PromptDataModule
 from world_r1.grpo.rollout import SamplingConfig
 from world_r1.module import GRPOConfig, PolicyConfig, WorldR1
@@ -67,18 +68,7 @@ def main(model_dir: str, out_dir: str, strategy: str) -> None:
     # G = 4 samples of one prompt per step, 2 on each process: every group spans both processes
     data = PromptDataModule(train_prompts=str(prompts), decoupled_prompts=None, group_size=4, prompts_per_step=1)
     record = Record()
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy=_strategy(strategy),
-        max_steps=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-        callbacks=[record],
-    )
+    trainer = bare_trainer(3, devices=2, strategy=_strategy(strategy), callbacks=[record])
     trainer.fit(module, data)
     lora = {k: v.clone() for k, v in module.policy.lora_state_dict().items()}
     torch.save({"steps": record.steps, "lora": lora}, Path(out_dir) / f"rank{trainer.global_rank}.pt")
