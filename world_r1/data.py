@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from world_r1.camera import CameraParseError, parse_camera
-from world_r1.prompts import builtin_prompt_file
+from world_r1.prompts import BUILTIN_SETS, builtin_prompt_file
 from world_r1.seeding import derive_seed
 
 Phase = Literal["main", "decoupled"]
@@ -40,10 +40,13 @@ def _resolve(path: str | os.PathLike) -> Path:
 
 def load_prompts(path: str | os.PathLike) -> list[PromptRecord]:
     """Read prompts from ``.txt`` (one per line; blank lines and ``#`` comments skipped) or ``.jsonl``
-    (objects with ``"prompt"`` and optional ``"camera"``). ``builtin:train|dynamic|eval`` names the shipped sets."""
+    (objects with ``"prompt"`` and optional ``"camera"``). ``builtin:NAME`` names a shipped set: train, dynamic, eval,
+    mini_train, mini_eval."""
     file = _resolve(path)
     if not file.is_file():
-        raise FileNotFoundError(f"Prompt file {file} not found: pass a .txt/.jsonl path or builtin:train|dynamic|eval.")
+        raise FileNotFoundError(
+            f"Prompt file {file} not found: pass a .txt/.jsonl path or builtin:{'|'.join(BUILTIN_SETS)}."
+        )
     if file.suffix not in (".txt", ".jsonl"):
         raise ValueError(f"Prompt file {file} must end in .txt (one prompt a line) or .jsonl ({{'prompt': ...}}).")
     records: list[PromptRecord] = []
