@@ -6,7 +6,7 @@
 SHELL := bash
 .ONESHELL:
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test setup lint bench
+.PHONY: demo test setup lint bench mini-model
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -41,6 +41,11 @@ setup:  ## create $(VENV) and install world-r1 (+ EXTRAS) with the right torch b
 	target="."; [ -z "$(EXTRAS)" ] || target=".[$(EXTRAS)]"
 	$$pip install -q -c "$$constraints" -e "$$target"
 	echo "[setup] ready: $$(cat "$$constraints") in $(VENV)"
+
+mini-model:  ## pre-train the mini Wan on the synthetic worlds (VAE, then transformer; about an hour on 2 CPU cores)
+	$(MAKE) --no-print-directory setup
+	$(VENV)/bin/python -m world_r1 pretrain --config configs/mini_vae.yaml
+	$(VENV)/bin/python -m world_r1 pretrain --config configs/mini_base.yaml
 
 lint:  ## ruff lint and format check
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

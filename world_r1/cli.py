@@ -5,6 +5,7 @@ python -m world_r1 validate --config configs/wan21.yaml --ckpt_path last   # 3D-
 python -m world_r1 tiny --out .cache/tiny-wan          # write a tiny random Wan (offline demo and tests)
 python -m world_r1 sample --prompts builtin:eval --checkpoint runs/wan21/checkpoints/last.ckpt --out samples
 python -m world_r1 evaluate --videos samples           # score any folder of videos, rich table + JSON/CSV
+python -m world_r1 pretrain --config configs/mini_vae.yaml   # flow-matching training of Wan (same flags as fit)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jsonargparse import auto_cli
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -26,6 +27,7 @@ from world_r1.commands.sample import sample
 from world_r1.data import PromptDataModule
 from world_r1.module import WorldR1
 from world_r1.policy.tiny import build_tiny_wan
+from world_r1.pretrain import ClipDataModule, WanTrainer
 
 # Wan's frozen VAE and text encoder are in eval mode on purpose, and a Flow-GRPO step's checkpoint is meant to hold
 # the state after its update; Lightning warns about both.
@@ -40,10 +42,16 @@ class WorldR1CLI(LightningCLI):
     reader that reports an unreadable ``--ckpt_path`` clearly instead of a pickle traceback.
     """
 
-    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+    def __init__(
+        self,
+        args: list[str] | None = None,
+        run: bool = True,
+        model_class: type[LightningModule] = WorldR1,
+        datamodule_class: type[LightningDataModule] = PromptDataModule,
+    ) -> None:
         super().__init__(
-            WorldR1,
-            PromptDataModule,
+            model_class,
+            datamodule_class,
             parser_kwargs={"parser_mode": "omegaconf"},
             save_config_kwargs={"overwrite": True},
             trainer_defaults={"use_distributed_sampler": False},
@@ -91,7 +99,10 @@ TOOLS: dict[str, Callable[..., object]] = {"tiny": tiny, "sample": sample, "eval
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m world_r1`` and the ``world-r1`` script; ``argv`` defaults to ``sys.argv[1:]``."""
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in TOOLS:
+    if args and args[0] == "pretrain":  # `fit` of the flow-matching trainer: the same flags and conventions
+        rest = args[1:] if args[1:2] == ["fit"] else ["fit", *args[1:]]
+        WorldR1CLI(rest, model_class=WanTrainer, datamodule_class=ClipDataModule)
+    elif args and args[0] in TOOLS:
         try:
             auto_cli(TOOLS[args[0]], args=args[1:], as_positional=False)  # every argument named: `--videos DIR`
         except (FileNotFoundError, ValueError) as error:  # a wrong path or value: its message, not a traceback

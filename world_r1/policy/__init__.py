@@ -3,7 +3,7 @@
 from world_r1.policy.config import ATTENTION_PROJECTIONS, LoRAConfig, VideoSpec, resolve_dtype
 from world_r1.policy.loading import DEFAULT_MODEL, load_wan_pipeline, resolve_model_source
 from world_r1.policy.schedule import flow_sigmas, shift_sigmas
-from world_r1.policy.tiny import build_tiny_pipeline, build_tiny_wan
+from world_r1.policy.tiny import WanSizes, build_tiny_pipeline, build_tiny_wan
 from world_r1.policy.wan import WanPolicy
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "LoRAConfig",
     "VideoSpec",
     "WanPolicy",
+    "WanSizes",
     "build_tiny_pipeline",
     "build_tiny_wan",
     "flow_sigmas",

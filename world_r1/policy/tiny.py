@@ -8,6 +8,7 @@ as ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``; only the widths are small enough to run
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,7 +16,6 @@ from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, Wa
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
-TEXT_DIM = 32
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
 
 
@@ -47,18 +47,48 @@ def _preserve_decoder_signal(vae: AutoencoderKLWan, gain: float = 2.0) -> None:
                 param.zero_()
 
 
-def build_tiny_pipeline(seed: int = 0) -> WanPipeline:
-    """All five Wan components with tiny widths, initialised deterministically from ``seed``."""
+@dataclass(frozen=True)
+class WanSizes:
+    """Widths of a small Wan 2.1 built from scratch; the defaults are the tiny random model of the tests and demo.
+
+    Every other structural choice is the real model's: 16 latent channels, patch (1, 2, 2), a four-level VAE with
+    ``[False, True, True]`` temporal downsampling (4x temporal, 8x spatial), a UMT5 text encoder.
+    """
+
+    text_dim: int = 32  # UMT5 width (the real model: 4096)
+    text_layers: int = 2  # UMT5 encoder layers
+    heads: int = 2  # transformer attention heads
+    head_dim: int = 12  # transformer width per head
+    layers: int = 2  # transformer blocks
+    ffn_dim: int = 32  # transformer feed-forward width
+    vae_base_dim: int = 3  # VAE channels at full resolution
+    vae_dim_mult: tuple[int, ...] = (1, 1, 1, 1)  # VAE channel multipliers of the four levels
+    vae_res_blocks: int = 1  # VAE residual blocks per level
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vae_dim_mult", tuple(int(m) for m in self.vae_dim_mult))
+        if len(self.vae_dim_mult) != 4:
+            raise ValueError(f"vae_dim_mult needs four levels (8x spatial, 4x temporal), got {self.vae_dim_mult}.")
+        if min(self.text_dim, self.heads, self.head_dim, self.layers, self.ffn_dim, self.vae_base_dim) < 1:
+            raise ValueError(f"every width in {self} must be >= 1.")
+
+
+def build_tiny_pipeline(seed: int = 0, sizes: WanSizes | None = None) -> WanPipeline:
+    """All five Wan components at ``sizes`` (tiny by default), initialised deterministically from ``seed``.
+
+    Only the default tiny model gets the signal-preserving decoder init; larger models are built to be trained.
+    """
+    sizes = sizes or WanSizes()
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
     text_encoder = UMT5EncoderModel(
         UMT5Config(
             vocab_size=len(tokenizer),
-            d_model=TEXT_DIM,
+            d_model=sizes.text_dim,
             d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
+            d_ff=2 * sizes.text_dim,
+            num_layers=sizes.text_layers,
+            num_heads=sizes.text_dim // 8,
             relative_attention_num_buckets=8,
             pad_token_id=0,
             eos_token_id=1,
@@ -67,21 +97,26 @@ def build_tiny_pipeline(seed: int = 0) -> WanPipeline:
     torch.manual_seed(seed + 1)
     transformer = WanTransformer3DModel(
         patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
+        num_attention_heads=sizes.heads,
+        attention_head_dim=sizes.head_dim,
         in_channels=16,
         out_channels=16,
-        text_dim=TEXT_DIM,
+        text_dim=sizes.text_dim,
         freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
+        ffn_dim=sizes.ffn_dim,
+        num_layers=sizes.layers,
         rope_max_seq_len=32,
     )
     torch.manual_seed(seed + 2)
     vae = AutoencoderKLWan(
-        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+        base_dim=sizes.vae_base_dim,
+        z_dim=16,
+        dim_mult=list(sizes.vae_dim_mult),
+        num_res_blocks=sizes.vae_res_blocks,
+        temperal_downsample=[False, True, True],
     )
-    _preserve_decoder_signal(vae)
+    if sizes == WanSizes():
+        _preserve_decoder_signal(vae)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
     return WanPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer
