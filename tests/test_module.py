@@ -177,3 +177,38 @@ def test_offloaded_text_encoder_holds_every_prompt_before_training(tiny_wan_dir,
     distinct = {"", *training, *(r.text for r in load_prompts("builtin:eval"))}
     assert len(calls) == -(-len(distinct) // 8)  # one warm pass over all prompts at fit start, nothing encoded later
     assert next(module.policy.text_encoder.parameters()).device.type == "cpu"
+
+
+class _Recording(Reward):
+    """Scores brightness and keeps the per-sample metadata of every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[dict] = []
+
+    def forward(self, videos, prompts, cameras=None, **metadata):
+        self.calls.append({"prompts": list(prompts), "cameras": list(cameras), **metadata})
+        return {"score": videos.mean(dim=(1, 2, 3, 4))}
+
+
+def test_per_sample_cameras_reach_the_rewards_in_training_and_evaluation(tiny_wan_dir, tmp_path):
+    from world_r1.callbacks import ConsistencyEvaluation
+
+    recording, evaluated = _Recording(), _Recording()
+    module = _module(tiny_wan_dir, reward=WeightedReward({"rec": recording}))
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        '{"prompt": "A barn at dusk.", "camera": "pan left"}\n{"prompt": "Camera fixed. A library."}\n'
+    )
+    data = PromptDataModule(
+        train_prompts=str(prompts), decoupled_prompts=None, eval_prompts=str(prompts), group_size=2, prompts_per_step=2
+    )
+    evaluation = ConsistencyEvaluation(terms={"rec": evaluated}, every_n_steps=1, batch_size=2, use_ema=False)
+    bare_trainer(1, default_root_dir=tmp_path, callbacks=[evaluation]).fit(module, data)
+
+    (call,) = recording.calls
+    expected = {"A barn at dusk.": "pan left", "Camera fixed. A library.": None}
+    assert call["cameras"] == [expected[p] for p in call["prompts"]]  # the JSONL camera, not the prompt text
+    assert call["phase"] == "main" and len(call["prompt_ids"]) == len(call["prompts"]) == 4
+    (scored,) = evaluated.calls
+    assert scored["cameras"] == [expected[p] for p in scored["prompts"]]

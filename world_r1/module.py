@@ -226,11 +226,18 @@ class WorldR1(L.LightningModule):
         """Held-out videos for ``batch["prompts"]``: ODE with ``sampling.eval_steps``, one fixed seed per prompt id, so
         every evaluation of a run sees the same noise. Scoring is the evaluation callback's job (``callbacks/``).
 
-        Returns ``{"videos": (B, F, 3, H, W), "prompts", "prompt_ids", "seeds"}``.
+        Returns ``{"videos": (B, F, 3, H, W), "prompts", "cameras", "prompt_ids", "seeds"}``.
         """
         seeds = [derive_seed(self.seed, "eval", int(i)) for i in batch["prompt_ids"]]
-        videos = self.generate(batch["prompts"], seeds, cameras=batch.get("cameras"))
-        return {"videos": videos, "prompts": batch["prompts"], "prompt_ids": batch["prompt_ids"], "seeds": seeds}
+        cameras = batch.get("cameras")
+        videos = self.generate(batch["prompts"], seeds, cameras=cameras)
+        return {
+            "videos": videos,
+            "prompts": batch["prompts"],
+            "cameras": cameras,
+            "prompt_ids": batch["prompt_ids"],
+            "seeds": seeds,
+        }
 
     test_step = validation_step
 
@@ -255,7 +262,14 @@ class WorldR1(L.LightningModule):
         )
         videos = self.policy.decode(rollout.final)
         weights = self.decoupled_weights if batch["phase"] == "decoupled" and self.decoupled_weights else None
-        rewards = self.reward(videos, prompts, weights=weights)
+        rewards = self.reward(
+            videos,
+            prompts,
+            weights=weights,
+            cameras=batch.get("cameras", [None] * len(prompts)),
+            prompt_ids=batch.get("prompt_ids"),
+            phase=batch["phase"],
+        )
         advantages = gather_group_rewards(
             rewards["total"].to(self.device),
             batch["group_ids"].to(self.device),

@@ -149,7 +149,8 @@ class ConsistencyEvaluation(L.Callback):
         stage: str,
     ) -> None:
         videos: torch.Tensor = outputs["videos"]
-        values = score_terms(self._terms(pl_module), videos, outputs["prompts"], self._known)
+        metadata = {"cameras": outputs.get("cameras") or [None] * len(videos), "prompt_ids": outputs["prompt_ids"]}
+        values = score_terms(self._terms(pl_module), videos, outputs["prompts"], self._known, **metadata)
         for name in values:
             term, key = name.split("/", 1)
             if key not in self._known.setdefault(term, []):

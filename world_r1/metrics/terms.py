@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
-from world_r1.rewards.base import Reward, check_videos
+from world_r1.rewards.base import Reward, call_reward, check_videos
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +26,22 @@ def score_terms(
     videos: torch.Tensor,
     prompts: Sequence[str],
     known: Mapping[str, Sequence[str]] | None = None,
+    **metadata: Any,
 ) -> dict[str, torch.Tensor]:
     """Every term's outputs on ``videos`` (B, F, 3, H, W) in [0, 1], flattened to ``{"<term>/<key>": (B,) float}``.
 
     A term that raises costs its own values, not the evaluation: its score is the worst (0), ``degenerate`` is 1, and
     the other keys it is ``known`` to produce (``known[term]``, e.g. from an earlier batch) are NaN, which
     :class:`RewardTermMeans` leaves out of the means. Non-finite scores count as 0 and degenerate, as in training.
+    ``metadata`` (per-sample columns such as ``cameras``, see :class:`~world_r1.rewards.Reward`) reaches every term.
     """
     check_videos(videos)
     batch = videos.shape[0]
     out: dict[str, torch.Tensor] = {}
     for name, term in terms.items():
         try:
-            values = {key: value.detach().float().reshape(batch).cpu() for key, value in term(videos, prompts).items()}
+            raw = call_reward(term, videos, prompts, metadata)
+            values = {key: value.detach().float().reshape(batch).cpu() for key, value in raw.items()}
         except Exception:  # one broken term must not hide the others' numbers
             log.exception("reward term %r failed on an evaluation batch; its score counts as 0", name)
             values = {key: torch.full((batch,), float("nan")) for key in (known or {}).get(name, ())}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,15 +15,31 @@ log = logging.getLogger(__name__)
 
 
 class Reward(nn.Module):
-    """A reward: ``forward(videos, prompts) -> dict`` of per-sample (B,) float tensors.
+    """A reward: ``forward(videos, prompts, **metadata) -> dict`` of per-sample (B,) float tensors.
 
     ``videos`` are (B, F, 3, H, W) floats in [0, 1] on any device. The dict must hold ``"score"``, the main value
     in [0, 1] (higher is better); other keys are raw terms for logging (e.g. ``"inlier_ratio"``), and
     ``"degenerate"`` (0/1 per sample) marks inputs the reward could not judge and scored as worst.
+
+    ``metadata`` carries per-sample columns of the batch, each a sequence of length B, to every term alike (as TRL
+    hands dataset columns to its reward functions): ``cameras`` (an explicit camera description or None per sample,
+    from a JSONL prompt file), ``prompt_ids``, and the step's ``phase``. A term takes the keywords it uses and
+    ignores the rest.
     """
 
-    def forward(self, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def forward(self, videos: torch.Tensor, prompts: Sequence[str], **metadata: Any) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+
+def call_reward(
+    term: nn.Module, videos: torch.Tensor, prompts: Sequence[str], metadata: dict[str, Any]
+) -> dict[str, torch.Tensor]:
+    """``term(videos, prompts, **metadata)``, handing a term only the metadata keywords its ``forward`` declares (all
+    of them with ``**metadata``), so rewards written as ``forward(videos, prompts)`` keep working."""
+    parameters = inspect.signature(term.forward).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        metadata = {key: value for key, value in metadata.items() if key in parameters}
+    return term(videos, prompts, **metadata)
 
 
 def check_videos(videos: torch.Tensor) -> None:
@@ -66,9 +84,14 @@ class WeightedReward(nn.Module):
 
     @torch.no_grad()
     def forward(
-        self, videos: torch.Tensor, prompts: Sequence[str], weights: dict[str, float] | None = None
+        self,
+        videos: torch.Tensor,
+        prompts: Sequence[str],
+        weights: dict[str, float] | None = None,
+        **metadata: Any,
     ) -> dict[str, torch.Tensor]:
-        """Score ``videos`` (B, F, 3, H, W); ``weights`` replaces the configured weights (missing names: 0)."""
+        """Score ``videos`` (B, F, 3, H, W); ``weights`` replaces the configured weights (missing names: 0);
+        ``metadata`` (per-sample columns, see :class:`Reward`) reaches every term."""
         check_videos(videos)
         active = self._check_weights(weights) if weights is not None else self.weights
         batch = videos.shape[0]
@@ -79,7 +102,7 @@ class WeightedReward(nn.Module):
             if weight == 0:
                 continue
             start = time.perf_counter()
-            terms = self._evaluate(name, videos, prompts)
+            terms = self._evaluate(name, videos, prompts, metadata)
             self.last_timings[name] = time.perf_counter() - start
             out[name] = terms.pop("score")
             out.update({f"{name}/{key}": value for key, value in terms.items()})
@@ -87,10 +110,13 @@ class WeightedReward(nn.Module):
         out["total"] = total
         return out
 
-    def _evaluate(self, name: str, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def _evaluate(
+        self, name: str, videos: torch.Tensor, prompts: Sequence[str], metadata: dict[str, Any]
+    ) -> dict[str, torch.Tensor]:
         batch = videos.shape[0]
         try:
-            terms = {k: v.detach().float().to(videos.device) for k, v in self.terms[name](videos, prompts).items()}
+            raw = call_reward(self.terms[name], videos, prompts, metadata)
+            terms = {k: v.detach().float().to(videos.device) for k, v in raw.items()}
         except Exception:  # a reward bug must cost one batch of scores, not the run
             log.exception("reward term %r failed on this batch; scoring it as worst (0)", name)
             return {

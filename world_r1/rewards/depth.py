@@ -4,6 +4,7 @@ pair from the other with depth and the estimated relative pose, and compare."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -93,7 +94,7 @@ class DepthConsistencyReward(Reward):
         )
 
     @torch.no_grad()
-    def forward(self, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def forward(self, videos: torch.Tensor, prompts: Sequence[str], **metadata: Any) -> dict[str, torch.Tensor]:
         check_videos(videos)
         batch = videos.shape[0]
         if videos.shape[1] < 2:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -68,7 +69,7 @@ class EpipolarReward(Reward):
         self.full_support = full_support
 
     @torch.no_grad()
-    def forward(self, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def forward(self, videos: torch.Tensor, prompts: Sequence[str], **metadata: Any) -> dict[str, torch.Tensor]:
         check_videos(videos)
         batch = videos.shape[0]
         if videos.shape[1] < 2:
@@ -124,7 +125,7 @@ class MotionReward(Reward):
         self.settings = GeometrySettings(gaps=gaps, max_side=max_side, num_features=num_features)
 
     @torch.no_grad()
-    def forward(self, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def forward(self, videos: torch.Tensor, prompts: Sequence[str], **metadata: Any) -> dict[str, torch.Tensor]:
         check_videos(videos)
         batch = videos.shape[0]
         if videos.shape[1] < 2:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -60,7 +61,7 @@ class QualityReward(Reward):
         return (crop - self.mean) / self.std
 
     @torch.no_grad()
-    def forward(self, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def forward(self, videos: torch.Tensor, prompts: Sequence[str], **metadata: Any) -> dict[str, torch.Tensor]:
         check_videos(videos)
         batch, num_frames = videos.shape[:2]
         if len(prompts) != batch:

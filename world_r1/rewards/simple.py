@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -25,7 +26,7 @@ class BrightnessReward(Reward):
             raise ValueError(f"BrightnessReward.target must be in [0, 1], got {target}.")
         self.target = target
 
-    def forward(self, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def forward(self, videos: torch.Tensor, prompts: Sequence[str], **metadata: Any) -> dict[str, torch.Tensor]:
         check_videos(videos)
         brightness = videos.float().mean(dim=(1, 2, 3, 4))
         return {"score": 1.0 - (brightness - self.target).abs(), "brightness": brightness}
@@ -47,7 +48,7 @@ class ColorReward(Reward):
             raise ValueError(f"ColorReward.target must be three values in [0, 1], got {target}.")
         self.register_buffer("target", torch.tensor(target, dtype=torch.float32), persistent=False)
 
-    def forward(self, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def forward(self, videos: torch.Tensor, prompts: Sequence[str], **metadata: Any) -> dict[str, torch.Tensor]:
         check_videos(videos)
         color = videos.float().mean(dim=(1, 3, 4))  # (B, 3)
         distance = (color - self.target.to(color.device)).abs().mean(dim=1)

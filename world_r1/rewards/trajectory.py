@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -97,7 +98,11 @@ class TrajectoryReward(Reward):
 
     @torch.no_grad()
     def forward(
-        self, videos: torch.Tensor, prompts: Sequence[str], cameras: Sequence[str | None] | None = None
+        self,
+        videos: torch.Tensor,
+        prompts: Sequence[str],
+        cameras: Sequence[str | None] | None = None,
+        **metadata: Any,
     ) -> dict[str, torch.Tensor]:
         """Score ``videos`` (B, F, 3, H, W) in [0, 1] against the camera motion of ``prompts`` (or of ``cameras[b]``,
         an explicit camera description, where given)."""
