@@ -30,7 +30,7 @@ def test_help_lists_subcommands():
     assert "fit" in out.stdout and "validate" in out.stdout
 
 
-@pytest.mark.parametrize("config", ["tiny.yaml", "wan21.yaml", "wan21_14b.yaml"])
+@pytest.mark.parametrize("config", ["tiny.yaml", "mini.yaml", "wan21.yaml", "wan21_14b.yaml"])
 def test_print_config_round_trips_with_overrides(tmp_path, config):
     path = str(ROOT / "configs" / config)
     first = _run(

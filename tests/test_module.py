@@ -197,9 +197,7 @@ def test_per_sample_cameras_reach_the_rewards_in_training_and_evaluation(tiny_wa
     recording, evaluated = _Recording(), _Recording()
     module = _module(tiny_wan_dir, reward=WeightedReward({"rec": recording}))
     prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text(
-        '{"prompt": "A barn at dusk.", "camera": "pan left"}\n{"prompt": "Camera fixed. A library."}\n'
-    )
+    prompts.write_text('{"prompt": "A barn at dusk.", "camera": "pan left"}\n{"prompt": "Camera fixed. A library."}\n')
     data = PromptDataModule(
         train_prompts=str(prompts), decoupled_prompts=None, eval_prompts=str(prompts), group_size=2, prompts_per_step=2
     )

@@ -39,7 +39,7 @@ class PolicyConfig:
 
 @dataclass
 class GRPOConfig:
-    """The policy update (DESIGN.md §3); defaults are World-R1's released values."""
+    """The Flow-GRPO update (clipped surrogate + KL to the base model); defaults are World-R1's released values."""
 
     clip_range: float = 1e-3  # PPO-style ratio clip epsilon
     beta: float = 0.004  # weight of the KL to the LoRA-disabled base model

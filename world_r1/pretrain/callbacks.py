@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from world_r1.callbacks.tensorboard_media import add_gif, find_tensorboard
-from world_r1.pretrain.manifest import stage_record, write_manifest
+from world_r1.pretrain.manifest import git_commit, stage_record, write_manifest
 from world_r1.pretrain.module import WanTrainer
 from world_r1.video_io import tile_videos
 
@@ -31,16 +31,18 @@ class SavePretrained(L.Callback):
             raise ValueError(f"SavePretrained.every_n_steps must be >= 0, got {every_n_steps}.")
         self.every_n_steps = every_n_steps
         self._started = time.time()
+        self._commit: str | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: WanTrainer) -> None:
-        self._started = time.time()
+        self._started, self._commit = time.time(), git_commit()  # the code that runs, whatever changes meanwhile
 
     def save(self, trainer: L.Trainer, pl_module: WanTrainer) -> None:
         if pl_module.stage == "vae":
             pl_module.calibrate_on(trainer.train_dataloader)
         if trainer.is_global_zero:
             out = pl_module.export(pl_module.hparams.output_dir)
-            write_manifest(out, stage_record(trainer, pl_module, self._started), previous=pl_module.hparams.model)
+            record = stage_record(trainer, pl_module, self._started, self._commit)
+            write_manifest(out, record, previous=pl_module.hparams.model)
             rank_zero_info(f"Saved the model at step {trainer.global_step} to {out}")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: WanTrainer, *args: Any) -> None:

@@ -54,13 +54,16 @@ def describe(obj: object) -> dict[str, Any]:
     return {"class_path": f"{type(obj).__module__}.{type(obj).__qualname__}", **settings}
 
 
-def stage_record(trainer: L.Trainer, module: L.LightningModule, started: float) -> dict[str, Any]:
-    """What one training stage did: command, settings, steps, time, final metrics, parameter counts."""
+def stage_record(
+    trainer: L.Trainer, module: L.LightningModule, started: float, commit: str | None = None
+) -> dict[str, Any]:
+    """What one training stage did: command, settings, steps, time, final metrics, parameter counts. ``commit`` is
+    the code's commit when the stage started (default: now)."""
     datamodule = trainer.datamodule
     return {
         "stage": getattr(module, "stage", None),
         "command": " ".join([Path(sys.executable).name, "-m", "world_r1", *sys.argv[1:]]),
-        "git_commit": git_commit(),
+        "git_commit": commit or git_commit(),
         "seed": os.environ.get("PL_GLOBAL_SEED"),
         "model": _plain(dict(module.hparams)),
         "data": describe(datamodule) | {"train": describe(datamodule.train)} if hasattr(datamodule, "train") else None,
