@@ -8,7 +8,7 @@ from tests.helpers import bare_trainer
 from world_r1.policy import LoRAConfig, WanPolicy, WanSizes
 from world_r1.pretrain import ClipDataModule, FlowObjective, SavePretrained, VAEObjective, WanTrainer
 from world_r1.pretrain.ema import ParameterEMA
-from world_r1.pretrain.module import decode_unclamped
+from world_r1.pretrain.module import anchor_target, decode_unclamped
 from world_r1.synthetic import render
 
 PROMPTS = ("Camera truck right. A textured room.", "Camera fixed. A textured room.")
@@ -191,3 +191,10 @@ def test_unclamped_decode_matches_diffusers_decode_after_clamping(tiny_wan_dir):
         theirs = vae.decode(latents).sample
     assert ours.shape == theirs.shape
     assert torch.allclose(ours.clamp(-1, 1), theirs, atol=1e-6)
+
+
+def test_anchor_target_follows_wans_causal_frame_groups():
+    pixels = torch.arange(9.0).view(1, 1, 9, 1, 1).expand(2, 3, 9, 16, 16)  # frame k is the constant k
+    target = anchor_target(pixels, factor=2)
+    assert target.shape == (2, 12, 3, 2, 2)  # 3 x 2 x 2 channels, 3 latent frames, 16 / 8 pixels
+    assert target[0, 0, :, 0, 0].tolist() == [0.0, 2.5, 6.5]  # frame 0, mean of 1-4, mean of 5-8
