@@ -9,10 +9,11 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader
 
 from world_r1.callbacks.tensorboard_media import add_gif, find_tensorboard
 from world_r1.pretrain.manifest import git_commit, stage_record, write_manifest
-from world_r1.pretrain.module import WanTrainer
+from world_r1.pretrain.module import WanTrainer, vae_input
 from world_r1.video_io import tile_videos
 
 
@@ -37,13 +38,22 @@ class SavePretrained(L.Callback):
         self._started, self._commit = time.time(), git_commit()  # the code that runs, whatever changes meanwhile
 
     def save(self, trainer: L.Trainer, pl_module: WanTrainer) -> None:
-        if pl_module.stage == "vae":
-            pl_module.calibrate_on(trainer.train_dataloader)
-        if trainer.is_global_zero:
-            out = pl_module.export(pl_module.hparams.output_dir)
-            record = stage_record(trainer, pl_module, self._started, self._commit)
-            write_manifest(out, record, previous=pl_module.hparams.model)
-            rank_zero_info(f"Saved the model at step {trainer.global_step} to {out}")
+        if not trainer.is_global_zero:
+            return
+        calibration = self.calibration_batches(trainer, pl_module) if pl_module.stage == "vae" else None
+        out = pl_module.export(pl_module.hparams.output_dir, calibration)
+        record = stage_record(trainer, pl_module, self._started, self._commit)
+        write_manifest(out, record, previous=pl_module.hparams.model)
+        rank_zero_info(f"Saved the model at step {trainer.global_step} to {out}")
+
+    @staticmethod
+    def calibration_batches(trainer: L.Trainer, pl_module: WanTrainer) -> list[torch.Tensor]:
+        """The first ``vae.calibration_batches`` batches of training videos, in dataset order: a loader of its own,
+        so measuring never draws from the training loader's shuffling generator (resumes stay exact)."""
+        loader = trainer.train_dataloader
+        ordered = DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False)
+        count = pl_module.vae_objective.calibration_batches
+        return [batch["video"] for batch, _ in zip(ordered, range(count), strict=False)]
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: WanTrainer, *args: Any) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
@@ -129,7 +139,7 @@ class LogSamples(L.Callback):
     def reconstructions(self, pl_module: WanTrainer, videos: torch.Tensor) -> torch.Tensor:
         """Input clips (top row) above their VAE reconstructions (bottom row), ``(F, 3, 2H, W * B)``."""
         pl_module.vae.eval()
-        pixels = videos.to(pl_module.device, pl_module.vae.dtype).permute(0, 2, 1, 3, 4) * 2 - 1
+        pixels = vae_input(videos, pl_module.device, pl_module.vae.dtype)
         decoded = pl_module.vae.decode(pl_module.vae.encode(pixels).latent_dist.mode()).sample
         pl_module.vae.train()
         decoded = ((decoded.float() + 1) / 2).clamp(0, 1).permute(0, 2, 1, 3, 4).cpu()

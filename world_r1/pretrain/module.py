@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +71,11 @@ class FlowObjective:
             raise ValueError(f"flow.flow_shift must be > 0, got {self.flow_shift}.")
         if not 0.0 <= self.text_dropout < 1.0:
             raise ValueError(f"flow.text_dropout must be in [0, 1), got {self.text_dropout}.")
+
+
+def vae_input(videos: torch.Tensor, device: torch.device | str, dtype: torch.dtype) -> torch.Tensor:
+    """Videos ``(B, F, 3, H, W)`` in [0, 1] as the VAE takes them: ``(B, 3, F, H, W)`` in [-1, 1]."""
+    return videos.to(device, dtype).permute(0, 2, 1, 3, 4) * 2 - 1
 
 
 def anchor_target(pixels: torch.Tensor, factor: int = 2) -> torch.Tensor:
@@ -216,8 +220,7 @@ class WanTrainer(L.LightningModule):
     @torch.no_grad()
     def encode_video(self, videos: torch.Tensor) -> torch.Tensor:
         """Normalised latents ``(B, 16, T, h, w)`` of videos ``(B, F, 3, H, W)`` in [0, 1] (the posterior mean)."""
-        pixels = videos.permute(0, 2, 1, 3, 4).to(self.vae.dtype) * 2 - 1
-        latents = self.vae.encode(pixels).latent_dist.mode().float()
+        latents = self.vae.encode(vae_input(videos, self.device, self.vae.dtype)).latent_dist.mode().float()
         mean, std = self.latent_stats()
         return (latents - mean) / std
 
@@ -241,7 +244,7 @@ class WanTrainer(L.LightningModule):
             top = int(torch.randint(0, max(height - objective.crop, 0) + 1, (), generator=generator))
             left = int(torch.randint(0, max(width - objective.crop, 0) + 1, (), generator=generator))
             videos = videos[..., top : top + objective.crop, left : left + objective.crop]
-        pixels = videos.permute(0, 2, 1, 3, 4) * 2 - 1  # (B, 3, F, H, W) in [-1, 1]
+        pixels = vae_input(videos, self.device, self.vae.dtype)
         posterior = self.vae.encode(pixels).latent_dist
         latents = posterior.mode()
         reconstruction = decode_unclamped(self.vae, latents)
@@ -340,30 +343,27 @@ class WanTrainer(L.LightningModule):
         self.vae.eval()
         latents = []
         for videos in batches:
-            pixels = videos.to(self.device, self.vae.dtype).permute(0, 2, 1, 3, 4) * 2 - 1
+            pixels = vae_input(videos, self.device, self.vae.dtype)
             latents.append(self.vae.encode(pixels).latent_dist.mode().float().transpose(0, 1).flatten(1))
         stacked = torch.cat(latents, dim=1)
         mean, std = stacked.mean(dim=1), stacked.std(dim=1).clamp_min(1e-3)
         self.vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
         self.vae.train(was_training)
 
-    def calibrate_on(self, loader: Iterable[dict[str, Any]]) -> None:
-        """:meth:`calibrate_latents` on the first ``vae.calibration_batches`` batches of ``loader``."""
-        batches = [
-            batch["video"] for batch, _ in zip(loader, range(self.vae_objective.calibration_batches), strict=False)
-        ]
-        self.calibrate_latents(batches)
-
-    def export(self, directory: str | os.PathLike) -> Path:
+    def export(self, directory: str | os.PathLike, calibration: list[torch.Tensor] | None = None) -> Path:
         """Write the model (EMA weights if any) with ``save_pretrained``: the whole pipeline, or the LoRA file only.
 
-        Written to a sibling folder first and swapped in, so a crash never leaves a half-written model behind.
+        ``calibration`` (batches of videos) first re-measures the latent statistics (:meth:`calibrate_latents`) with
+        the weights being written, so a VAE ships the statistics of its own (averaged) encoder. Written to a sibling
+        folder first and swapped in, so a crash never leaves a half-written model behind.
         """
         out = Path(directory)
         partial, old = out.with_name(out.name + ".partial"), out.with_name(out.name + ".old")
         shutil.rmtree(partial, ignore_errors=True)
         params = self.trained_parameters()
         with self.ema.swapped(params) if self.ema is not None else nullcontext():
+            if calibration:
+                self.calibrate_latents(calibration)
             if self.hparams.lora is not None:
                 lora_io.save_lora(self.transformer, partial)
             else:
