@@ -183,7 +183,10 @@ class WorldR1(L.LightningModule):
         With ``camera.enabled`` and ``prompts``, each sample's noise is warped along the camera motion of its prompt
         (or of ``cameras[i]``, an explicit override), still exactly standard Gaussian (``world_r1.camera.warp``).
         """
-        shape = self.video.latent_shape(self.policy.transformer.config.in_channels)
+        vae = self.policy.vae.config
+        shape = self.video.latent_shape(
+            self.policy.transformer.config.in_channels, vae.scale_factor_temporal, vae.scale_factor_spatial
+        )
         noise = []
         for i, seed in enumerate(seeds):
             generator = torch.Generator().manual_seed(int(seed))

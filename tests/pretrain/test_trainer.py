@@ -5,7 +5,8 @@ import torch
 from diffusers import WanPipeline
 
 from tests.helpers import bare_trainer
-from world_r1.policy import LoRAConfig, WanPolicy, WanSizes
+from world_r1.module import PolicyConfig, WorldR1
+from world_r1.policy import LoRAConfig, VideoSpec, WanPolicy, WanSizes, build_tiny_pipeline
 from world_r1.pretrain import ClipDataModule, FlowObjective, SavePretrained, VAEObjective, WanTrainer
 from world_r1.pretrain.ema import ParameterEMA
 from world_r1.pretrain.module import anchor_target, decode_unclamped, vae_input
@@ -201,3 +202,20 @@ def test_anchor_target_follows_wans_causal_frame_groups():
     target = anchor_target(pixels, factor=2)
     assert target.shape == (2, 12, 3, 2, 2)  # 3 x 2 x 2 channels, 3 latent frames, 16 / 8 pixels
     assert target[0, 0, :, 0, 0].tolist() == [0.0, 2.5, 6.5]  # frame 0, mean of 1-4, mean of 5-8
+    two = anchor_target(pixels, factor=2, temporal=2)
+    assert two[0, 0, :, 0, 0].tolist() == [0.0, 1.5, 3.5, 5.5, 7.5]  # frame 0, then pairs 1-2, 3-4, 5-6, 7-8
+
+
+def test_two_frame_vae_generates_through_wanpipeline_and_the_policy(tmp_path):
+    """A mini Wan with 2x temporal compression (``vae_temporal_factor: 2``) is still a plain diffusers Wan: the
+    pipeline and the RL module size their latents from the VAE's config, not from Wan 2.1's 4x."""
+    pipe = build_tiny_pipeline(0, WanSizes(vae_temporal_factor=2))
+    assert pipe.vae.config.scale_factor_temporal == 2
+    frames = pipe("a red box", num_frames=9, height=32, width=32, num_inference_steps=2, output_type="pt").frames
+    assert frames.shape == (1, 9, 3, 32, 32)
+    pipe.save_pretrained(tmp_path)
+    module = WorldR1(policy=PolicyConfig(model=str(tmp_path)), video=VideoSpec(32, 32, 9))
+    module.configure_model()
+    assert module.initial_noise([0]).shape == (1, 16, 5, 4, 4)
+    with pytest.raises(ValueError, match="vae_temporal_factor"):
+        WanSizes(vae_temporal_factor=3)

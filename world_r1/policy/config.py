@@ -60,9 +60,9 @@ class VideoSpec:
                 fix = max(16, round(value / 16) * 16)
                 raise ValueError(f"video.{name}={value} is not a positive multiple of 16; use e.g. {fix}.")
 
-    def latent_shape(self, channels: int = 16) -> tuple[int, int, int, int]:
-        """(C, T, h, w) of one latent video: 4x temporal and 8x spatial compression."""
-        return channels, (self.num_frames - 1) // 4 + 1, self.height // 8, self.width // 8
+    def latent_shape(self, channels: int = 16, temporal: int = 4, spatial: int = 8) -> tuple[int, int, int, int]:
+        """(C, T, h, w) of one latent video under the VAE's compression (Wan 2.1: 4x temporal, 8x spatial)."""
+        return channels, (self.num_frames - 1) // temporal + 1, self.height // spatial, self.width // spatial
 
 
 def resolve_dtype(name: str) -> torch.dtype:

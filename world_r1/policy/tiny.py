@@ -52,7 +52,8 @@ class WanSizes:
     """Widths of a small Wan 2.1 built from scratch; the defaults are the tiny random model of the tests and demo.
 
     Every other structural choice is the real model's: 16 latent channels, patch (1, 2, 2), a four-level VAE with
-    ``[False, True, True]`` temporal downsampling (4x temporal, 8x spatial), a UMT5 text encoder.
+    ``[False, True, True]`` temporal downsampling (4x temporal, 8x spatial; ``vae_temporal_factor: 2`` keeps only
+    the deepest), a UMT5 text encoder.
     """
 
     text_dim: int = 32  # UMT5 width (the real model: 4096)
@@ -64,11 +65,14 @@ class WanSizes:
     vae_base_dim: int = 3  # VAE channels at full resolution
     vae_dim_mult: tuple[int, ...] = (1, 1, 1, 1)  # VAE channel multipliers of the four levels
     vae_res_blocks: int = 1  # VAE residual blocks per level
+    vae_temporal_factor: int = 4  # frames per latent frame: 4 (Wan 2.1) or 2 (twice the latents, sharper motion)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vae_dim_mult", tuple(int(m) for m in self.vae_dim_mult))
         if len(self.vae_dim_mult) != 4:
             raise ValueError(f"vae_dim_mult needs four levels (8x spatial, 4x temporal), got {self.vae_dim_mult}.")
+        if self.vae_temporal_factor not in (2, 4):
+            raise ValueError(f"vae_temporal_factor must be 2 or 4 (Wan's 4k+1 frames), got {self.vae_temporal_factor}.")
         if min(self.text_dim, self.heads, self.head_dim, self.layers, self.ffn_dim, self.vae_base_dim) < 1:
             raise ValueError(f"every width in {self} must be >= 1.")
 
@@ -113,7 +117,8 @@ def build_tiny_pipeline(seed: int = 0, sizes: WanSizes | None = None) -> WanPipe
         z_dim=16,
         dim_mult=list(sizes.vae_dim_mult),
         num_res_blocks=sizes.vae_res_blocks,
-        temperal_downsample=[False, True, True],
+        temperal_downsample=[False, sizes.vae_temporal_factor == 4, True],
+        scale_factor_temporal=sizes.vae_temporal_factor,
     )
     if sizes == WanSizes():
         _preserve_decoder_signal(vae)

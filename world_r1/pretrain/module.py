@@ -40,7 +40,7 @@ Stage = Literal["vae", "transformer"]
 class VAEObjective:
     """How the VAE stage samples and scores its inputs."""
 
-    clip_share: float = 0.2  # share of steps on whole clips (the 4x temporal path); the rest on single frames
+    clip_share: float = 0.2  # share of steps on whole clips (the temporal path); the rest on single frames
     crop: int | None = 64  # random square crop in pixels (multiple of 16), None: whole frames
     kl_weight: float = 1e-6  # weight of the KL to N(0, 1) on the latent distribution
     anchor_weight: float = 1.0  # pull the first latent channels toward the pooled frames (see anchor_target)
@@ -78,12 +78,13 @@ def vae_input(videos: torch.Tensor, device: torch.device | str, dtype: torch.dty
     return videos.to(device, dtype).permute(0, 2, 1, 3, 4) * 2 - 1
 
 
-def anchor_target(pixels: torch.Tensor, factor: int = 2) -> torch.Tensor:
+def anchor_target(pixels: torch.Tensor, factor: int = 2, temporal: int = 4) -> torch.Tensor:
     """What the first ``3 factor^2`` latent channels start from: ``(B, 3 f^2, T, H/8, W/8)`` for pixels
-    ``(B, 3, F, H, W)``. Latent frame 0 stands for pixel frame 0 and latent frame ``t`` for pixel frames
-    ``4t-3 .. 4t`` (Wan's causal 4x grouping), so each target is its frames' mean, average-pooled ``8 / f`` times and
-    unshuffled ``f x f`` into channels."""
-    groups = [pixels[:, :, :1]] + [pixels[:, :, 1 + 4 * t : 5 + 4 * t] for t in range((pixels.shape[2] - 1) // 4)]
+    ``(B, 3, F, H, W)``. Latent frame 0 stands for pixel frame 0 and latent frame ``t`` for the ``temporal`` pixel
+    frames before and at ``temporal * t`` (Wan's causal grouping), so each target is its frames' mean,
+    average-pooled ``8 / f`` times and unshuffled ``f x f`` into channels."""
+    count = (pixels.shape[2] - 1) // temporal
+    groups = [pixels[:, :, :1]] + [pixels[:, :, 1 + temporal * t : 1 + temporal * (t + 1)] for t in range(count)]
     frames = torch.stack([g.mean(dim=2) for g in groups], dim=1)  # (B, T, 3, H, W)
     batch, steps = frames.shape[:2]
     pooled = F.pixel_unshuffle(F.avg_pool2d(frames.flatten(0, 1), 8 // factor), factor)
@@ -251,7 +252,7 @@ class WanTrainer(L.LightningModule):
         l1 = (reconstruction - pixels).abs().mean()
         mse = (reconstruction - pixels).pow(2).mean()
         kl = posterior.kl().mean() / pixels[0].numel()
-        target = anchor_target(pixels, objective.anchor_factor)
+        target = anchor_target(pixels, objective.anchor_factor, self.vae.config.scale_factor_temporal)
         anchor = (latents[:, : target.shape[1]] - target).pow(2).mean()
         loss = l1 + mse + objective.kl_weight * kl + objective.anchor_weight * anchor
         psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # peak-to-peak 2 in [-1, 1]
