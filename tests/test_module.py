@@ -208,5 +208,6 @@ def test_per_sample_cameras_reach_the_rewards_in_training_and_evaluation(tiny_wa
     expected = {"A barn at dusk.": "pan left", "Camera fixed. A library.": None}
     assert call["cameras"] == [expected[p] for p in call["prompts"]]  # the JSONL camera, not the prompt text
     assert call["phase"] == "main" and len(call["prompt_ids"]) == len(call["prompts"]) == 4
-    (scored,) = evaluated.calls
-    assert scored["cameras"] == [expected[p] for p in scored["prompts"]]
+    base, scored = evaluated.calls  # the base model before step 1, then after it
+    for call in (base, scored):
+        assert call["cameras"] == [expected[p] for p in call["prompts"]]

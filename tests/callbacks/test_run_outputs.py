@@ -98,8 +98,8 @@ def test_event_file_holds_reward_kl_and_evaluation_scalars(run):
     expected = {f"eval/{term}/{key}" for term, keys in [("bright", ["score", "brightness"])] for key in keys}
     expected |= {f"eval/color/{key}" for key in ("score", "red", "green", "blue")}
     assert expected <= scalars, sorted(scalars)
-    (event,) = _events(run).Scalars("eval/bright/score")
-    assert event.step == STEPS and 0.0 <= event.value <= 1.0
+    base, trained = _events(run).Scalars("eval/bright/score")  # before the first step and after the last
+    assert (base.step, trained.step) == (0, STEPS) and all(0.0 <= e.value <= 1.0 for e in (base, trained))
 
 
 def test_video_summaries_are_animated_gifs_of_the_whole_clip(run):
@@ -119,7 +119,8 @@ def test_mp4_files_decode_to_the_generated_frames(run):
 
 def test_logging_never_decodes_again(run):
     """One decode per training step (the rollout's), one per evaluation batch; the video logger decodes nothing."""
-    assert run["decoded"] == [2, 2, 2, 1]  # step 1, step 2, then the evaluation: prompts 2 + 1 in batches of 2
+    # the base model's evaluation (prompts 2 + 1 in batches of 2), step 1, step 2, then the evaluation at step 2
+    assert run["decoded"] == [2, 1, 2, 2, 2, 1]
 
 
 def test_evaluation_json_matches_the_ema_weights(run):
@@ -153,4 +154,7 @@ def test_validate_from_checkpoint_reproduces_the_evaluation(run):
 def test_run_summary_table(run):
     text = run["console"].export_text()
     assert "world-r1 run summary" in text and "best reward" in text and "eval/bright/score" in text
+    assert "(base) ->" in text  # the base model's evaluation next to the trained one
+    base = json.loads((run["root"] / "run" / "version_0" / "eval" / "fit_step_000000.json").read_text())
+    assert base["step"] == 0 and base["num_videos"] == 3
     assert f"{STEPS} (" in text and "last.ckpt" in text

@@ -43,6 +43,7 @@ class ConsistencyEvaluation(L.Callback):
         batch_size: int = 1,
         use_ema: bool = True,
         write_videos: bool = False,
+        at_start_and_end: bool = True,
     ) -> None:
         """
         Args:
@@ -51,6 +52,8 @@ class ConsistencyEvaluation(L.Callback):
             batch_size: videos generated at once during training-time evaluation.
             use_ema: during training, evaluate the EMA weights when a LoRAEMA callback runs.
             write_videos: also write each evaluated video as ``<log_dir>/eval/<stage>_step_<n>/<prompt_id>.mp4``.
+            at_start_and_end: with ``every_n_steps``, also evaluate before the first step of a new run (the base
+                model) and after the last one, so a run's summary compares the two.
         """
         if every_n_steps < 0 or batch_size < 1:
             raise ValueError("ConsistencyEvaluation: every_n_steps must be >= 0 and batch_size >= 1.")
@@ -60,13 +63,24 @@ class ConsistencyEvaluation(L.Callback):
         self.use_ema = use_ema
         self.write_videos = write_videos
         self.metrics = RewardTermMeans()
+        self.at_start_and_end = at_start_and_end
         self.last_results: dict[str, float] = {}  # the latest evaluation's means, e.g. for a run summary
+        self.first_results: dict[str, float] = {}  # the base model's (step 0), when this run evaluated it
+        self._evaluated_step: int | None = None
         self._rows: list[dict[str, Any]] = []
         self._known: dict[str, list[str]] = {}
 
     # ------------------------------------------------------------------------------------------- training
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.every_n_steps and self.at_start_and_end and pl_module.steps_done == 0:
+            self.first_results = self.evaluate(trainer, pl_module)
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if self.every_n_steps and pl_module.steps_done % self.every_n_steps == 0:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.every_n_steps and self.at_start_and_end and self._evaluated_step != pl_module.steps_done:
             self.evaluate(trainer, pl_module)
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
@@ -81,6 +95,7 @@ class ConsistencyEvaluation(L.Callback):
         metrics = {f"eval/{name}": value for name, value in results.items()}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=pl_module.steps_done)
+        self._evaluated_step = pl_module.steps_done
         return results
 
     def _shard(self, trainer: L.Trainer) -> list[dict[str, Any]]:

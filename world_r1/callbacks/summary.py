@@ -13,7 +13,8 @@ from rich.table import Table
 
 class RunSummary(L.Callback):
     """Prints, once training ends, the reward at the first, best and last step, the last KL, the latest
-    3D-consistency evaluation (from any callback exposing ``last_results``), and the run's folders.
+    3D-consistency evaluation (from any callback exposing ``last_results``) next to the base model's (its
+    ``first_results``), and the run's folders.
 
     The progress bar shows only the current step; this is the one screen to read after a run (or paste in an issue).
     """
@@ -58,8 +59,10 @@ class RunSummary(L.Callback):
         if self._kl is not None:
             table.add_row("kl (last)", f"{self._kl:.3g}")
         for callback in trainer.callbacks:
+            first = getattr(callback, "first_results", {})
             for name, value in getattr(callback, "last_results", {}).items():
-                table.add_row(f"eval/{name}", f"{value:.4f}")
+                base = f"{first[name]:.4f} (base) -> " if name in first else ""
+                table.add_row(f"eval/{name}", f"{base}{value:.4f}")
         table.add_row("logs", str(trainer.log_dir or trainer.default_root_dir))
         checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "")
         if checkpoint:
