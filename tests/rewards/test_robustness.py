@@ -35,10 +35,12 @@ VIDEOS = {
 
 
 def check_finite(out: dict[str, torch.Tensor], batch: int) -> None:
+    """Scores and flags are finite; a raw measurement may be NaN ("none") only where the video is degenerate."""
     assert "score" in out and "degenerate" in out
     for name, value in out.items():
         assert value.shape == (batch,), name
-        assert torch.isfinite(value).all(), name
+        measured = torch.isfinite(value) | (torch.isnan(value) & (out["degenerate"] == 1) & (name != "score"))
+        assert measured.all(), name
     assert ((out["score"] >= 0) & (out["score"] <= 1)).all()
 
 
@@ -53,6 +55,8 @@ def test_degenerate_videos(rewards, name, kind):
     assert (out["score"] <= 0.2).all(), out["score"]
     if kind != "noise":  # no texture or no pair: nothing to judge
         assert (out["score"] == 0).all() and (out["degenerate"] == 1).all()
+        if name == "epipolar":  # no pair was measured: no error to report, rather than a perfect-looking 0
+            assert out["sampson_px"].isnan().all()
 
 
 @pytest.mark.parametrize("name", ["epipolar", "depth"])

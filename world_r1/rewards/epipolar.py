@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +31,8 @@ class EpipolarReward(Reward):
     matches earn little credit. Degenerate pairs (too few matches, RANSAC failure: black, constant or unrelated
     frames, 1-frame videos) score 0 and set ``degenerate``.
 
-    Raw terms: ``inlier_ratio``, ``sampson_px`` (median, valid pairs), ``matches``, ``parallax_px``, ``degenerate``.
+    Raw terms: ``inlier_ratio``, ``sampson_px`` (median, valid pairs; NaN with none, never a perfect-looking 0),
+    ``matches``, ``parallax_px``, ``degenerate``.
     """
 
     def __init__(
@@ -74,7 +76,7 @@ class EpipolarReward(Reward):
         batch = videos.shape[0]
         if videos.shape[1] < 2:
             zeros = videos.new_zeros(batch)
-            return {"score": zeros, "inlier_ratio": zeros, "sampson_px": zeros, "degenerate": zeros + 1}
+            return {"score": zeros, "inlier_ratio": zeros, "sampson_px": zeros + math.nan, "degenerate": zeros + 1}
         analysis = shared_analysis(videos, self.settings)
         g = analysis.geometry
         valid = analysis.per_video(g.valid.float())
@@ -86,8 +88,9 @@ class EpipolarReward(Reward):
         return {
             "score": (inliers * support * gate).mean(1),
             "inlier_ratio": inliers.mean(1),
+            # no valid pair: no error to report (NaN, which evaluation means leave out), not a perfect 0
             "sampson_px": torch.where(
-                valid_count > 0, sampson.sum(1) / valid_count.clamp_min(1), videos.new_zeros(batch)
+                valid_count > 0, sampson.sum(1) / valid_count.clamp_min(1), videos.new_full((batch,), math.nan)
             ),
             "matches": analysis.per_video(g.num_matches).mean(1),
             "parallax_px": analysis.per_video(g.parallax_px).mean(1),
