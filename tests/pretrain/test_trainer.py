@@ -1,5 +1,7 @@
 """Flow-matching training of Wan: each stage lowers its loss, writes a model Wan's own classes load, and resumes."""
 
+import shutil
+
 import pytest
 import torch
 from diffusers import WanPipeline
@@ -142,6 +144,23 @@ def test_checkpoint_holds_trained_weights_and_ema_and_resumes(tmp_path, tiny_wan
     trainer = bare_trainer(3)
     trainer.fit(resumed, datamodule=ClipDataModule(Clips(), batch_size=2, num_workers=0), ckpt_path=path)
     assert resumed.ema.num_updates == 3 and trainer.global_step == 3
+
+
+def test_resuming_a_finished_run_still_writes_the_model(tmp_path, tiny_wan_dir):
+    """``--ckpt_path last`` after the last step: Lightning skips the training loop, the export must still happen."""
+    out = tmp_path / "m"
+    module = WanTrainer(model=tiny_wan_dir, stage="transformer", ema_decay=0.99, output_dir=str(out))
+    trainer = bare_trainer(2, default_root_dir=tmp_path, callbacks=[SavePretrained()])
+    trainer.fit(module, datamodule=ClipDataModule(Clips(), batch_size=2, num_workers=0))
+    trainer.save_checkpoint(tmp_path / "done.ckpt")
+    assert (out / "model_index.json").is_file()
+    shutil.rmtree(out)
+    again = WanTrainer(model=tiny_wan_dir, stage="transformer", ema_decay=0.99, output_dir=str(out))
+    trainer = bare_trainer(2, callbacks=[SavePretrained()])
+    trainer.fit(
+        again, datamodule=ClipDataModule(Clips(), batch_size=2, num_workers=0), ckpt_path=tmp_path / "done.ckpt"
+    )
+    assert trainer.global_step == 2 and (out / "model_index.json").is_file()
 
 
 def test_ema_warm_up_follows_the_first_updates():

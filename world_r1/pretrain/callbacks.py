@@ -33,6 +33,7 @@ class SavePretrained(L.Callback):
         self.every_n_steps = every_n_steps
         self._started = time.time()
         self._commit: str | None = None
+        self._saved_step: int | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: WanTrainer) -> None:
         self._started, self._commit = time.time(), git_commit()  # the code that runs, whatever changes meanwhile
@@ -44,6 +45,7 @@ class SavePretrained(L.Callback):
         out = pl_module.export(pl_module.hparams.output_dir, calibration)
         record = stage_record(trainer, pl_module, self._started, self._commit)
         write_manifest(out, record, previous=pl_module.hparams.model)
+        self._saved_step = trainer.global_step
         rank_zero_info(f"Saved the model at step {trainer.global_step} to {out}")
 
     @staticmethod
@@ -59,8 +61,10 @@ class SavePretrained(L.Callback):
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
             self.save(trainer, pl_module)
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: WanTrainer) -> None:
-        self.save(trainer, pl_module)
+    def on_fit_end(self, trainer: L.Trainer, pl_module: WanTrainer) -> None:
+        # also after `--ckpt_path last` of a finished run, where Lightning skips the training loop and its hooks
+        if self._saved_step != trainer.global_step:
+            self.save(trainer, pl_module)
 
 
 class LogSamples(L.Callback):
