@@ -89,16 +89,21 @@ def _finite(value: object) -> object:
     return value
 
 
-def markdown(results: dict) -> str:
-    """The figures of every benchmark (and the scaling grid) as Markdown tables, with the machine on top."""
-    info = results["machine"]
+def machine_line(info: dict) -> str:
+    """One sentence saying where and with what a result was measured."""
     load = info.get("load_average_1m")
-    lines = [
+    return (
         f"Measured {info['date_utc']} on {info['cpu']} ({info['cpu_cores']} cores, {info['torch_threads']} torch "
         f"thread(s), 1-min load average {'-' if load is None else f'{load:.1f}'}), GPU: {info['gpu'] or 'none'}; "
         f"torch {info['torch']}, diffusers {info['diffusers']}, kornia {info['kornia']}, "
-        f"opencv {info['opencv-python-headless']}; code {info.get('git')}. Total run: "
-        f"{results['seconds']['total']:.0f} s.",
+        f"opencv {info['opencv-python-headless']}; code {info.get('git')}."
+    )
+
+
+def markdown(results: dict) -> str:
+    """The figures of every benchmark (and the scaling grid) as Markdown tables, with the machine on top."""
+    lines = [
+        f"{machine_line(results['machine'])} Total run: {results['seconds']['total']:.0f} s.",
         "",
         "| benchmark | figure | value | goal | met |",
         "|---|---|---:|---|---|",

@@ -93,3 +93,47 @@ def test_report_and_json(tmp_path):
     table = report.markdown(results)
     assert "| x | r | - | <= 1 | **no** |" in table and "| 9 | 0.5 |" in table and "skipped" in table
     assert results["machine"]["cpu_cores"] >= 1 and results["machine"]["torch"]
+
+
+def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_results(tmp_path):
+    """Each ablation switches off what its name says in configs/mini.yaml (the full benchmark trains them all: too
+    long for CI, see tests/test_miniature.py for the short run), and a results dict renders to Markdown and a PNG."""
+    import yaml
+
+    from benchmarks import miniature
+
+    shipped = yaml.safe_load(miniature.CONFIG.read_text())
+    edited = {}
+    for name, variant in miniature.VARIANTS.items():
+        config = yaml.safe_load(miniature.CONFIG.read_text())
+        variant.edit(config)
+        edited[name] = config
+    assert edited["world-r1"] == shipped
+    assert shipped["model"]["camera"]["enabled"] and not edited["no-noise-warping"]["model"]["camera"]["enabled"]
+    assert shipped["data"]["decoupled_steps"] > 0 and edited["no-decoupled-phase"]["data"]["decoupled_steps"] == 0
+    for term in ("epipolar", "depth", "trajectory", "motion"):
+        assert shipped["model"]["reward"]["weights"][term] > 0
+        assert edited[f"no-{term}"]["model"]["reward"]["weights"][term] == 0
+
+    base = torch.tensor([0.5, 0.4, 0.6, 0.5])
+    values = {key: base for _, key, _ in miniature.METRICS}
+    stats = {key: miniature.paired_difference(values[key], values[key] + 0.1) for key in values}
+    verdict = miniature.verdict(stats)
+    assert not verdict["epipolar/sampson_px better by 4 SE"]  # higher Sampson error is worse
+    assert verdict["epipolar/inlier_ratio better by 4 SE"] and verdict["motion not below base"]
+    run = {"name": "world-r1 seed 0", "variant": "world-r1", "seed": 0, "stats": stats, "verdict": verdict}
+    run["curve"] = [{"step": 0, "epipolar/inlier_ratio": 0.5}, {"step": 10, "epipolar/inlier_ratio": 0.6}]
+    results = {
+        "machine": machine(),
+        "settings": {"prompts": 2, "eval_seeds": 2, "steps": 10},
+        "calibration": {"threshold": 0.6, "balanced_accuracy": 0.9, "clips": 8, "consistent_mean": 0.8},
+        "base": {key: 0.5 for key in values},
+        "runs": [run],
+        "seconds": 60.0,
+    }
+    results["calibration"]["inconsistent_mean"] = 0.4
+    text = miniature.markdown(results)
+    assert "| base |" in text and "world-r1 seed 0" in text and "(+" in text
+    videos = torch.rand(3, 5, 3, 16, 16)
+    path = miniature.figure(results, {"base": videos, "world-r1": videos}, ["a.", "b.", "c."], tmp_path / "m.png")
+    assert path.stat().st_size > 1000

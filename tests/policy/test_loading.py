@@ -47,6 +47,15 @@ def test_missing_local_path_names_the_fix(tmp_path):
         WanPolicy.from_pretrained(str(missing), dtype="fp32")
 
 
+def test_builtin_models_resolve_to_the_package_and_unknown_names_list_them(monkeypatch, tmp_path):
+    from world_r1.policy import loading
+
+    monkeypatch.setitem(loading.BUILTIN_MODELS, "mini-wan", build_tiny_wan(tmp_path / "mini", seed=0))
+    assert loading.resolve_model_source("builtin:mini-wan") == str(tmp_path / "mini")
+    with pytest.raises(FileNotFoundError, match=r"Unknown built-in model 'builtin:giant'.*mini-wan"):
+        loading.resolve_model_source("builtin:giant")
+
+
 def test_directory_without_model_index_is_rejected(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"model_index\.json"):
         WanPolicy.from_pretrained(str(tmp_path), dtype="fp32")

@@ -10,6 +10,8 @@ import torch
 from diffusers import WanPipeline
 
 DEFAULT_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+BUILTIN_MODELS = {"mini-wan": ASSETS / "mini_wan"}  # builtin:NAME -> a diffusers Wan shipped with the package
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
@@ -20,10 +22,16 @@ def _looks_like_path(model: str) -> bool:
 def resolve_model_source(model: str | os.PathLike) -> str:
     """Return a local directory or a hub id, raising before any download if neither can work.
 
-    A string that exists on disk is a local directory (it must hold ``model_index.json``); a string of the form
-    ``org/name`` is a hub id; anything else is a path that does not exist.
+    ``builtin:mini-wan`` is the mini Wan shipped with the package (pre-trained by ``make mini-model``); a string that
+    exists on disk is a local directory (it must hold ``model_index.json``); a string of the form ``org/name`` is a
+    hub id; anything else is a path that does not exist.
     """
     model = str(model)
+    if model.startswith("builtin:"):
+        name = model.removeprefix("builtin:")
+        if name not in BUILTIN_MODELS:
+            raise FileNotFoundError(f"Unknown built-in model {model!r}; the built-in models: {sorted(BUILTIN_MODELS)}.")
+        model = str(BUILTIN_MODELS[name])
     path = Path(model).expanduser()
     if path.exists():
         if not (path / "model_index.json").is_file():

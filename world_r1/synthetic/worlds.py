@@ -519,6 +519,14 @@ class WorldConfig:
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"severity_range must satisfy 0 < low <= high <= 1 (e.g. (0.5, 1.0)), got {(low, high)}.")
 
+    @classmethod
+    def from_dict(cls, settings: dict) -> WorldConfig:
+        """The config a YAML file or a model manifest records (``motion`` as a mapping; unknown keys are errors)."""
+        settings = dict(settings)
+        if isinstance(settings.get("motion"), dict):
+            settings["motion"] = MotionScale(**settings["motion"])
+        return cls(**settings)
+
 
 def world_prompts(split: str) -> list[str]:
     """The prompts of ``split``: ``"train"`` (every training scene with every camera sentence but a few held-out

@@ -1,0 +1,397 @@
+"""World-R1 in miniature, measured: Flow-GRPO with the 3D rewards against the mini Wan it starts from.
+
+``python -m benchmarks.miniature`` trains ``configs/mini.yaml`` once per training seed and per ablation (each run in
+its own folder and process, exactly as ``python -m world_r1 fit`` runs it), then renders the held-out prompts of the
+mini world for several evaluation seeds with the base model and with each run's EMA LoRA (ODE sampling, the same
+initial noise on both sides) and scores every video with the 3D terms. Every figure is paired by (prompt, seed):
+``z`` is the mean trained-minus-base difference over its standard error. Writes
+``benchmarks/results/miniature.{json,md}`` and ``miniature.png`` (held-out score against step; frame strips).
+
+"Consistent" is decided by the epipolar inlier ratio against a threshold calibrated on ground-truth renders of the
+same held-out prompts (the renderer knows which clips are rigid): the share of the base model's videos above it is
+its measured mix of consistent and inconsistent videos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch
+import yaml
+from rich.console import Console
+
+from benchmarks.common import machine
+from benchmarks.report import machine_line
+from world_r1.data import load_prompts
+from world_r1.metrics import paired_difference, score_terms
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).parent / "results"
+CONFIG = ROOT / "configs" / "mini.yaml"
+
+# What the table reports: (column, score_terms key, direction: +1 higher is better, -1 lower is better, 0 neither).
+METRICS: tuple[tuple[str, str, int], ...] = (
+    ("epipolar inlier ratio", "epipolar/inlier_ratio", 1),
+    ("Sampson error (px)", "epipolar/sampson_px", -1),
+    ("reprojection PSNR (dB)", "depth/psnr", 1),
+    ("reprojection SSIM", "depth/ssim", 1),
+    ("trajectory score", "trajectory/score", 1),
+    ("consistent share", "consistent", 1),
+    ("motion (px)", "motion/parallax_px", 0),
+    ("sharpness", "sharpness", 0),
+)
+THREE_D = ("epipolar/inlier_ratio", "epipolar/sampson_px", "depth/psnr", "depth/ssim", "trajectory/score")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A training run: ``configs/mini.yaml`` edited by ``edit`` (the paper's ablations switch one thing off)."""
+
+    name: str
+    description: str
+    edit: Callable[[dict], None]
+
+
+def _noise_warping_off(config: dict) -> None:
+    config["model"]["camera"]["enabled"] = False
+
+
+def _decoupled_off(config: dict) -> None:
+    config["data"]["decoupled_steps"] = 0
+
+
+def _without(term: str) -> Callable[[dict], None]:
+    def edit(config: dict) -> None:
+        config["model"]["reward"]["weights"][term] = 0.0  # weight 0: not even computed in the main phase
+
+    return edit
+
+
+VARIANTS: dict[str, Variant] = {
+    variant.name: variant
+    for variant in (
+        Variant("world-r1", "configs/mini.yaml as shipped", lambda config: None),
+        Variant("no-noise-warping", "initial noise not warped along the camera path", _noise_warping_off),
+        Variant("no-decoupled-phase", "main phase only (no motion-only steps)", _decoupled_off),
+        *(Variant(f"no-{t}", f"{t} term removed from the main reward", _without(t)) for t in ("epipolar", "depth")),
+        *(Variant(f"no-{t}", f"{t} term removed from the main reward", _without(t)) for t in ("trajectory", "motion")),
+    )
+}
+
+
+# ------------------------------------------------------------------------------------------------- training
+def train(variant: Variant, seed: int, model: Path, steps: int | None, workdir: Path, console: Console) -> Path:
+    """Run ``fit`` for one variant and training seed in ``workdir`` (a fresh process); returns its log folder."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    variant.edit(config)
+    config["seed_everything"] = seed
+    config["model"]["seed"] = seed
+    config["data"]["seed"] = seed
+    config["model"]["policy"]["model"] = str(model)
+    if steps is not None:
+        config["trainer"]["max_steps"] = steps
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    log = workdir / "fit.log"
+    console.print(f"[bold]training {variant.name} seed {seed}[/] -> {workdir} (log: {log})")
+    command = [sys.executable, "-m", "world_r1", "fit", "--config", "config.yaml"]
+    with log.open("w") as out:
+        subprocess.run(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, check=True)
+    (run,) = sorted((workdir / "runs" / "mini").glob("version_*"))[-1:]
+    return run
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+def sharpness(videos: torch.Tensor) -> torch.Tensor:
+    """Mean absolute Laplacian of the grey frames, per video: falls when a model's images blur or collapse."""
+    grey = videos.float().mean(dim=2).flatten(0, 1)[:, None]  # (B * F, 1, H, W)
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    response = torch.nn.functional.conv2d(grey, kernel).abs().mean(dim=(1, 2, 3))
+    return response.view(videos.shape[0], videos.shape[1]).mean(dim=1)
+
+
+class Evaluator:
+    """Renders and scores held-out (prompt, seed) pairs with the base model or a LoRA, under one run's config.
+
+    Seed ``s`` of prompt ``p`` is the initial noise ``1000 s + p`` (warped along the prompt's camera when the run's
+    config warps noise): the base model and every trained model see the same noise for the same pair.
+    """
+
+    def __init__(self, config: Path, model: Path, prompts: list[str], seeds: list[int], batch_size: int = 10):
+        from world_r1.cli import WorldR1CLI
+
+        cli = WorldR1CLI(args=["--config", str(config), f"--model.policy.model={model}"], run=False)
+        self.module = cli.model
+        self.module.configure_model()
+        self.module.eval()
+        self.terms = dict(self.module.reward.terms)
+        self.pairs = [(p, s) for s in seeds for p in range(len(prompts))]
+        self.prompts = prompts
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def run(
+        self, lora: Path | None, console: Console, keep: list[int] | None = None
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Every pair's raw scores (``{key: (N,)}``) and the videos of the pairs listed in ``keep``."""
+        if lora is not None:
+            self.module.policy.load_lora(lora)
+        columns: dict[str, list[torch.Tensor]] = {}
+        kept: dict[int, torch.Tensor] = {}
+        for start in range(0, len(self.pairs), self.batch_size):
+            part = self.pairs[start : start + self.batch_size]
+            prompts = [self.prompts[p] for p, _ in part]
+            seeds = [1000 * s + p for p, s in part]
+            videos = self.module.generate(prompts, seeds)
+            values = score_terms(self.terms, videos, prompts)
+            values["sharpness"] = sharpness(videos)
+            for key, value in values.items():
+                columns.setdefault(key, []).append(value.float().cpu())
+            kept |= {i: videos[i - start].cpu() for i in keep or [] if start <= i < start + len(part)}
+            console.print(f"  scored {start + len(part)}/{len(self.pairs)} videos")
+        strips = torch.stack([kept[i] for i in keep]) if keep else None
+        return {key: torch.cat(value) for key, value in columns.items()}, strips
+
+
+def degenerate_as_nan(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each term's raw values with NaN where the term reports ``degenerate`` (no geometry to read: not a perfect 0)."""
+    out = dict(values)
+    for key, value in values.items():
+        term = key.split("/", 1)[0]
+        flag = values.get(f"{term}/degenerate")
+        if flag is not None and "/" in key and not key.endswith(("/degenerate", "/score")):
+            out[key] = torch.where(flag > 0, torch.full_like(value, math.nan), value)
+    return out
+
+
+def calibrate_consistency(terms: dict, model: Path, clips: int, console: Console) -> dict[str, float]:
+    """The epipolar inlier ratio that best separates ground-truth consistent from inconsistent renders of the
+    held-out prompts (balanced accuracy), with the world settings the model was trained on (its manifest)."""
+    from world_r1.synthetic import SyntheticWorld, WorldConfig
+
+    config = WorldConfig()
+    manifest = model / "world_r1_manifest.json"
+    if manifest.is_file():
+        stages = json.loads(manifest.read_text(encoding="utf-8")).get("stages", [])
+        train = stages[-1].get("data", {}).get("train", {}) if stages else {}
+        if isinstance(train, dict) and isinstance(train.get("config"), dict):
+            config = WorldConfig.from_dict(train["config"])
+    world = SyntheticWorld(config, split="eval", length=clips)
+    items = [world[i] for i in range(clips)]
+    videos = torch.stack([item["video"] for item in items]).float()
+    ratio = torch.cat(
+        [
+            score_terms(terms, videos[i : i + 10], [it["prompt"] for it in items[i : i + 10]])["epipolar/inlier_ratio"]
+            for i in range(0, clips, 10)
+        ]
+    )
+    rigid = torch.tensor([bool(item["consistent"]) for item in items])
+    best = (0.0, 0.5)
+    for threshold in torch.unique(ratio).tolist():
+        above = ratio >= threshold
+        accuracy = 0.5 * (above[rigid].float().mean() + (~above[~rigid]).float().mean())
+        best = max(best, (float(accuracy), float(threshold)))
+    console.print(f"consistency threshold: inlier ratio >= {best[1]:.3f} (balanced accuracy {best[0]:.2f})")
+    return {
+        "threshold": best[1],
+        "balanced_accuracy": best[0],
+        "clips": clips,
+        "consistent_mean": float(ratio[rigid].mean()),
+        "inconsistent_mean": float(ratio[~rigid].mean()),
+    }
+
+
+def with_consistency(values: dict[str, torch.Tensor], threshold: float) -> dict[str, torch.Tensor]:
+    """Adds ``consistent`` (1/0 per video) and NaN-masked raw values."""
+    out = degenerate_as_nan(values)
+    rigid = (values["epipolar/inlier_ratio"] >= threshold) & (values["epipolar/degenerate"] == 0)
+    out["consistent"] = rigid.float()
+    return out
+
+
+def curve(run: Path) -> list[dict[str, float]]:
+    """The held-out means the run's ConsistencyEvaluation wrote at each evaluation (step 0 is the base model)."""
+    points = []
+    for path in sorted((run / "eval").glob("fit_step_*.json")):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        points.append({"step": report["step"], **report["metrics"]})
+    return points
+
+
+def verdict(stats: dict[str, dict[str, float]], z: float = 4.0) -> dict[str, bool]:
+    """The issue's goal for one run: every 3D metric better by ``z`` standard errors, motion not below the base
+    (not significantly), image sharpness at least 80 % of the base's."""
+    direction = {key: sign for _, key, sign in METRICS}
+    better = {key: direction[key] * stats[key]["z"] >= z for key in THREE_D if key in stats}
+    return {
+        **{f"{key} better by {z:g} SE": ok for key, ok in better.items()},
+        "motion not below base": not stats["motion/parallax_px"]["z"] < -2.0,
+        "sharpness >= 80 % of base": stats["sharpness"]["trained"] >= 0.8 * stats["sharpness"]["base"],
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- report
+def markdown(results: dict) -> str:
+    """The paper-style table (base vs trained, one row per run) and the paired statistics."""
+    columns = [name for name, _, _ in METRICS]
+    lines = [
+        "# World-R1 in miniature",
+        "",
+        f"Held-out: {results['settings']['prompts']} prompts x {results['settings']['eval_seeds']} seeds of "
+        f"`builtin:mini_eval`, ODE sampling, EMA LoRA; {results['settings']['steps']} Flow-GRPO steps per run. "
+        "Means over videos; for trained rows, the paired difference to the base in standard errors (z).",
+        "",
+        "| model | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    base = results["base"]
+    lines.append("| base | " + " | ".join(f"{base[key]:.3f}" for _, key, _ in METRICS) + " |")
+    for run in results["runs"]:
+        cells = [f"{run['stats'][k]['trained']:.3f} ({run['stats'][k]['z']:+.1f})" for _, k, _ in METRICS]
+        lines.append(f"| {run['variant']} seed {run['seed']} | " + " | ".join(cells) + " |")
+    lines += ["", "| run | goal met | failed checks |", "|---|---|---|"]
+    for run in results["runs"]:
+        failed = [name for name, ok in run["verdict"].items() if not ok]
+        lines.append(f"| {run['variant']} seed {run['seed']} | {'yes' if not failed else 'no'} | {', '.join(failed)} |")
+    calibration = results["calibration"]
+    lines += [
+        "",
+        f"Consistent = epipolar inlier ratio >= {calibration['threshold']:.3f}, the threshold that best separates "
+        f"{calibration['clips']} ground-truth renders of the held-out prompts (balanced accuracy "
+        f"{calibration['balanced_accuracy']:.2f}; rigid {calibration['consistent_mean']:.3f}, inconsistent "
+        f"{calibration['inconsistent_mean']:.3f}). Sampson error and reprojection PSNR/SSIM are averaged over "
+        "videos where the term is not degenerate on both sides.",
+        "",
+        f"{machine_line(results['machine'])} Total run: {results['seconds'] / 60:.0f} min.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def figure(results: dict, strips: dict[str, torch.Tensor], prompts: list[str], path: Path) -> Path:
+    """Held-out score against step for every run (top), and the first, middle and last frame of base and trained
+    videos for the same prompt and seed (one column per prompt)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = min(len(videos) for videos in strips.values()) if strips else 0
+    fig = plt.figure(figsize=(15, 4 + 2.2 * len(strips)))
+    grid = fig.add_gridspec(1 + len(strips), max(count, 2), height_ratios=[2.2] + [1] * len(strips))
+    half = max(count, 2) // 2
+    for column, key in enumerate(("epipolar/inlier_ratio", "trajectory/score")):
+        axis = fig.add_subplot(grid[0, column * half : (column + 1) * half if column == 0 else None])
+        for run in results["runs"]:
+            points = [p for p in run["curve"] if key in p]
+            axis.plot([p["step"] for p in points], [p[key] for p in points], marker="o", label=run["name"])
+        axis.set_xlabel("Flow-GRPO step")
+        axis.set_ylabel(f"held-out {key}")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    for row, (label, videos) in enumerate(strips.items(), start=1):
+        for column in range(count):
+            frames = videos[column][[0, videos.shape[1] // 2, videos.shape[1] - 1]].permute(0, 2, 3, 1).clamp(0, 1)
+            axis = fig.add_subplot(grid[row, column])
+            axis.imshow(torch.cat(list(frames), dim=1).numpy())
+            axis.set_axis_off()
+            axis.set_title(f"{label}: {prompts[column].split('.')[0]}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.miniature", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=ROOT / ".cache/world_r1/mini-wan", help="the mini base model")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of world-r1")
+    parser.add_argument("--ablations", nargs="*", default=[v for v in VARIANTS if v != "world-r1"], choices=VARIANTS)
+    parser.add_argument("--ablation-seed", type=int, default=0, help="training seed of every ablation")
+    parser.add_argument("--steps", type=int, default=None, help="Flow-GRPO steps per run (default: the config's)")
+    parser.add_argument("--eval-seeds", type=int, default=3, help="seeds per held-out prompt")
+    parser.add_argument("--calibration-clips", type=int, default=60, help="ground-truth renders for the threshold")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "miniature", help="where the runs go")
+    parser.add_argument("--out", type=Path, default=RESULTS / "miniature.json")
+    args = parser.parse_args(argv)
+    console = Console(width=max(Console().width, 120))
+    model = args.model.resolve()
+    if not (model / "model_index.json").is_file():
+        raise SystemExit(f"No mini model at {model}: run `make mini-model` (or pass --model DIR).")
+    start = time.perf_counter()
+    plan = [("world-r1", seed) for seed in args.seeds] + [(name, args.ablation_seed) for name in args.ablations]
+    prompts = [record.text for record in load_prompts("builtin:mini_eval")]
+    seeds = list(range(args.eval_seeds))
+    shown = [0, len(prompts) // 3, 2 * len(prompts) // 3]  # three prompts of seed 0 in the figure
+    base_by_config: dict[str, dict[str, torch.Tensor]] = {}
+    runs, strips = [], {}
+    calibration = None
+    for name, seed in plan:
+        began = time.perf_counter()
+        workdir = args.workdir / f"{name}-seed{seed}"
+        log_dir = train(VARIANTS[name], seed, model, args.steps, workdir, console)
+        evaluator = Evaluator(workdir / "config.yaml", model, prompts, seeds)
+        if calibration is None:
+            calibration = calibrate_consistency(evaluator.terms, model, args.calibration_clips, console)
+        warp = "warped" if evaluator.module.camera.enabled else "plain"
+        if warp not in base_by_config:
+            console.print(f"[bold]base model[/] ({warp} noise)")
+            values, videos = evaluator.run(None, console, keep=shown)
+            base_by_config[warp] = with_consistency(values, calibration["threshold"])
+            strips.setdefault("base", videos)
+        console.print(f"[bold]{name} seed {seed}[/]")
+        values, videos = evaluator.run(log_dir / "lora", console, keep=shown)
+        trained = with_consistency(values, calibration["threshold"])
+        if name == "world-r1" and "world-r1" not in strips:
+            strips["world-r1"] = videos
+        stats = {key: paired_difference(base_by_config[warp][key], trained[key]) for _, key, _ in METRICS}
+        runs.append(
+            {
+                "name": f"{name} seed {seed}",
+                "variant": name,
+                "description": VARIANTS[name].description,
+                "seed": seed,
+                "noise": warp,
+                "stats": stats,
+                "verdict": verdict(stats),
+                "curve": curve(log_dir),
+                "seconds": time.perf_counter() - began,
+            }
+        )
+    base = base_by_config.get("warped") or next(iter(base_by_config.values()))
+    results = {
+        "machine": machine(),
+        "settings": {
+            "model": str(model),
+            "steps": args.steps,
+            "prompts": len(prompts),
+            "eval_seeds": args.eval_seeds,
+            "plan": plan,
+        },
+        "calibration": calibration,
+        "base": {key: float(torch.nanmean(base[key])) for _, key, _ in METRICS},
+        "runs": runs,
+        "seconds": time.perf_counter() - start,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    args.out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+    figure(results, strips, [prompts[i] for i in shown], args.out.with_suffix(".png"))
+    console.print(markdown(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
