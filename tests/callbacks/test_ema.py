@@ -30,15 +30,16 @@ def _train(ema: LoRAEMA, module, values: list[float]) -> None:
         ema.on_train_batch_end(None, module)
 
 
-def test_ema_equals_closed_form(module):
-    decay, values = 0.8, [1.0, 3.0, -2.0, 5.0]
+def test_ema_equals_closed_form_with_flow_grpos_warm_up(module):
+    decay, values = 0.8, [1.0, 3.0, -2.0, 5.0, 4.0, 6.0]
     _set(module, 0.5)
     ema = LoRAEMA(decay=decay)
     ema.on_fit_start(None, module)
     _train(ema, module, values)
     expected = 0.5
-    for value in values:
-        expected = decay * expected + (1 - decay) * value
+    for n, value in enumerate(values):
+        d = min(decay, (1 + n) / (10 + n))  # 0.1, 0.18, 0.25, 0.31, ... then 0.8
+        expected = d * expected + (1 - d) * value
     averaged = ema.averaged_lora_state_dict(module)
     for i, tensor in enumerate(averaged.values()):
         torch.testing.assert_close(tensor, torch.full_like(tensor, expected + i))
@@ -49,9 +50,23 @@ def test_update_every_skips_steps(module):
     _set(module, 0.0)
     ema = LoRAEMA(decay=0.5, update_every=2)
     ema.on_fit_start(None, module)
-    _train(ema, module, [10.0, 20.0, 30.0, 40.0])  # updates after steps 2 and 4 only
+    _train(ema, module, [10.0, 20.0, 30.0, 40.0])  # updates after steps 2 and 4 only (decays 0.1, then 2/11)
     first = next(iter(ema.averaged_lora_state_dict(module).values()))
-    torch.testing.assert_close(first, torch.full_like(first, 0.5 * (0.5 * 0.0 + 0.5 * 20.0) + 0.5 * 40.0))
+    expected = (2 / 11) * (0.1 * 0.0 + 0.9 * 20.0) + (9 / 11) * 40.0
+    torch.testing.assert_close(first, torch.full_like(first, expected))
+
+
+def test_an_export_after_one_update_is_not_the_identity_adapter(module):
+    """LoRA B starts at zero; without the warm-up one update at decay 0.9 would keep 90 % of that zero."""
+    ema = LoRAEMA(decay=0.9)
+    ema.on_fit_start(None, module)  # the average starts as the initial adapter: every B is zero
+    lora_b = [p for name, p in module.policy.transformer.named_parameters() if "lora_B" in name]
+    assert lora_b and all(float(b.abs().sum()) == 0 for b in lora_b)
+    _train(ema, module, [1.0])
+    averaged = ema.averaged_lora_state_dict(module)
+    trained_b = [t for name, t in averaged.items() if "lora_B" in name]
+    assert trained_b and all(torch.allclose(t, torch.full_like(t, float(t.flatten()[0]))) for t in trained_b)
+    assert all(float(t.abs().min()) > 0.8 for t in trained_b)  # 0.9 of the trained weights (>= 1.0)
 
 
 def test_swapped_uses_average_and_restores_raw(module):

@@ -8,16 +8,18 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 
 class LoRAEMA(L.Callback):
-    """Keeps ``ema = decay * ema + (1 - decay) * lora`` every ``update_every`` training steps, starting from the
-    initial adapter. The averaged weights are swapped in for validation (and by :meth:`swapped` for sampling),
-    saved in Lightning checkpoints, and exported by :class:`~world_r1.callbacks.export.LoRAExport`.
+    """Keeps ``ema = d_n * ema + (1 - d_n) * lora`` every ``update_every`` training steps, starting from the initial
+    adapter, with Flow-GRPO's warm-up ``d_n = min(decay, (1 + n) / (10 + n))`` at the ``n``-th update (counting from
+    0): the first update keeps 90 % of the trained weights, so an early evaluation or export is not the identity
+    adapter, and the decay reaches ``decay`` after a few updates (8 for 0.9). The averaged weights are swapped in for
+    validation (and by :meth:`swapped` for sampling), saved in Lightning checkpoints, and exported by
+    :class:`~world_r1.callbacks.export.LoRAExport`.
 
     Lightning's ``WeightAveraging`` keeps a deep copy of the whole module, gigabytes for Wan; this keeps only the
-    adapter's tensors and uses torch's own EMA update (``get_ema_multi_avg_fn``).
+    adapter's tensors.
     """
 
     def __init__(self, decay: float = 0.9, update_every: int = 1, swap_for_validation: bool = True) -> None:
@@ -38,7 +40,10 @@ class LoRAEMA(L.Callback):
         self._average: list[torch.Tensor] | None = None
         self._pending: list[torch.Tensor] | None = None  # restored from a checkpoint before the model exists
         self._swap: AbstractContextManager[None] | None = None  # open while validation/test runs on the average
-        self._update = get_ema_multi_avg_fn(decay)
+
+    def current_decay(self) -> float:
+        """The decay of the next update: Flow-GRPO's warm-up ``min(decay, (1 + n) / (10 + n))``."""
+        return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
 
     @staticmethod
     def _params(pl_module: L.LightningModule) -> list[torch.nn.Parameter]:
@@ -58,7 +63,10 @@ class LoRAEMA(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         # `steps_done` is the module's step clock (updated by training_step), so resumed runs keep the same cadence
         if pl_module.steps_done % self.update_every == 0:
-            self._update(self._ensure(pl_module), [p.detach() for p in self._params(pl_module)], self.num_updates)
+            decay = self.current_decay()
+            with torch.no_grad():
+                for average, param in zip(self._ensure(pl_module), self._params(pl_module), strict=True):
+                    average.lerp_(param.detach(), 1.0 - decay)
             self.num_updates += 1
 
     @contextmanager
