@@ -14,9 +14,9 @@ TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 EXTRAS ?=
 
-demo:  ## install, then train the tiny offline Wan on CPU (a few minutes)
+demo:  ## install, then run World-R1 on the shipped mini Wan on CPU (under 10 minutes on 2 cores)
 	$(MAKE) --no-print-directory setup
-	$(VENV)/bin/python -m world_r1 fit --config configs/tiny.yaml
+	$(VENV)/bin/python -m world_r1 fit --config configs/mini.yaml
 
 test:  ## install with the dev extra, then run the test suite (CPU, offline)
 	$(MAKE) --no-print-directory setup EXTRAS=dev
@@ -42,7 +42,7 @@ setup:  ## create $(VENV) and install world-r1 (+ EXTRAS) with the right torch b
 	$$pip install -q -c "$$constraints" -e "$$target"
 	echo "[setup] ready: $$(cat "$$constraints") in $(VENV)"
 
-mini-model:  ## pre-train the mini Wan on the synthetic worlds (VAE, then transformer; about an hour on 2 CPU cores)
+mini-model:  ## re-train the shipped mini Wan from scratch into .cache/world_r1/mini-wan (under an hour on 2 CPU cores)
 	$(MAKE) --no-print-directory setup
 	$(VENV)/bin/python -m world_r1 pretrain --config configs/mini_vae.yaml
 	$(VENV)/bin/python -m world_r1 pretrain --config configs/mini_base.yaml

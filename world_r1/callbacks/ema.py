@@ -12,8 +12,9 @@ import torch
 
 class LoRAEMA(L.Callback):
     """Keeps ``ema = d_n * ema + (1 - d_n) * lora`` every ``update_every`` training steps, starting from the initial
-    adapter, with Flow-GRPO's warm-up ``d_n = min(decay, (1 + n) / (10 + n))`` at the ``n``-th update (counting from
-    0): the first update keeps 90 % of the trained weights, so an early evaluation or export is not the identity
+    adapter, with the warm-up of Flow-GRPO's EMA ``d_n = min(decay, (1 + n) / (10 + n))``, here counted in EMA updates
+    ``n = 0, 1, ...`` (Flow-GRPO counts optimizer steps, so with ``update_every`` 8 its first update already uses
+    0.47): the first update keeps 90 % of the trained weights, so an early evaluation or export is not the identity
     adapter, and the decay reaches ``decay`` after a few updates (8 for 0.9). The averaged weights are swapped in for
     validation (and by :meth:`swapped` for sampling), saved in Lightning checkpoints, and exported by
     :class:`~world_r1.callbacks.export.LoRAExport`.
