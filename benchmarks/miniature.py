@@ -49,6 +49,7 @@ METRICS: tuple[tuple[str, str, int], ...] = (
     ("reprojection SSIM", "depth/ssim", 1),
     ("trajectory score", "trajectory/score", 1),
     ("consistent share", "consistent", 1),
+    ("valid geometry share", "epipolar/valid", 1),
     ("motion (px)", "motion/parallax_px", 0),
     ("sharpness", "sharpness", 0),
 )
@@ -93,7 +94,10 @@ VARIANTS: dict[str, Variant] = {
 
 # ------------------------------------------------------------------------------------------------- training
 def train(variant: Variant, seed: int, model: Path, steps: int | None, workdir: Path, console: Console) -> Path:
-    """Run ``fit`` for one variant and training seed in ``workdir`` (a fresh process); returns its log folder."""
+    """Run ``fit`` for one variant and training seed in ``workdir`` (a fresh process); returns its log folder.
+
+    A finished run of the same config in ``workdir`` is reused, so an interrupted benchmark picks up where it stopped.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     variant.edit(config)
@@ -103,7 +107,13 @@ def train(variant: Variant, seed: int, model: Path, steps: int | None, workdir: 
     config["model"]["policy"]["model"] = str(model)
     if steps is not None:
         config["trainer"]["max_steps"] = steps
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    text = yaml.safe_dump(config, sort_keys=False)
+    done = sorted((workdir / "runs" / "mini").glob("version_*/lora/pytorch_lora_weights.safetensors"))
+    previous = workdir / "config.yaml"
+    if done and previous.is_file() and previous.read_text(encoding="utf-8") == text:
+        console.print(f"[bold]{variant.name} seed {seed}[/]: reusing the finished run in {workdir}")
+        return done[-1].parents[1]
+    previous.write_text(text, encoding="utf-8")
     log = workdir / "fit.log"
     console.print(f"[bold]training {variant.name} seed {seed}[/] -> {workdir} (log: {log})")
     command = [sys.executable, "-m", "world_r1", "fit", "--config", "config.yaml"]
@@ -218,6 +228,7 @@ def with_consistency(values: dict[str, torch.Tensor], threshold: float) -> dict[
     out = degenerate_as_nan(values)
     rigid = (values["epipolar/inlier_ratio"] >= threshold) & (values["epipolar/degenerate"] == 0)
     out["consistent"] = rigid.float()
+    out["epipolar/valid"] = 1.0 - values["epipolar/degenerate"]  # a two-view geometry was found on every pair
     return out
 
 
@@ -243,6 +254,21 @@ def verdict(stats: dict[str, dict[str, float]], z: float = 4.0) -> dict[str, boo
 
 
 # ---------------------------------------------------------------------------------------------------- report
+def record_base_metrics(model: Path, results: dict) -> None:
+    """Add the base model's held-out metrics (and how they were measured) to its ``world_r1_manifest.json``."""
+    path = model / "world_r1_manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    settings = results["settings"]
+    manifest["base_metrics"] = {
+        "command": "python -m benchmarks.miniature --record-base",
+        "held_out": f"{settings['prompts']} prompts of builtin:mini_eval x {settings['eval_seeds']} seeds, ODE "
+        "sampling with the settings of configs/mini.yaml",
+        "means": results["base"],
+        "consistent_threshold": results["calibration"],
+    }
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
 def markdown(results: dict) -> str:
     """The paper-style table (base vs trained, one row per run) and the paired statistics."""
     columns = [name for name, _, _ in METRICS]
@@ -325,6 +351,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--calibration-clips", type=int, default=60, help="ground-truth renders for the threshold")
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "miniature", help="where the runs go")
     parser.add_argument("--out", type=Path, default=RESULTS / "miniature.json")
+    parser.add_argument(
+        "--record-base", action="store_true", help="also write the base model's metrics into its manifest"
+    )
     args = parser.parse_args(argv)
     console = Console(width=max(Console().width, 120))
     model = args.model.resolve()
@@ -385,6 +414,8 @@ def main(argv: list[str] | None = None) -> dict:
         "runs": runs,
         "seconds": time.perf_counter() - start,
     }
+    if args.record_base:
+        record_base_metrics(model, results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, allow_nan=True) + "\n", encoding="utf-8")
     args.out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")

@@ -90,3 +90,26 @@ def test_sides_must_be_multiples_of_16(height, width):
 
 def test_video_spec_latent_shape():
     assert VideoSpec(480, 832, 81).latent_shape() == (16, 21, 60, 104)
+
+
+def test_the_shipped_mini_wan_loads_and_records_how_it_was_made():
+    import json
+
+    from world_r1.policy.loading import BUILTIN_MODELS
+
+    pipe = load_wan_pipeline("builtin:mini-wan", torch.float32)
+    assert pipe.vae.config.scale_factor_temporal == 2 and pipe.transformer.config.num_layers == 4
+    manifest = json.loads((BUILTIN_MODELS["mini-wan"] / "world_r1_manifest.json").read_text())
+    assert [stage["stage"] for stage in manifest["stages"]] == ["vae", "transformer"]
+    assert all("pretrain --config configs/mini_" in stage["command"] for stage in manifest["stages"])
+    assert 0.0 < manifest["base_metrics"]["means"]["consistent"] < 1.0  # the base mixes both kinds of video
+    frames = pipe(
+        "Camera pan left. A red tower in front of a brick wall on a grass lawn.",
+        num_frames=9,
+        height=128,
+        width=128,
+        num_inference_steps=2,
+        output_type="pt",
+        generator=torch.Generator().manual_seed(0),
+    ).frames
+    assert frames.shape == (1, 9, 3, 128, 128) and frames.std() > 0.05  # a picture, not a constant
