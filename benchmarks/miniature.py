@@ -269,6 +269,10 @@ def record_base_metrics(model: Path, results: dict) -> None:
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def markdown(results: dict) -> str:
     """The paper-style table (base vs trained, one row per run) and the paired statistics."""
     columns = [name for name, _, _ in METRICS]
@@ -276,16 +280,18 @@ def markdown(results: dict) -> str:
         "# World-R1 in miniature",
         "",
         f"Held-out: {results['settings']['prompts']} prompts x {results['settings']['eval_seeds']} seeds of "
-        f"`builtin:mini_eval`, ODE sampling, EMA LoRA; {results['settings']['steps']} Flow-GRPO steps per run. "
+        f"`builtin:mini_eval`, ODE sampling, EMA LoRA; {results['settings']['steps'] or 'the config'}'s "
+        "Flow-GRPO steps per run. "
         "Means over videos; for trained rows, the paired difference to the base in standard errors (z).",
         "",
         "| model | " + " | ".join(columns) + " |",
         "|---" * (len(columns) + 1) + "|",
     ]
     base = results["base"]
-    lines.append("| base | " + " | ".join(f"{base[key]:.3f}" for _, key, _ in METRICS) + " |")
+    lines.append("| base | " + " | ".join(_number(base.get(key)) for _, key, _ in METRICS) + " |")
     for run in results["runs"]:
-        cells = [f"{run['stats'][k]['trained']:.3f} ({run['stats'][k]['z']:+.1f})" for _, k, _ in METRICS]
+        stats = run["stats"]
+        cells = [f"{_number(stats[k]['trained'])} ({stats[k]['z']:+.1f})" if k in stats else "-" for _, k, _ in METRICS]
         lines.append(f"| {run['variant']} seed {run['seed']} | " + " | ".join(cells) + " |")
     lines += ["", "| run | goal met | failed checks |", "|---|---|---|"]
     for run in results["runs"]:
@@ -404,7 +410,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": machine(),
         "settings": {
             "model": str(model),
-            "steps": args.steps,
+            "steps": args.steps or yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["trainer"]["max_steps"],
             "prompts": len(prompts),
             "eval_seeds": args.eval_seeds,
             "plan": plan,

@@ -73,8 +73,8 @@ def test_tiny_fit_end_to_end(tmp_path):
     assert {"reward", "kl"} <= scalars  # what the progress bar shows
     assert len(events.Scalars("reward/total")) == 6
     for tag in ("eval/red/score", "eval/epipolar/score", "eval/epipolar/inlier_ratio", "eval/epipolar/degenerate"):
-        assert [e.step for e in events.Scalars(tag)] == [5], tag  # the evaluation every 5 steps
-    assert (run / "eval" / "fit_step_000005.json").is_file()
+        assert [e.step for e in events.Scalars(tag)] == [0, 5, 6], tag  # the base model, every 5 steps, the end
+    assert all((run / "eval" / f"fit_step_{step:06d}.json").is_file() for step in (0, 5, 6))
     assert "world-r1 run summary" in out.stdout and "eval/red/score" in out.stdout
     gif = events.Images("videos/prompt_0")[0]
     assert gif.encoded_image_string[:6] == b"GIF89a" and gif.width > 48  # a grid of the group's videos
