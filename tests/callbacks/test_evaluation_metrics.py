@@ -86,3 +86,16 @@ def test_means_are_synced_across_processes():
     results = mp.Manager().dict()
     mp.spawn(_worker, args=(port, results), nprocs=2, join=True)
     assert dict(results) == {0: pytest.approx(2.25), 1: pytest.approx(2.25)}
+
+
+def test_a_run_stopped_early_is_not_evaluated_on_its_way_out():
+    """SIGTERM / Ctrl-C set ``should_stop``: the grace period goes to the checkpoint, not to rendering videos."""
+    from types import SimpleNamespace
+
+    evaluation = ConsistencyEvaluation(every_n_steps=5)
+    calls = []
+    evaluation.evaluate = lambda trainer, module: calls.append(module.steps_done) or {}
+    evaluation.on_train_end(SimpleNamespace(should_stop=True), SimpleNamespace(steps_done=3))
+    assert calls == []
+    evaluation.on_train_end(SimpleNamespace(should_stop=False), SimpleNamespace(steps_done=3))
+    assert calls == [3]

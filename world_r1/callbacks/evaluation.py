@@ -53,7 +53,7 @@ class ConsistencyEvaluation(L.Callback):
             use_ema: during training, evaluate the EMA weights when a LoRAEMA callback runs.
             write_videos: also write each evaluated video as ``<log_dir>/eval/<stage>_step_<n>/<prompt_id>.mp4``.
             at_start_and_end: with ``every_n_steps``, also evaluate before the first step of a new run (the base
-                model) and after the last one, so a run's summary compares the two.
+                model) and after the last one (unless the run was stopped early), so a run's summary compares them.
         """
         if every_n_steps < 0 or batch_size < 1:
             raise ValueError("ConsistencyEvaluation: every_n_steps must be >= 0 and batch_size >= 1.")
@@ -80,7 +80,10 @@ class ConsistencyEvaluation(L.Callback):
             self.evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.every_n_steps and self.at_start_and_end and self._evaluated_step != pl_module.steps_done:
+        # not when the run was asked to stop (SIGTERM from a scheduler, Ctrl-C): its grace period is for the checkpoint
+        if trainer.should_stop or not (self.every_n_steps and self.at_start_and_end):
+            return
+        if self._evaluated_step != pl_module.steps_done:
             self.evaluate(trainer, pl_module)
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
