@@ -36,6 +36,7 @@ from benchmarks.common import machine
 from benchmarks.report import machine_line
 from world_r1.data import load_prompts
 from world_r1.metrics import paired_difference, score_terms
+from world_r1.pretrain.manifest import MANIFEST_NAME, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -80,14 +81,14 @@ def _without(term: str) -> Callable[[dict], None]:
     return edit
 
 
+TERMS = ("epipolar", "depth", "trajectory", "motion")  # the reward terms of configs/mini.yaml
 VARIANTS: dict[str, Variant] = {
     variant.name: variant
     for variant in (
         Variant("world-r1", "configs/mini.yaml as shipped", lambda config: None),
         Variant("no-noise-warping", "initial noise not warped along the camera path", _noise_warping_off),
         Variant("no-decoupled-phase", "main phase only (no motion-only steps)", _decoupled_off),
-        *(Variant(f"no-{t}", f"{t} term removed from the main reward", _without(t)) for t in ("epipolar", "depth")),
-        *(Variant(f"no-{t}", f"{t} term removed from the main reward", _without(t)) for t in ("trajectory", "motion")),
+        *(Variant(f"no-{term}", f"{term} term removed from the main reward", _without(term)) for term in TERMS),
     )
 }
 
@@ -119,8 +120,7 @@ def train(variant: Variant, seed: int, model: Path, steps: int | None, workdir: 
     command = [sys.executable, "-m", "world_r1", "fit", "--config", "config.yaml"]
     with log.open("w") as out:
         subprocess.run(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, check=True)
-    (run,) = sorted((workdir / "runs" / "mini").glob("version_*"))[-1:]
-    return run
+    return sorted((workdir / "runs" / "mini").glob("version_*"))[-1]
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
@@ -192,12 +192,10 @@ def calibrate_consistency(terms: dict, model: Path, clips: int, console: Console
     from world_r1.synthetic import SyntheticWorld, WorldConfig
 
     config = WorldConfig()
-    manifest = model / "world_r1_manifest.json"
-    if manifest.is_file():
-        stages = json.loads(manifest.read_text(encoding="utf-8")).get("stages", [])
-        train = stages[-1].get("data", {}).get("train", {}) if stages else {}
-        if isinstance(train, dict) and isinstance(train.get("config"), dict):
-            config = WorldConfig.from_dict(train["config"])
+    stages = read_manifest(model).get("stages", [])
+    train = stages[-1].get("data", {}).get("train", {}) if stages else {}
+    if isinstance(train, dict) and isinstance(train.get("config"), dict):
+        config = WorldConfig.from_dict(train["config"])
     world = SyntheticWorld(config, split="eval", length=clips)
     items = [world[i] for i in range(clips)]
     videos = torch.stack([item["video"] for item in items]).float()
@@ -256,8 +254,7 @@ def verdict(stats: dict[str, dict[str, float]], z: float = 4.0) -> dict[str, boo
 # ---------------------------------------------------------------------------------------------------- report
 def record_base_metrics(model: Path, results: dict) -> None:
     """Add the base model's held-out metrics (and how they were measured) to its ``world_r1_manifest.json``."""
-    path = model / "world_r1_manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    manifest = read_manifest(model)
     settings = results["settings"]
     manifest["base_metrics"] = {
         "command": "python -m benchmarks.miniature --record-base",
@@ -266,7 +263,7 @@ def record_base_metrics(model: Path, results: dict) -> None:
         "means": results["base"],
         "consistent_threshold": results["calibration"],
     }
-    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (model / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def _number(value: float | None) -> str:

@@ -79,12 +79,16 @@ def stage_record(
     }
 
 
+def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of a model directory (``{"stages": [...], ...}``), or ``{}`` when it has none."""
+    path = Path(model_dir) / MANIFEST_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def write_manifest(out_dir: str | os.PathLike, record: dict[str, Any], previous: str | os.PathLike | None) -> Path:
     """Write ``out_dir/world_r1_manifest.json`` holding the stages that made the model: those in the manifest of the
     model it started from (``previous``, a model directory, if it has one) followed by ``record``."""
-    stages: list[dict[str, Any]] = []
-    if previous is not None and (Path(previous) / MANIFEST_NAME).is_file():
-        stages = json.loads((Path(previous) / MANIFEST_NAME).read_text())["stages"]
+    stages = read_manifest(previous).get("stages", []) if previous is not None else []
     path = Path(out_dir) / MANIFEST_NAME
     path.write_text(json.dumps({"stages": [*stages, record]}, indent=2) + "\n")
     return path
