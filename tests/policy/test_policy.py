@@ -100,3 +100,13 @@ def test_flow_sigmas_shifted_schedule():
     assert torch.all(sigmas[1:] < sigmas[:-1])
     plain = torch.linspace(1, 0, 11)
     torch.testing.assert_close(sigmas, 3 * plain / (1 + 2 * plain))
+
+
+def test_train_mode_reaches_only_the_transformer(policy: WanPolicy):
+    policy.eval()
+    before = policy.prompt_cache._encode(["Camera pan left. A red barn."])
+    policy.train()
+    assert policy.transformer.training
+    assert not any(m.training for m in policy.text_encoder.modules()), "UMT5's dropout would corrupt the embeddings"
+    assert not any(m.training for m in policy.vae.modules())
+    torch.testing.assert_close(policy.prompt_cache._encode(["Camera pan left. A red barn."]), before)

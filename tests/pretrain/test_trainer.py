@@ -175,6 +175,15 @@ def test_ema_warm_up_follows_the_first_updates():
     assert torch.equal(param.detach(), torch.ones(3))
 
 
+@pytest.mark.parametrize("stage", ["vae", "transformer"])
+def test_train_mode_reaches_only_the_trained_part(stage, tiny_wan_dir):
+    module = WanTrainer(model=tiny_wan_dir, stage=stage)
+    module.train()
+    trained, frozen = (module.vae, module.transformer) if stage == "vae" else (module.transformer, module.vae)
+    assert trained.training
+    assert not any(m.training for part in (module.text_encoder, frozen) for m in part.modules())
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -60,6 +60,15 @@ class WanPolicy(nn.Module):
         self.register_buffer("latents_mean", latents_mean, persistent=False)
         self.register_buffer("latents_std", latents_std, persistent=False)
 
+    def train(self, mode: bool = True) -> WanPolicy:
+        """Only the transformer follows ``mode``: the frozen text encoder and VAE always run in eval mode, so a
+        ``module.train()`` anywhere (Lightning, a callback, user code) never turns on UMT5's dropout, which would
+        corrupt the cached prompt embeddings."""
+        super().train(mode)
+        self.text_encoder.eval()
+        self.vae.eval()
+        return self
+
     @classmethod
     def from_pretrained(
         cls,

@@ -183,6 +183,16 @@ class WanTrainer(L.LightningModule):
         self._latent_cache: dict[int, tuple[torch.Tensor, str]] = {}  # dataset index -> (latents, prompt)
 
     # --------------------------------------------------------------------------------------------- parts
+    def train(self, mode: bool = True) -> WanTrainer:
+        """Only the part this stage trains follows ``mode``: the frozen parts always run in eval mode, so a
+        ``module.train()`` never turns on the text encoder's dropout (UMT5 has 0.1), which would corrupt cached
+        prompt embeddings, nor any dropout of the frozen VAE or transformer."""
+        super().train(mode)
+        frozen = (self.text_encoder, self.transformer if self.stage == "vae" else self.vae)
+        for part in frozen:
+            part.eval()
+        return self
+
     def trained_parameters(self) -> list[torch.nn.Parameter]:
         """The weights this stage optimises (and averages, and checkpoints)."""
         return [p for p in self.parameters() if p.requires_grad]
