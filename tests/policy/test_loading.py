@@ -4,7 +4,15 @@ import pytest
 import torch
 from diffusers import WanPipeline
 
-from world_r1.policy import LoRAConfig, VideoSpec, WanPolicy, build_tiny_pipeline, build_tiny_wan, load_wan_pipeline
+from world_r1.policy import (
+    LoRAConfig,
+    VideoSpec,
+    WanPolicy,
+    WanSizes,
+    build_tiny_pipeline,
+    build_tiny_wan,
+    load_wan_pipeline,
+)
 
 
 def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -113,3 +121,17 @@ def test_the_shipped_mini_wan_loads_and_records_how_it_was_made():
         generator=torch.Generator().manual_seed(0),
     ).frames
     assert frames.shape == (1, 9, 3, 128, 128) and frames.std() > 0.05  # a picture, not a constant
+
+
+def test_word_level_tokenizer_gives_one_token_a_word_and_round_trips(tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Camera pan left. A red barn.\nCamera truck right. A stone well.\n", encoding="utf-8")
+    sizes = WanSizes(vocabulary=(str(prompts),))
+    build_tiny_pipeline(seed=0, sizes=sizes).save_pretrained(tmp_path / "wan")
+    loaded = load_wan_pipeline(tmp_path / "wan", torch.float32)
+    ids = loaded.tokenizer("camera PAN left. A red barn.").input_ids
+    assert len(ids) == 9, "six words, two full stops and the end-of-sequence token"
+    assert ids == loaded.tokenizer("Camera pan left. A red barn.").input_ids, "lower-cased"
+    assert loaded.tokenizer("Camera pan left. A green barn.").input_ids.count(loaded.tokenizer.unk_token_id) == 1
+    assert loaded.text_encoder.config.vocab_size == len(loaded.tokenizer) == 3 + 11
+    assert len(build_tiny_pipeline(seed=0).tokenizer("A red barn.").input_ids) == 12, "byte-level by default"

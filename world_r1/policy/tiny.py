@@ -8,25 +8,41 @@ as ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``; only the widths are small enough to run
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    """A byte-level tokenizer (256 byte tokens + pad/eos/unk) that needs no downloaded vocabulary and reads any text."""
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def build_tokenizer(words: Sequence[str] | None = None) -> PreTrainedTokenizerFast:
+    """A tokenizer that needs no downloaded vocabulary: byte-level (256 byte tokens + pad/eos/unk; reads any text,
+    about one token a character) or, given ``words``, word-level over them (lower-cased; punctuation marks are tokens
+    of their own; other words read as ``<unk>``), one token a word: a prompt of a small world becomes a short
+    sequence whose tokens a small text-to-video model can tell apart."""
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
-    for byte_char in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        vocab[byte_char] = len(vocab)
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
+    if words is None:
+        for byte_char in sorted(pre_tokenizers.ByteLevel.alphabet()):
+            vocab[byte_char] = len(vocab)
+        tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+    else:
+        for word in sorted({w for text in words for w in _WORD.findall(text.lower())}):
+            vocab.setdefault(word, len(vocab))
+        tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+        tokenizer.normalizer = normalizers.Lowercase()
+        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+        tokenizer.decoder = decoders.WordPiece(prefix="##")
     tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
@@ -66,9 +82,11 @@ class WanSizes:
     vae_dim_mult: tuple[int, ...] = (1, 1, 1, 1)  # VAE channel multipliers of the four levels
     vae_res_blocks: int = 1  # VAE residual blocks per level
     vae_temporal_factor: int = 4  # frames per latent frame: 4 (Wan 2.1) or 2 (twice the latents, sharper motion)
+    vocabulary: tuple[str, ...] = ()  # prompt files whose words make a word-level tokenizer; () byte-level
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vae_dim_mult", tuple(int(m) for m in self.vae_dim_mult))
+        object.__setattr__(self, "vocabulary", tuple(str(v) for v in self.vocabulary))
         if len(self.vae_dim_mult) != 4:
             raise ValueError(f"vae_dim_mult needs four levels (8x spatial, 4x temporal), got {self.vae_dim_mult}.")
         if self.vae_temporal_factor not in (2, 4):
@@ -77,13 +95,20 @@ class WanSizes:
             raise ValueError(f"every width in {self} must be >= 1.")
 
 
+def _vocabulary_words(files: Sequence[str]) -> list[str]:
+    """The prompts of ``files`` (paths or ``builtin:NAME``), whose words make the vocabulary."""
+    from world_r1.data import load_prompts  # the prompt-file reader, with its checks and messages
+
+    return [record.text for file in files for record in load_prompts(file)]
+
+
 def build_tiny_pipeline(seed: int = 0, sizes: WanSizes | None = None) -> WanPipeline:
     """All five Wan components at ``sizes`` (tiny by default), initialised deterministically from ``seed``.
 
     Only the default tiny model gets the signal-preserving decoder init; larger models are built to be trained.
     """
     sizes = sizes or WanSizes()
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(_vocabulary_words(sizes.vocabulary) if sizes.vocabulary else None)
     torch.manual_seed(seed)
     text_encoder = UMT5EncoderModel(
         UMT5Config(
