@@ -147,6 +147,7 @@ class Evaluator:
         self.module.configure_model()
         self.module.eval()
         self.terms = dict(self.module.reward.terms)
+        self.geometry = self.module.reward.geometry
         self.pairs = [(p, s) for s in seeds for p in range(len(prompts))]
         self.prompts = prompts
         self.batch_size = batch_size
@@ -165,7 +166,7 @@ class Evaluator:
             prompts = [self.prompts[p] for p, _ in part]
             seeds = [1000 * s + p for p, s in part]
             videos = self.module.generate(prompts, seeds)
-            values = score_terms(self.terms, videos, prompts)
+            values = score_terms(self.terms, videos, prompts, geometry=self.geometry)
             values["sharpness"] = sharpness(videos)
             for key, value in values.items():
                 columns.setdefault(key, []).append(value.float().cpu())
@@ -186,7 +187,7 @@ def degenerate_as_nan(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return out
 
 
-def calibrate_consistency(terms: dict, model: Path, clips: int, console: Console) -> dict[str, float]:
+def calibrate_consistency(evaluator: Evaluator, model: Path, clips: int, console: Console) -> dict[str, float]:
     """The epipolar inlier ratio that best separates ground-truth consistent from inconsistent renders of the
     held-out prompts (balanced accuracy), with the world settings the model was trained on (its manifest)."""
     from world_r1.synthetic import SyntheticWorld, WorldConfig
@@ -199,9 +200,12 @@ def calibrate_consistency(terms: dict, model: Path, clips: int, console: Console
     world = SyntheticWorld(config, split="eval", length=clips)
     items = [world[i] for i in range(clips)]
     videos = torch.stack([item["video"] for item in items]).float()
+    prompts = [item["prompt"] for item in items]
     ratio = torch.cat(
         [
-            score_terms(terms, videos[i : i + 10], [it["prompt"] for it in items[i : i + 10]])["epipolar/inlier_ratio"]
+            score_terms(evaluator.terms, videos[i : i + 10], prompts[i : i + 10], geometry=evaluator.geometry)[
+                "epipolar/inlier_ratio"
+            ]
             for i in range(0, clips, 10)
         ]
     )
@@ -376,7 +380,7 @@ def main(argv: list[str] | None = None) -> dict:
         log_dir = train(VARIANTS[name], seed, model, args.steps, workdir, console)
         evaluator = Evaluator(workdir / "config.yaml", model, prompts, seeds)
         if calibration is None:
-            calibration = calibrate_consistency(evaluator.terms, model, args.calibration_clips, console)
+            calibration = calibrate_consistency(evaluator, model, args.calibration_clips, console)
         warp = "warped" if evaluator.module.camera.enabled else "plain"
         if warp not in base_by_config:
             console.print(f"[bold]base model[/] ({warp} noise)")

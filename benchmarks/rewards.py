@@ -10,6 +10,7 @@ reward's mean score where it reports none) is recorded too, to show they do comp
 from __future__ import annotations
 
 import cProfile
+import dataclasses
 import importlib
 import pstats
 import time
@@ -22,7 +23,15 @@ from kornia.geometry.ransac import RANSAC
 
 from benchmarks.common import interleaved_medians
 from benchmarks.report import figure
-from world_r1.geometry import EpipolarEstimator, SIFTDetector, frame_pairs, grayscale_resized, match_pairs
+from world_r1.geometry import (
+    EpipolarEstimator,
+    GeometrySettings,
+    SIFTDetector,
+    frame_pairs,
+    grayscale_resized,
+    match_pairs,
+)
+from world_r1.rewards import WeightedReward
 from world_r1.synthetic.scenes import rigid_video
 
 #: (module, class) of every reward benchmarked when importable: other rewards are being written alongside.
@@ -33,6 +42,8 @@ REWARD_CANDIDATES: tuple[tuple[str, str], ...] = (
     ("world_r1.rewards", "MotionReward"),
 )
 PROMPT = "Camera push in, then pan right. A textured room with a tiled floor."
+#: the analysis every method runs: pairs a quarter of the clip apart (frames 4 apart of 16), 512 keypoints a frame
+GEOMETRY = GeometrySettings(gaps=(0.25,), max_pairs=4, max_side=192, num_features=512)
 
 
 def available_rewards(names: Sequence[str] | None = None) -> tuple[dict[str, torch.nn.Module], dict[str, str]]:
@@ -109,12 +120,9 @@ class KorniaNaive:
         return float(np.mean(inlier_ratios)) if inlier_ratios else 0.0
 
 
-def analysis_settings(reward: torch.nn.Module | None) -> dict:
-    """The geometry settings a reward analyses with (its ``settings``, or older attributes), reward defaults else."""
-    defaults = {"gaps": (4,), "max_pairs": 4, "max_side": 192, "num_features": 512, "ratio": 0.9, "ransac_px": 1.0}
-    defaults |= {"inlier_px": 0.5, "ransac_iters": 8, "min_matches": 16}
-    source = getattr(reward, "settings", reward)
-    return {name: getattr(source, name, value) for name, value in defaults.items()}
+def analysis_settings(geometry: GeometrySettings = GEOMETRY) -> dict:
+    """The analysis settings as a plain dict (what the baselines read and the results record)."""
+    return dataclasses.asdict(geometry)
 
 
 def stage_seconds(videos: torch.Tensor, settings: dict) -> dict[str, float]:
@@ -175,12 +183,12 @@ def run(
 ) -> dict:
     """Videos/s of each importable reward and of both baselines on rendered rigid videos; ratios ours / baseline.
 
-    Every call gets a fresh copy of the videos: rewards share one analysis per tensor object (a cache), and timing
-    the same tensor again would time a cache hit. Scoring all rewards on one copy (``all rewards, shared``) is what
-    a training step pays when they are combined. ``names`` restricts the rewards (class names) benchmarked.
+    Each reward is timed as training runs it, inside a :class:`WeightedReward` that analyses the batch once with
+    :data:`GEOMETRY`; all rewards in one composite (``all rewards, shared``) is what a training step pays when they
+    are combined: one analysis, every term. ``names`` restricts the rewards (class names) benchmarked.
     """
     rewards, skipped = available_rewards(names)
-    settings = analysis_settings(rewards.get("EpipolarReward"))
+    settings = analysis_settings()
     videos = make_videos(batch, num_frames, size)
     prompts: Sequence[str] = [PROMPT] * batch
     pairs = frame_pairs(num_frames, settings["gaps"], settings["max_pairs"])
@@ -191,7 +199,7 @@ def run(
     def timed(name: str, fn: Callable[[torch.Tensor], float]) -> Callable[[], None]:
         return lambda: quality.__setitem__(name, fn(videos.clone()))
 
-    functions = {name: timed(name, _inliers_of(reward, prompts)) for name, reward in rewards.items()}
+    functions = {name: timed(name, _inliers_of(name, reward, prompts)) for name, reward in rewards.items()}
     if len(rewards) > 1:
         functions["all rewards, shared"] = timed("all rewards, shared", _all_of(rewards, prompts))
     functions["opencv"] = timed("opencv", lambda v: opencv_baseline(v, pairs, max_side, num_features))
@@ -224,24 +232,30 @@ def run(
     }
     if profile and "EpipolarReward" in rewards:
         result["stages_s"] = stage_seconds(videos.clone(), settings)
-        result["profile"] = profile_top(lambda: rewards["EpipolarReward"](videos.clone(), prompts))
+        epipolar = WeightedReward({"epipolar": rewards["EpipolarReward"]}, geometry=GEOMETRY)
+        result["profile"] = profile_top(lambda: epipolar(videos.clone(), prompts))
     return result
 
 
-def _inliers_of(reward: torch.nn.Module, prompts: Sequence[str]) -> Callable[[torch.Tensor], float]:
-    """Call ``reward`` and return its mean inlier ratio where it reports one (else its mean score)."""
+def _inliers_of(name: str, reward: torch.nn.Module, prompts: Sequence[str]) -> Callable[[torch.Tensor], float]:
+    """Score with ``reward`` alone (its own analysis of the batch); its mean inlier ratio where it reports one, else
+    its mean score."""
+    composite = WeightedReward({name: reward}, geometry=GEOMETRY)
 
     def call(videos: torch.Tensor) -> float:
-        terms = reward(videos, prompts)
-        return float(terms.get("inlier_ratio", terms["score"]).float().mean())
+        out = composite(videos, prompts)
+        return float(out.get(f"{name}/inlier_ratio", out[name]).float().mean())
 
     return call
 
 
 def _all_of(rewards: dict[str, torch.nn.Module], prompts: Sequence[str]) -> Callable[[torch.Tensor], float]:
-    """Score one batch with every reward in turn (what a combined reward pays); returns the mean of their scores."""
+    """Score one batch with every reward in one composite (one analysis: what a training step pays); returns the mean
+    of their scores."""
+    composite = WeightedReward(dict(rewards), geometry=GEOMETRY)
 
     def call(videos: torch.Tensor) -> float:
-        return float(torch.stack([r(videos, prompts)["score"].float().mean() for r in rewards.values()]).mean())
+        out = composite(videos, prompts)
+        return float(torch.stack([out[name].float().mean() for name in rewards]).mean())
 
     return call

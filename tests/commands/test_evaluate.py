@@ -61,7 +61,7 @@ def test_command_line_with_configured_terms(folder, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "skipped" in printed and "broken.mp4" in printed and "brightness" in printed
     report = json.loads((tmp_path / "out.json").read_text())
-    assert set(report["means"]) == {"score", "bright/score", "bright/brightness"}
+    assert set(report["means"]) == {"score", "bright/score", "bright/brightness", "bright/degenerate"}
     assert "epipolar/score" not in report["means"]  # the configured terms replace the default
 
 

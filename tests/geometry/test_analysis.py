@@ -1,40 +1,42 @@
-"""The shared analysis cache: one analysis per unmodified tensor and settings, never a stale one."""
+"""The geometry core's one entry point: settings checked once, frame pairs relative to the clip, a plain function of
+its input (no cache to go stale)."""
 
+import pytest
 import torch
 
-from world_r1.geometry import GeometrySettings, clear_shared_analysis, frame_pairs, shared_analysis
+from world_r1.geometry import GeometrySettings, analyse, frame_pairs, gap_frames
 from world_r1.synthetic import rigid_video
 
 
-def test_cache_hits_only_the_same_unmodified_tensor_with_equal_settings():
-    clear_shared_analysis()
-    videos = rigid_video(5, 64, 64, seed=0).video[None]
-    settings = GeometrySettings(gaps=(4,), max_pairs=1)
-    first = shared_analysis(videos, settings)
-    assert shared_analysis(videos, GeometrySettings(gaps=[4], max_pairs=1)) is first  # equal settings, any sequence
-    assert shared_analysis(videos.clone(), settings) is not first  # equal values, another tensor
-    assert shared_analysis(videos, GeometrySettings(gaps=(4,), max_pairs=1, num_features=128)) is not first
-    assert shared_analysis(videos, settings, cache=False) is not first
-    videos.zero_()  # modified in place: recomputed
-    again = shared_analysis(videos, settings)
-    assert again is not first and again.geometry.num_matches[0] == 0 < first.geometry.num_matches[0]
-    clear_shared_analysis()
-    assert shared_analysis(videos, settings) is not again
-
-
-def test_frame_pairs():
-    assert frame_pairs(16, (4,), 4).tolist() == [[0, 4], [4, 8], [7, 11], [11, 15]]
-    assert frame_pairs(3, (4,), 4).tolist() == [[0, 2]]  # the gap shrinks to fit
+def test_frame_pairs_are_fractions_of_the_clip():
+    assert gap_frames(9, 0.5) == 4 and gap_frames(81, 0.5) == 40 and gap_frames(3, 0.1) == 1
+    assert frame_pairs(9, (0.5, 1.0), 2).tolist() == [[0, 4], [0, 8], [4, 8]]
+    assert frame_pairs(81, (0.5,), 2).tolist() == [[0, 40], [40, 80]]  # one setting, any length
+    assert frame_pairs(16, (0.25,), 4).tolist() == [[0, 4], [4, 8], [7, 11], [11, 15]]
     assert frame_pairs(1).shape == (0, 2)
-    assert len(frame_pairs(81, (4, 16), 4)) == 8
+    assert len(frame_pairs(81, (0.05, 0.2), 4)) == 8
 
 
-def test_inference_mode_tensors_are_cached_by_content():
-    clear_shared_analysis()
-    settings = GeometrySettings(gaps=(4,), max_pairs=1)
-    with torch.inference_mode():
-        videos = rigid_video(5, 64, 64, seed=0).video[None]
-        first = shared_analysis(videos, settings)
-        assert shared_analysis(videos, settings) is first
-        videos.zero_()
-        assert shared_analysis(videos, settings).geometry.num_matches[0] == 0 < first.geometry.num_matches[0]
+@pytest.mark.parametrize(
+    "bad", [{"gaps": (4,)}, {"gaps": (0.0,)}, {"gaps": ()}, {"max_pairs": 0}, {"ratio": 1.5}, {"ransac_px": 0}]
+)
+def test_settings_name_the_problem(bad):
+    with pytest.raises(ValueError, match="geometry"):
+        GeometrySettings(**bad)
+
+
+def test_analysis_is_a_function_of_its_input():
+    videos = rigid_video(9, 64, 64, seed=0).video[None]
+    settings = GeometrySettings(gaps=(0.5,), max_pairs=1)
+    first, again = analyse(videos, settings), analyse(videos, settings)
+    assert torch.equal(first.geometry.inlier_ratio, again.geometry.inlier_ratio) and first.settings is settings
+    assert first.num_videos == 1 and first.geometry.valid.all()
+    videos.zero_()  # a changed tensor is analysed as it is now, never served an earlier result
+    assert analyse(videos, settings).geometry.num_matches[0] == 0 < first.geometry.num_matches[0]
+    with torch.inference_mode():  # Lightning's validation and test loops
+        assert analyse(rigid_video(9, 64, 64, seed=0).video[None], settings).geometry.valid.all()
+
+
+def test_one_frame_videos_have_no_pairs():
+    analysis = analyse(torch.rand(2, 1, 3, 32, 32))
+    assert analysis.pairs.shape == (0, 2) and analysis.geometry.valid.numel() == 0

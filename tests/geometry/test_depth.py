@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from world_r1.geometry import GeometrySettings, shared_analysis
+from world_r1.geometry import GeometrySettings, analyse
 from world_r1.geometry.depth import TriangulatedDepth, densify_inverse_depth, sample_at
 from world_r1.geometry.depth_model import fit_scale_shift
 from world_r1.geometry.pose import rotation_angle_deg
@@ -27,7 +27,7 @@ def scene():
 
 @pytest.fixture(scope="module")
 def reconstruction(scene):
-    analysis = shared_analysis(scene.video[None], GeometrySettings(gaps=(8,), max_pairs=1), cache=False)
+    analysis = analyse(scene.video[None], GeometrySettings(gaps=(1.0,), max_pairs=1))
     assert analysis.scale == 1.0 and analysis.geometry.valid.all()
     x_i, x_j = analysis.matches.of_pair(0)
     rec = reconstruct_pair(analysis.geometry.fundamental[0], kornia_intrinsics(scene.intrinsics), x_i, x_j)

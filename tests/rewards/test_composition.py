@@ -8,7 +8,7 @@ import torch
 import yaml
 from jsonargparse import ArgumentParser
 
-import world_r1.geometry.shared as shared_module
+import world_r1.rewards.base as base_module
 from world_r1.geometry.depth import TriangulatedDepth
 from world_r1.rewards import (
     BrightnessReward,
@@ -83,11 +83,11 @@ def test_bad_configuration():
 
 REWARD_YAML = """
 reward:
+  geometry:
+    gaps: [0.5]
   terms:
     epipolar:
       class_path: world_r1.rewards.EpipolarReward
-      init_args:
-        gaps: [4]
     depth:
       class_path: world_r1.rewards.DepthConsistencyReward
       init_args:
@@ -123,13 +123,14 @@ def test_yaml_configures_terms_and_weights_through_jsonargparse(tiny_clip, monke
     assert isinstance(reward.terms["depth"].depth, TriangulatedDepth) and reward.terms["depth"].depth.stride == 4
     assert isinstance(reward.terms["quality"], QualityReward)
     assert reward.weights == {"epipolar": 0.5, "depth": 0.5, "motion": 0.2, "quality": 0.0}
+    assert reward.geometry.gaps == (0.5,)
 
     calls = []
-    analyse = shared_module.analyse_videos
-    monkeypatch.setattr(shared_module, "analyse_videos", lambda *a, **k: calls.append(1) or analyse(*a, **k))
+    analyse = base_module.analyse
+    monkeypatch.setattr(base_module, "analyse", lambda *a, **k: calls.append(a[1]) or analyse(*a, **k))
     videos = rigid_video(9, 96, 96, seed=0).video[None]
     out = reward(videos, ["a room"])
-    assert len(calls) == 1  # three geometric terms, one feature analysis
+    assert calls == [reward.geometry]  # three geometric terms, one feature analysis, with the reward's settings
     assert {"epipolar", "depth", "motion", "depth/psnr", "depth/ssim", "epipolar/inlier_ratio"} <= set(out)
     assert "quality" not in out and set(reward.last_timings) == {"epipolar", "depth", "motion"}
     torch.testing.assert_close(out["total"], 0.5 * out["epipolar"] + 0.5 * out["depth"] + 0.2 * out["motion"])

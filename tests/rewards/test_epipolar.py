@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.rewards.conftest import AMPLITUDES
-from world_r1.geometry import EpipolarEstimator, SIFTDetector, analyse_videos, relative_pose, rotation_angle_deg
+from world_r1.geometry import GeometrySettings, analyse, relative_pose, rotation_angle_deg
 from world_r1.rewards import EpipolarReward, MotionReward
 from world_r1.synthetic import rigid_video
 
@@ -30,9 +30,8 @@ def test_rigid_beats_morphed_beats_unrelated(reward, scene_batch):
 
 def test_estimated_rotation_matches_the_rendered_camera():
     scene = rigid_video(9, 192, 192, seed=3)
-    analysis = analyse_videos(
-        scene.video[None], SIFTDetector(1024), EpipolarEstimator(), gaps=(8,), max_pairs=1, max_side=192
-    )
+    settings = GeometrySettings(gaps=(1.0,), max_pairs=1, max_side=192, num_features=1024)
+    analysis = analyse(scene.video[None], settings)
     assert analysis.scale == 1.0 and analysis.geometry.valid.all()
     x1, x2 = analysis.matches.of_pair(0)
     rotation, translation = relative_pose(analysis.geometry.fundamental[0], scene.intrinsics, x1, x2)

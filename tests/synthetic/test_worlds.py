@@ -11,7 +11,7 @@ import torch
 from world_r1.camera import MotionScale, parse_camera, plan_for_prompt, relative_motion
 from world_r1.camera.grammar import KINDS
 from world_r1.data import load_prompts
-from world_r1.geometry import GeometrySettings, relative_pose, rotation_angle_deg, shared_analysis
+from world_r1.geometry import GeometrySettings, analyse, relative_pose, rotation_angle_deg
 from world_r1.synthetic import (
     CAMERA_SENTENCES,
     HELD_OUT_SCENES,
@@ -30,7 +30,7 @@ from world_r1.synthetic import (
 from world_r1.synthetic.worlds import word_seed
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "world_r1" / "prompts"
-SETTINGS = GeometrySettings(gaps=(4,), max_pairs=2, max_side=128)
+SETTINGS = GeometrySettings(gaps=(0.5,), max_pairs=2, max_side=128)
 # two scenes (3 and 2 objects) that every motion below is checked on
 SCENES = (TRAIN_SCENES[9], TRAIN_SCENES[15])
 
@@ -184,7 +184,7 @@ def test_shipped_prompt_files_equal_the_generated_splits(split, tmp_path):
 def _recovered_errors(clips: list[dict]) -> tuple[list[float], list[float], bool]:
     """Rotation errors and translation-direction errors (degrees) of every frame pair of ``clips``, recovered by
     the geometry core as TrajectoryReward does, against the rendered poses; and whether every pair was valid."""
-    analysis = shared_analysis(torch.stack([c["video"] for c in clips]), SETTINGS, cache=False)
+    analysis = analyse(torch.stack([c["video"] for c in clips]), SETTINGS)
     pairs, geometry = analysis.pairs, analysis.geometry
     rotation_errors, translation_errors = [], []
     for b, clip in enumerate(clips):
@@ -241,7 +241,7 @@ def test_inconsistent_renders_break_epipolar_geometry_but_show_the_same_scene():
     for k, prompt in enumerate(prompts):
         clips.append(render_prompt(prompt))
         clips += [render_prompt(prompt, severity=1.0, kind=kind, seed=k) for kind in INCONSISTENCY_KINDS]
-    analysis = shared_analysis(torch.stack([c["video"] for c in clips]), SETTINGS, cache=False)
+    analysis = analyse(torch.stack([c["video"] for c in clips]), SETTINGS)
     inliers = analysis.per_video(analysis.geometry.inlier_ratio).mean(1).reshape(len(prompts), -1).mean(0)
     sampson = analysis.per_video(analysis.geometry.sampson_px).median(1).values.reshape(len(prompts), -1).mean(0)
     assert bool(analysis.per_video(analysis.geometry.valid)[:: 1 + len(INCONSISTENCY_KINDS)].all())

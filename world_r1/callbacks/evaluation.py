@@ -18,6 +18,7 @@ import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
 
 from world_r1.callbacks.ema import find_ema
+from world_r1.geometry import GeometrySettings
 from world_r1.metrics import RewardTermMeans, score_terms
 from world_r1.rewards.base import Reward
 from world_r1.video_io import write_mp4
@@ -39,6 +40,7 @@ class ConsistencyEvaluation(L.Callback):
     def __init__(
         self,
         terms: dict[str, Reward] | None = None,
+        geometry: GeometrySettings | None = None,
         every_n_steps: int = 0,
         batch_size: int = 1,
         use_ema: bool = True,
@@ -48,6 +50,7 @@ class ConsistencyEvaluation(L.Callback):
         """
         Args:
             terms: name -> reward module measured; default: the module's own training reward terms.
+            geometry: how the geometric terms' analysis of each batch is made; default: the training reward's.
             every_n_steps: evaluate after every this many training steps (0: only in validate/test runs).
             batch_size: videos generated at once during training-time evaluation.
             use_ema: during training, evaluate the EMA weights when a LoRAEMA callback runs.
@@ -58,6 +61,7 @@ class ConsistencyEvaluation(L.Callback):
         if every_n_steps < 0 or batch_size < 1:
             raise ValueError("ConsistencyEvaluation: every_n_steps must be >= 0 and batch_size >= 1.")
         self.terms = terms
+        self.geometry = geometry
         self.every_n_steps = every_n_steps
         self.batch_size = batch_size
         self.use_ema = use_ema
@@ -151,12 +155,13 @@ class ConsistencyEvaluation(L.Callback):
         self.metrics.reset()
         self._rows = []
 
-    def _terms(self, pl_module: L.LightningModule) -> dict[str, Reward]:
+    def _terms(self, pl_module: L.LightningModule) -> tuple[dict[str, Reward], GeometrySettings | None]:
+        """The terms measured and the settings of their geometry analysis."""
         if self.terms is None:
-            return dict(pl_module.reward.terms)
+            return dict(pl_module.reward.terms), self.geometry or pl_module.reward.geometry
         for term in self.terms.values():
             term.to(pl_module.device)  # feature extractors hold buffers; the module's own terms move with it
-        return self.terms
+        return self.terms, self.geometry
 
     def _score(
         self,
@@ -168,7 +173,8 @@ class ConsistencyEvaluation(L.Callback):
     ) -> None:
         videos: torch.Tensor = outputs["videos"]
         metadata = {"cameras": outputs.get("cameras") or [None] * len(videos), "prompt_ids": outputs["prompt_ids"]}
-        values = score_terms(self._terms(pl_module), videos, outputs["prompts"], self._known, **metadata)
+        terms, geometry = self._terms(pl_module)
+        values = score_terms(terms, videos, outputs["prompts"], self._known, geometry, **metadata)
         for name in values:
             term, key = name.split("/", 1)
             if key not in self._known.setdefault(term, []):

@@ -1,6 +1,6 @@
 """World-R1's camera path: prompt -> camera plan -> per-frame poses -> flow over a default scene -> warped noise."""
 
-from world_r1.camera.flow import DefaultScene, forward_flow
+from world_r1.camera.flow import DefaultScene, flow_at, forward_flow
 from world_r1.camera.grammar import STATIC, CameraParseError, CameraPlan, Motion, parse_camera, plan_for_prompt
 from world_r1.camera.trajectory import MotionScale, camera_trajectory, relative_motion
 from world_r1.camera.warp import CameraConfig, camera_noise, transport_noise, upsample_noise, warp_noise
@@ -15,6 +15,7 @@ __all__ = [
     "MotionScale",
     "camera_noise",
     "camera_trajectory",
+    "flow_at",
     "forward_flow",
     "parse_camera",
     "plan_for_prompt",

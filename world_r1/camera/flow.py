@@ -80,3 +80,18 @@ def forward_flow(
     rays = pixel_rays(intrinsics, height, width, supersample)
     points = scene_points(pose_from, rays, scene or DefaultScene())
     return project(points, pose_to, intrinsics)
+
+
+def flow_at(
+    pixels: torch.Tensor,
+    pose_from: torch.Tensor,
+    pose_to: torch.Tensor,
+    intrinsics: torch.Tensor,
+    scene: DefaultScene | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the points seen at ``pixels`` (M, 2) (u, v) of the ``from`` frame land in the ``to`` frame: target
+    pixels (M, 2) and a mask (M,) of points in front of the ``to`` camera. :func:`forward_flow` at any pixels, e.g.
+    the matched keypoints of two frames, whose measured displacement can then be held against the expected one."""
+    homogeneous = torch.cat([pixels.float(), torch.ones_like(pixels[:, :1], dtype=torch.float32)], dim=1)
+    rays = homogeneous @ torch.linalg.inv(intrinsics.float()).T
+    return project(scene_points(pose_from, rays, scene or DefaultScene()), pose_to, intrinsics)

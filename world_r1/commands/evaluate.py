@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from world_r1 import rewards
+from world_r1.geometry import GeometrySettings
 from world_r1.metrics import RewardTermMeans, score_terms
 from world_r1.rewards import EpipolarReward, Reward
 from world_r1.video_io import VIDEO_SUFFIXES, read_video
@@ -55,6 +56,7 @@ def score_video_files(
     prompts: dict[str, str] | None = None,
     max_frames: int | None = None,
     device: str = "cpu",
+    geometry: GeometrySettings | None = None,
 ) -> Evaluation:
     """Score each file on its own (sizes and lengths may differ), ranked by ``score``, the mean of the terms' scores.
 
@@ -71,7 +73,7 @@ def score_video_files(
             result.skipped.append({"file": path.name, "error": str(error)})
             continue
         prompt = (prompts or {}).get(path.name, "")
-        values = score_terms(terms, video[None], [prompt])
+        values = score_terms(terms, video[None], [prompt], geometry=geometry)
         scores = torch.stack([values[f"{name}/score"] for name in terms]).mean(0)
         means.update(values)
         row = {"file": path.name, "prompt": prompt, "frames": video.shape[0], "score": float(scores[0])}
@@ -123,6 +125,7 @@ def evaluate(
     prompts: str | None = None,
     max_frames: int | None = None,
     device: str = "cuda" if torch.cuda.is_available() else "cpu",
+    geometry: GeometrySettings | None = None,
 ) -> Evaluation:
     """Score every video file in a folder with the 3D-consistency rewards; print a ranking, write JSON and CSV.
 
@@ -134,6 +137,7 @@ def evaluate(
             (what `sample` writes).
         max_frames: read at most this many frames of each video.
         device: where the rewards run.
+        geometry: how the videos are analysed (frame pairs as fractions of each clip, analysis size, features).
     """
     folder = Path(videos)
     if not folder.is_dir():
@@ -145,7 +149,7 @@ def evaluate(
     prompt_map = read_prompts(prompt_file) if prompt_file.is_file() else None
     console = Console()
     with console.status(f"scoring {len(files)} videos"):
-        result = score_video_files(files, terms or default_terms(), prompt_map, max_frames, device)
+        result = score_video_files(files, terms or default_terms(), prompt_map, max_frames, device, geometry)
     for skipped in result.skipped:
         console.print(f"[red]skipped[/red] {skipped['file']}: {skipped['error']}", highlight=False)
     console.print(render_table(result))

@@ -3,11 +3,10 @@
 from world_r1.geometry.depth import DepthSource, TriangulatedDepth
 from world_r1.geometry.depth_model import ModelDepth
 from world_r1.geometry.epipolar import EpipolarEstimator, PairGeometry
-from world_r1.geometry.frames import frame_pairs, grayscale_resized
+from world_r1.geometry.frames import frame_pairs, gap_frames, grayscale_resized
 from world_r1.geometry.matching import Features, PairMatches, SIFTDetector, match_pairs
 from world_r1.geometry.pose import intrinsics_from_fov, relative_pose, rotation_angle_deg, triangulate
-from world_r1.geometry.shared import GeometrySettings, clear_shared_analysis, shared_analysis
-from world_r1.geometry.video import VideoGeometry, analyse_videos
+from world_r1.geometry.video import GeometrySettings, VideoGeometry, analyse
 
 __all__ = [
     "DepthSource",
@@ -20,14 +19,13 @@ __all__ = [
     "SIFTDetector",
     "TriangulatedDepth",
     "VideoGeometry",
-    "analyse_videos",
-    "clear_shared_analysis",
+    "analyse",
     "frame_pairs",
+    "gap_frames",
     "grayscale_resized",
     "intrinsics_from_fov",
     "match_pairs",
     "relative_pose",
     "rotation_angle_deg",
-    "shared_analysis",
     "triangulate",
 ]

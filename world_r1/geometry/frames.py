@@ -6,14 +6,17 @@ import torch
 import torch.nn.functional as F
 
 
-def frame_pairs(num_frames: int, gaps: tuple[int, ...] = (4,), max_pairs: int = 4) -> torch.Tensor:
-    """Pairs ``(i, i + gap)`` spread evenly over the video, at most ``max_pairs`` per gap; shape (P, 2), long.
+def gap_frames(num_frames: int, gap: float) -> int:
+    """Frames between the two frames of a pair spanning the fraction ``gap`` of a ``num_frames`` clip (at least 1)."""
+    return max(1, round(gap * (num_frames - 1)))
 
-    A gap larger than the video is shrunk to the largest that fits; a 1-frame video has no pairs (P = 0).
-    """
+
+def frame_pairs(num_frames: int, gaps: tuple[float, ...] = (0.5,), max_pairs: int = 4) -> torch.Tensor:
+    """Pairs ``(i, i + round(g (F - 1)))`` for each fraction ``g`` of ``gaps``, spread evenly over the video, at most
+    ``max_pairs`` per gap; shape (P, 2), long. A 1-frame video has no pairs (P = 0)."""
     pairs: list[tuple[int, int]] = []
-    for gap in gaps:
-        gap = min(gap, num_frames - 1)
+    for fraction in gaps:
+        gap = min(gap_frames(num_frames, fraction), num_frames - 1)
         if gap < 1:
             continue
         starts = torch.linspace(0, num_frames - 1 - gap, steps=min(max_pairs, num_frames - gap)).round().long()

@@ -1,8 +1,14 @@
-"""One call from a batch of videos to per-pair two-view geometry: what every reward and metric starts from."""
+"""One call from a batch of videos to per-pair two-view geometry: what every reward and metric starts from.
+
+Feature detection is the dominant cost of the 3D rewards, so a batch is analysed once and the analysis is handed to
+every term that reads it (:class:`~world_r1.rewards.WeightedReward`, :func:`~world_r1.metrics.score_terms`): one
+:class:`GeometrySettings` object configures them all, and nothing is cached behind the caller's back.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import torch
 
@@ -11,42 +17,93 @@ from world_r1.geometry.frames import frame_pairs, grayscale_resized
 from world_r1.geometry.matching import PairMatches, SIFTDetector, match_pairs
 
 
+@dataclass(frozen=True)
+class GeometrySettings:
+    """Everything that determines a :class:`VideoGeometry`.
+
+    Args:
+        gaps: how far apart the frames of a pair are, as fractions of the clip (frame ``i`` with frame
+            ``i + round(g * (F - 1))``), each in (0, 1]: one setting serves 9-frame test clips and 81-frame Wan videos.
+        max_pairs: pairs per gap, spread evenly over the video.
+        max_side: frames are analysed with their long side resized to at most this many pixels.
+        num_features: SIFT keypoints per frame.
+        ratio: Lowe ratio of the mutual nearest-neighbour matching.
+        ransac_px: RANSAC inlier threshold (analysis pixels).
+        inlier_px: Sampson distance (analysis pixels) under which a match counts as consistent.
+        ransac_iters: RANSAC batches of minimal samples (each batch is Kornia's ``"auto"`` size).
+        min_matches: pairs with fewer matches are degenerate.
+    """
+
+    gaps: tuple[float, ...] = (0.25, 0.5)
+    max_pairs: int = 4
+    max_side: int = 192
+    num_features: int = 256
+    ratio: float = 0.9
+    ransac_px: float = 1.0
+    inlier_px: float = 0.5
+    ransac_iters: int = 8
+    min_matches: int = 16
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gaps", tuple(float(g) for g in self.gaps))
+        if not self.gaps or not all(0.0 < g <= 1.0 for g in self.gaps):
+            raise ValueError(
+                f"geometry.gaps are fractions of the clip in (0, 1] (0.5: frames half the video apart), got "
+                f"{list(self.gaps)}."
+            )
+        if min(self.max_pairs, self.max_side, self.num_features, self.ransac_iters, self.min_matches) < 1:
+            raise ValueError("geometry: max_pairs, max_side, num_features, ransac_iters and min_matches must be >= 1.")
+        if self.ransac_px <= 0 or self.inlier_px <= 0 or not 0.0 < self.ratio <= 1.0:
+            raise ValueError("geometry: ransac_px and inlier_px must be > 0 and ratio in (0, 1].")
+
+
 @dataclass
 class VideoGeometry:
     """Geometry of B videos with P pairs each: ``pairs`` (P, 2) frame indices, ``geometry`` fields (B * P,) ordered
-    video by video, ``matches`` with pair index ``b * P + p``, and ``scale`` mapping analysis pixels to input pixels."""
+    video by video, ``matches`` with pair index ``b * P + p``, ``scale`` mapping analysis pixels to input pixels,
+    ``size`` the analysis frame size (H, W), and the ``settings`` it was made with."""
 
     pairs: torch.Tensor
     geometry: PairGeometry
     matches: PairMatches
     scale: float
     size: tuple[int, int]
+    settings: GeometrySettings = field(default_factory=GeometrySettings)
+
+    @property
+    def num_videos(self) -> int:
+        return len(self.geometry.valid) // max(len(self.pairs), 1)
 
     def per_video(self, values: torch.Tensor) -> torch.Tensor:
         """(B * P,) -> (B, P)."""
         return values.reshape(-1, max(len(self.pairs), 1))
 
 
-def analyse_videos(
-    videos: torch.Tensor,
-    detector: SIFTDetector,
-    estimator: EpipolarEstimator,
-    gaps: tuple[int, ...] = (4,),
-    max_pairs: int = 4,
-    max_side: int = 192,
-    ratio: float = 0.9,
-) -> VideoGeometry:
-    """Detect features once on every frame used by a pair (all videos in one batch), match all pairs in one batched
-    call, and estimate each pair's geometry. ``videos`` (B, F, 3, H, W) in [0, 1]."""
+@lru_cache(maxsize=8)
+def _detector(num_features: int, device: torch.device) -> SIFTDetector:
+    """One detector per size and device: building Kornia's scale-space modules costs more than a small batch."""
+    return SIFTDetector(num_features).to(device)
+
+
+def analyse(videos: torch.Tensor, settings: GeometrySettings | None = None) -> VideoGeometry:
+    """Detect features once on every frame some pair uses (all videos in one batch), match all pairs in one batched
+    call, and estimate each pair's geometry. ``videos`` (B, F, 3, H, W) in [0, 1]; with F < 2 there are no pairs."""
+    settings = settings or GeometrySettings()
+    videos = videos.detach().float().clamp(0, 1)
     batch, num_frames = videos.shape[:2]
-    pairs = frame_pairs(num_frames, gaps, max_pairs).to(videos.device)
+    pairs = frame_pairs(num_frames, settings.gaps, settings.max_pairs).to(videos.device)
+    estimator = EpipolarEstimator(settings.ransac_px, settings.inlier_px, settings.ransac_iters, settings.min_matches)
     used = pairs.unique()
-    gray, scale = grayscale_resized(videos[:, used].flatten(0, 1), max_side)
-    features = detector(gray)
+    if len(used) == 0:  # one-frame videos: nothing to compare
+        empty = videos.new_zeros(0, 2)
+        matches = PairMatches(empty, empty, torch.zeros(0, dtype=torch.long, device=videos.device), 0)
+        return VideoGeometry(pairs, estimator(matches), matches, 1.0, tuple(videos.shape[-2:]), settings)
+    gray, scale = grayscale_resized(videos[:, used].flatten(0, 1), settings.max_side)
+    features = _detector(settings.num_features, videos.device)(gray)
     slot = torch.full((num_frames,), -1, dtype=torch.long, device=videos.device)
     slot[used] = torch.arange(len(used), device=videos.device)
     offsets = (torch.arange(batch, device=videos.device) * len(used)).repeat_interleave(len(pairs))
     first = slot[pairs[:, 0]].repeat(batch) + offsets
     second = slot[pairs[:, 1]].repeat(batch) + offsets
-    matches = match_pairs(features, first, second, ratio)
-    return VideoGeometry(pairs, estimator(matches), matches, scale, tuple(gray.shape[-2:]))
+    matches = match_pairs(features, first, second, settings.ratio)
+    return VideoGeometry(pairs, estimator(matches), matches, scale, tuple(gray.shape[-2:]), settings)

@@ -7,7 +7,6 @@ name ``epipolar`` becomes the metrics ``epipolar/score`` and ``epipolar/inlier_r
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,9 +14,8 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
-from world_r1.rewards.base import Reward, call_reward, check_videos
-
-log = logging.getLogger(__name__)
+from world_r1.geometry import GeometrySettings
+from world_r1.rewards.base import Reward, score_all
 
 
 @torch.no_grad()
@@ -26,32 +24,18 @@ def score_terms(
     videos: torch.Tensor,
     prompts: Sequence[str],
     known: Mapping[str, Sequence[str]] | None = None,
+    geometry: GeometrySettings | None = None,
     **metadata: Any,
 ) -> dict[str, torch.Tensor]:
-    """Every term's outputs on ``videos`` (B, F, 3, H, W) in [0, 1], flattened to ``{"<term>/<key>": (B,) float}``.
-
-    A term that raises costs its own values, not the evaluation: its score is the worst (0), ``degenerate`` is 1, and
-    the other keys it is ``known`` to produce (``known[term]``, e.g. from an earlier batch) are NaN, which
-    :class:`RewardTermMeans` leaves out of the means. Non-finite scores count as 0 and degenerate, as in training.
-    ``metadata`` (per-sample columns such as ``cameras``, see :class:`~world_r1.rewards.Reward`) reaches every term.
+    """Every term's outputs on ``videos`` (B, F, 3, H, W) in [0, 1], flattened to ``{"<term>/<key>": (B,) float}`` on
+    the CPU, under the training reward's rule for failures (:func:`~world_r1.rewards.base.score_safely`): a term
+    that raises costs its own values (score 0, degenerate 1, the keys it is ``known`` to produce NaN, which
+    :class:`RewardTermMeans` leaves out of the means). The geometric terms read one analysis of the batch made with
+    ``geometry``; ``metadata`` (per-sample columns such as ``cameras``, see :class:`~world_r1.rewards.Reward`)
+    reaches every term.
     """
-    check_videos(videos)
-    batch = videos.shape[0]
-    out: dict[str, torch.Tensor] = {}
-    for name, term in terms.items():
-        try:
-            raw = call_reward(term, videos, prompts, metadata)
-            values = {key: value.detach().float().reshape(batch).cpu() for key, value in raw.items()}
-        except Exception:  # one broken term must not hide the others' numbers
-            log.exception("reward term %r failed on an evaluation batch; its score counts as 0", name)
-            values = {key: torch.full((batch,), float("nan")) for key in (known or {}).get(name, ())}
-            values |= {"score": torch.zeros(batch), "degenerate": torch.ones(batch)}
-        bad = ~torch.isfinite(values["score"])
-        if bad.any():
-            values["score"] = torch.where(bad, torch.zeros_like(values["score"]), values["score"])
-            values["degenerate"] = torch.maximum(values.get("degenerate", torch.zeros(batch)), bad.float())
-        out |= {f"{name}/{key}": value for key, value in values.items()}
-    return out
+    scored = score_all(terms, videos, prompts, geometry, metadata, known)
+    return {f"{name}/{key}": value.cpu() for name, values in scored.items() for key, value in values.items()}
 
 
 class RewardTermMeans(nn.Module):

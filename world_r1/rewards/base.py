@@ -1,15 +1,17 @@
-"""The reward interface and its weighted composition, with the fault handling the training loop relies on."""
+"""The reward interface, the geometric base class, and the weighted composition with the one rule for failures."""
 
 from __future__ import annotations
 
 import inspect
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+
+from world_r1.geometry import GeometrySettings, VideoGeometry, analyse
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,56 @@ class Reward(nn.Module):
         raise NotImplementedError
 
 
+def check_videos(videos: torch.Tensor) -> None:
+    """Raise unless ``videos`` is (B, F, 3, H, W)."""
+    if videos.ndim != 5 or videos.shape[2] != 3:
+        raise ValueError(f"videos must be (B, F, 3, H, W) in [0, 1], got shape {tuple(videos.shape)}")
+
+
+class GeometricReward(Reward):
+    """A term read off the geometry core's analysis of the batch (frame pairs, matches, two-view geometry).
+
+    :class:`WeightedReward` and :func:`~world_r1.metrics.score_terms` analyse a batch once, with one
+    :class:`~world_r1.geometry.GeometrySettings` for every term, and hand the result over as ``analysis``; a term
+    called on its own analyses the videos with the default settings. This base class checks the shape and gives
+    videos with fewer than 2 frames (no pair to compare) :attr:`worst` values; subclasses implement :meth:`score`.
+    """
+
+    #: the raw outputs with the values a video that cannot be judged gets (``degenerate`` is set to 1); subclasses
+    #: set theirs in ``__init__``
+    worst: Mapping[str, float]
+
+    def forward(
+        self,
+        videos: torch.Tensor,
+        prompts: Sequence[str],
+        analysis: VideoGeometry | None = None,
+        **metadata: Any,
+    ) -> dict[str, torch.Tensor]:
+        check_videos(videos)
+        if videos.shape[1] < 2:
+            return self.worst_case(videos.shape[0], videos.device)
+        if analysis is None:
+            analysis = analyse(videos)
+        if analysis.num_videos != videos.shape[0]:
+            raise ValueError(f"the analysis holds {analysis.num_videos} videos, the batch {videos.shape[0]}.")
+        return self.score(videos, prompts, analysis, **metadata)
+
+    def score(
+        self, videos: torch.Tensor, prompts: Sequence[str], analysis: VideoGeometry, **metadata: Any
+    ) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def worst_case(self, batch: int, device: torch.device | str) -> dict[str, torch.Tensor]:
+        """Every raw output at its :attr:`worst` value and ``degenerate`` 1, for ``batch`` videos."""
+        worst = getattr(self, "worst", {"score": 0.0})
+        out = {key: torch.full((batch,), float(value), device=device) for key, value in worst.items()}
+        out["degenerate"] = torch.ones(batch, device=device)
+        return out
+
+
 def call_reward(
-    term: nn.Module, videos: torch.Tensor, prompts: Sequence[str], metadata: dict[str, Any]
+    term: nn.Module, videos: torch.Tensor, prompts: Sequence[str], metadata: Mapping[str, Any]
 ) -> dict[str, torch.Tensor]:
     """``term(videos, prompts, **metadata)``, handing a term only the metadata keywords its ``forward`` declares (all
     of them with ``**metadata``), so rewards written as ``forward(videos, prompts)`` keep working."""
@@ -42,28 +92,92 @@ def call_reward(
     return term(videos, prompts, **metadata)
 
 
-def check_videos(videos: torch.Tensor) -> None:
-    """Raise unless ``videos`` is (B, F, 3, H, W)."""
-    if videos.ndim != 5 or videos.shape[2] != 3:
-        raise ValueError(f"videos must be (B, F, 3, H, W) in [0, 1], got shape {tuple(videos.shape)}")
+def score_safely(
+    name: str,
+    term: nn.Module,
+    videos: torch.Tensor,
+    prompts: Sequence[str],
+    metadata: Mapping[str, Any],
+    known: Sequence[str] = (),
+) -> dict[str, torch.Tensor]:
+    """One term's outputs (each (B,) float32 on the videos' device) under the one rule for failures: a term that
+    raises costs its own values, not the run (``score`` 0, ``degenerate`` 1, the ``known`` raw keys NaN: not
+    measured), and a non-finite score counts as 0 and degenerate for those samples only."""
+    batch, device = videos.shape[0], videos.device
+    try:
+        raw = call_reward(term, videos, prompts, metadata)
+        values = {key: value.detach().float().reshape(batch).to(device) for key, value in raw.items()}
+    except Exception:  # a reward bug must cost one batch of scores, not the run
+        log.exception("reward term %r failed on this batch; scoring it as worst (0)", name)
+        values = {key: torch.full((batch,), float("nan"), device=device) for key in known}
+        values |= {"score": torch.zeros(batch, device=device), "degenerate": torch.ones(batch, device=device)}
+        return values
+    score = values["score"]
+    bad = ~torch.isfinite(score)
+    values["score"] = torch.where(bad, torch.zeros_like(score), score)
+    values["degenerate"] = torch.maximum(values.get("degenerate", torch.zeros_like(score)), bad.float())
+    return values
+
+
+def score_all(
+    terms: Mapping[str, nn.Module],
+    videos: torch.Tensor,
+    prompts: Sequence[str],
+    geometry: GeometrySettings | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    known: Mapping[str, Sequence[str]] | None = None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """``{name: outputs}`` of every term on one batch (see :func:`score_safely`), the geometric terms reading one
+    analysis of the batch made with ``geometry`` (default settings if None). ``timings`` receives each term's wall
+    time in seconds (the analysis is counted in the first geometric term's)."""
+    check_videos(videos)
+    metadata = dict(metadata or {})
+    analysis: VideoGeometry | None = None
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for name, term in terms.items():
+        start = time.perf_counter()
+        extra = metadata
+        if isinstance(term, GeometricReward) and videos.shape[1] >= 2:
+            if analysis is None:
+                try:
+                    analysis = analyse(videos, geometry)
+                except Exception:  # the core itself failed: every geometric term of this batch is worst
+                    log.exception("the geometry analysis failed on this batch; its geometric terms score 0")
+                    analysis = False  # type: ignore[assignment]
+            if analysis is False:
+                out[name] = term.worst_case(videos.shape[0], videos.device)
+                continue
+            extra = {**metadata, "analysis": analysis}
+        out[name] = score_safely(name, term, videos, prompts, extra, (known or {}).get(name, ()))
+        if timings is not None:
+            timings[name] = time.perf_counter() - start
+    return out
 
 
 class WeightedReward(nn.Module):
     """``total = sum_k w_k * score_k`` over named reward terms, with per-term logging and timing.
 
     Only terms with a non-zero weight are evaluated, so a phase that re-weights (e.g. quality only) pays for nothing
-    else. A term that raises, or gives a non-finite score for some samples, does not stop training: those samples get
-    the worst score (0) and ``"<term>/degenerate"`` = 1, and the failure is logged.
+    else. The geometric terms read one analysis of the batch made with ``geometry``. A term that raises, or gives a
+    non-finite score for some samples, does not stop training (:func:`score_safely`): those samples get the worst
+    score (0) and ``"<term>/degenerate"`` = 1, and the failure is logged.
 
     Returns ``{"total": (B,), "<term>": score (B,), "<term>/<raw>": (B,) ...}``; :attr:`last_timings` holds each
     evaluated term's wall time in seconds.
     """
 
-    def __init__(self, terms: dict[str, Reward], weights: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        terms: dict[str, Reward],
+        weights: dict[str, float] | None = None,
+        geometry: GeometrySettings | None = None,
+    ) -> None:
         """
         Args:
             terms: name -> reward module.
             weights: name -> weight; a missing name has weight 1.0.
+            geometry: how the geometric terms' shared analysis of each batch is made (default settings if None).
         """
         super().__init__()
         if not terms:
@@ -74,6 +188,7 @@ class WeightedReward(nn.Module):
             raise ValueError(f"weights name unknown reward terms {unknown}; the terms are {sorted(terms)}.")
         self.terms = nn.ModuleDict(terms)
         self.weights = {name: float(weights.get(name, 1.0)) for name in terms}
+        self.geometry = geometry or GeometrySettings()
         self.last_timings: dict[str, float] = {}
 
     def _check_weights(self, weights: dict[str, float]) -> dict[str, float]:
@@ -92,40 +207,17 @@ class WeightedReward(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Score ``videos`` (B, F, 3, H, W); ``weights`` replaces the configured weights (missing names: 0);
         ``metadata`` (per-sample columns, see :class:`Reward`) reaches every term."""
-        check_videos(videos)
         active = self._check_weights(weights) if weights is not None else self.weights
-        batch = videos.shape[0]
-        total = torch.zeros(batch, device=videos.device)
-        out: dict[str, torch.Tensor] = {}
+        active = {name: weight for name, weight in active.items() if weight != 0}
         self.last_timings = {}
-        for name, weight in active.items():
-            if weight == 0:
-                continue
-            start = time.perf_counter()
-            terms = self._evaluate(name, videos, prompts, metadata)
-            self.last_timings[name] = time.perf_counter() - start
-            out[name] = terms.pop("score")
-            out.update({f"{name}/{key}": value for key, value in terms.items()})
-            total = total + weight * out[name]
+        terms = {name: self.terms[name] for name in active}
+        scored = score_all(terms, videos, prompts, self.geometry, metadata, timings=self.last_timings)
+        total = torch.zeros(videos.shape[0], device=videos.device)
+        out: dict[str, torch.Tensor] = {}
+        for name, values in scored.items():
+            values = dict(values)
+            out[name] = values.pop("score")
+            out.update({f"{name}/{key}": value for key, value in values.items()})
+            total = total + active[name] * out[name]
         out["total"] = total
         return out
-
-    def _evaluate(
-        self, name: str, videos: torch.Tensor, prompts: Sequence[str], metadata: dict[str, Any]
-    ) -> dict[str, torch.Tensor]:
-        batch = videos.shape[0]
-        try:
-            raw = call_reward(self.terms[name], videos, prompts, metadata)
-            terms = {k: v.detach().float().to(videos.device) for k, v in raw.items()}
-        except Exception:  # a reward bug must cost one batch of scores, not the run
-            log.exception("reward term %r failed on this batch; scoring it as worst (0)", name)
-            return {
-                "score": torch.zeros(batch, device=videos.device),
-                "degenerate": torch.ones(batch, device=videos.device),
-            }
-        score = terms["score"]
-        bad = ~torch.isfinite(score)
-        degenerate = terms.get("degenerate", torch.zeros_like(score))
-        terms["score"] = torch.where(bad, torch.zeros_like(score), score)
-        terms["degenerate"] = torch.maximum(degenerate, bad.float())
-        return terms

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from world_r1.geometry import GeometrySettings, intrinsics_from_fov, shared_analysis
+from world_r1.geometry import VideoGeometry, intrinsics_from_fov
 from world_r1.geometry.depth import DepthSource, TriangulatedDepth
 from world_r1.geometry.reprojection import (
     PairReconstruction,
@@ -18,13 +18,14 @@ from world_r1.geometry.reprojection import (
     reconstruct_pair,
     reproject,
 )
-from world_r1.rewards.base import Reward, check_videos
+from world_r1.rewards.base import GeometricReward
 from world_r1.rewards.epipolar import parallax_gate
 
 _KEYS = ("score", "psnr", "ssim", "depth_agreement", "coverage", "parallax_px", "degenerate")
+_WORST = {key: 0.0 for key in _KEYS[:-1]}
 
 
-class DepthConsistencyReward(Reward):
+class DepthConsistencyReward(GeometricReward):
     """Per video, over frame pairs (i, j) of the shared geometry core:
 
     1. the pair's RANSAC fundamental matrix and an assumed field of view give the relative pose (essential matrix);
@@ -59,15 +60,6 @@ class DepthConsistencyReward(Reward):
         min_coverage: float = 0.2,
         min_points: int = 12,
         min_parallax_px: float = 2.0,
-        gaps: tuple[int, ...] = (4,),
-        max_pairs: int = 4,
-        max_side: int = 192,
-        num_features: int = 256,
-        ratio: float = 0.9,
-        ransac_px: float = 1.0,
-        inlier_px: float = 0.5,
-        ransac_iters: int = 8,
-        min_matches: int = 16,
     ) -> None:
         """
         Args:
@@ -78,9 +70,6 @@ class DepthConsistencyReward(Reward):
             min_coverage: share of frame j's pixels that must land inside frame i.
             min_points: triangulated matches a pair needs.
             min_parallax_px: median match displacement (analysis pixels) for full credit.
-            gaps, max_pairs, max_side, num_features, ratio, ransac_px, inlier_px, ransac_iters, min_matches: the
-                geometry core's settings (see :class:`~world_r1.geometry.GeometrySettings`); with the same values as
-                an :class:`~world_r1.rewards.EpipolarReward` scoring the same batch, features are detected once.
         """
         super().__init__()
         if not 0.0 <= depth_weight <= 1.0 or psnr_ceil <= psnr_floor:
@@ -89,19 +78,13 @@ class DepthConsistencyReward(Reward):
         self.fov_deg, self.depth_weight = fov_deg, depth_weight
         self.psnr_floor, self.psnr_ceil = psnr_floor, psnr_ceil
         self.min_coverage, self.min_points, self.min_parallax_px = min_coverage, min_points, min_parallax_px
-        self.settings = GeometrySettings(
-            gaps, max_pairs, max_side, num_features, ratio, ransac_px, inlier_px, ransac_iters, min_matches
-        )
+        self.worst = dict(_WORST)
 
     @torch.no_grad()
-    def forward(self, videos: torch.Tensor, prompts: Sequence[str], **metadata: Any) -> dict[str, torch.Tensor]:
-        check_videos(videos)
+    def score(
+        self, videos: torch.Tensor, prompts: Sequence[str], analysis: VideoGeometry, **metadata: Any
+    ) -> dict[str, torch.Tensor]:
         batch = videos.shape[0]
-        if videos.shape[1] < 2:
-            out = {key: videos.new_zeros(batch) for key in _KEYS}
-            out["degenerate"] += 1
-            return out
-        analysis = shared_analysis(videos, self.settings)
         pairs, geometry = analysis.pairs, analysis.geometry
         num_pairs = len(pairs)
         size = analysis.size
@@ -118,7 +101,7 @@ class DepthConsistencyReward(Reward):
             x_i, x_j = analysis.matches.of_pair(k)
             try:
                 rec = reconstruct_pair(
-                    geometry.fundamental[k], intrinsics, x_i, x_j, self.settings.ransac_px, self.min_points
+                    geometry.fundamental[k], intrinsics, x_i, x_j, analysis.settings.ransac_px, self.min_points
                 )
             except Exception:  # Kornia's pose/triangulation can fail on degenerate (e.g. motionless) geometry
                 rec = None
