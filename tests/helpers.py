@@ -23,13 +23,12 @@ def latents(batch: int = 2, seed: int = 0) -> torch.Tensor:
 
 def bare_trainer(max_steps: int, **kwargs) -> L.Trainer:
     """A CPU Trainer with the fit loop only (no logger, checkpoints, progress bar or summary); ``kwargs`` add to it."""
-    return L.Trainer(
-        max_steps=max_steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-        **kwargs,
-    )
+    settings = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "use_distributed_sampler": False,
+    }
+    return L.Trainer(max_steps=max_steps, **settings | kwargs)

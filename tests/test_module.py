@@ -1,10 +1,15 @@
 """The Flow-GRPO module on the tiny model: exact re-scoring, fault handling, checkpoint contents."""
 
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from tests.helpers import bare_trainer
+from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import PromptDataModule, load_prompts
 from world_r1.grpo import sde_step_with_logprob
 from world_r1.grpo.rollout import SamplingConfig, sample_rollout
@@ -12,12 +17,14 @@ from world_r1.module import GRPOConfig, PolicyConfig, WorldR1
 from world_r1.policy import LoRAConfig, VideoSpec, flow_sigmas
 from world_r1.rewards import BrightnessReward, Reward, WeightedReward
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _module(model_dir: str, **kwargs) -> WorldR1:
+    kwargs.setdefault("sampling", SamplingConfig(train_steps=4, eval_steps=4, sde_window=2, sde_window_max_start=2))
     module = WorldR1(
         policy=PolicyConfig(model=model_dir, dtype="fp32", lora=LoRAConfig(4, 8.0), max_sequence_length=32),
         video=VideoSpec(32, 32, 5),
-        sampling=SamplingConfig(train_steps=4, eval_steps=4, sde_window=2, sde_window_max_start=2),
         **kwargs,
     )
     module.configure_model()
@@ -28,8 +35,9 @@ def _fit(module: WorldR1, tmp_path, steps: int = 2, **trainer_kwargs) -> L.Train
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Camera pan left. A barn.\nCamera fixed. A library.\n")
     data = PromptDataModule(train_prompts=str(prompts), decoupled_prompts=None, group_size=2, prompts_per_step=2)
+    ckpt_path = trainer_kwargs.pop("ckpt_path", None)
     trainer = bare_trainer(steps, default_root_dir=tmp_path, **trainer_kwargs)
-    trainer.fit(module, data)
+    trainer.fit(module, data, ckpt_path=ckpt_path)
     return trainer
 
 
@@ -116,6 +124,23 @@ def test_checkpoint_holds_only_the_lora(tiny_wan_dir, tmp_path):
     assert module.steps_done == checkpoint["world_r1"]["steps_done"] == 1
 
 
+@pytest.mark.parametrize("config", ["wan21.yaml", "wan21_14b.yaml"])
+def test_the_real_configs_keep_disk_use_bounded(config, tiny_wan_dir, tmp_path):
+    """Their checkpoint settings, every step instead of every 25: only the newest two remain, last.ckpt links the
+    newest, and a run resumes from it."""
+    callbacks = yaml.safe_load((ROOT / "configs" / config).read_text(encoding="utf-8"))["trainer"]["callbacks"]
+    (settings,) = [c["init_args"] for c in callbacks if c["class_path"].endswith("ModelCheckpoint")]
+    settings |= {"dirpath": str(tmp_path / "checkpoints"), "every_n_train_steps": 1}
+    _fit(_module(tiny_wan_dir), tmp_path, steps=4, callbacks=[ModelCheckpoint(**settings)], enable_checkpointing=True)
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt") if not p.is_symlink())
+    assert kept == ["epoch=0-step=3.ckpt", "epoch=0-step=4.ckpt"]
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert last.is_symlink() and last.resolve().name == "epoch=0-step=4.ckpt"
+    resumed = _module(tiny_wan_dir)
+    _fit(resumed, tmp_path, steps=5, ckpt_path=last, plugins=[CheckedCheckpointIO()])  # the CLI's reader
+    assert resumed.steps_done == 5
+
+
 def test_group_size_must_be_at_least_two():
     with pytest.raises(ValueError, match="G >= 2"):
         PromptDataModule(group_size=1)
@@ -161,6 +186,30 @@ def test_compute_dtype_autocasts_fp32_weights(tiny_wan_dir):
     exact = module.policy.velocity(x, 0.5, embeds)
     assert fast.dtype == torch.float32 and not torch.equal(fast, exact)  # bf16 compute rounds differently
     torch.testing.assert_close(fast, exact, rtol=0.05, atol=0.05)
+
+
+def test_half_precision_policies_decode_with_an_fp32_vae_unless_told_otherwise(tiny_wan_dir):
+    module = WorldR1(policy=PolicyConfig(model=tiny_wan_dir, dtype="bf16"), video=VideoSpec(32, 32, 5))
+    module.configure_model()
+    policy = module.policy
+    assert policy.transformer.dtype == torch.bfloat16 and policy.vae.dtype == torch.float32
+    z = torch.randn(1, *module.video.latent_shape())
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a bf16-mixed trainer around the rollout
+        under_autocast = policy.decode(z)
+    torch.testing.assert_close(under_autocast, policy.decode(z), rtol=0, atol=0)
+    asked = WorldR1(policy=PolicyConfig(model=tiny_wan_dir, dtype="bf16", vae_dtype="bf16"))
+    asked.configure_model()
+    assert asked.policy.vae.dtype == torch.bfloat16
+
+
+def test_evaluation_sampler_is_the_configs(tiny_wan_dir):
+    euler = _module(tiny_wan_dir)
+    unipc = _module(
+        tiny_wan_dir, sampling=SamplingConfig(4, 4, sde_window=2, sde_window_max_start=2, eval_sampler="unipc")
+    )
+    a, b = euler.generate(["a barn"], [3]), unipc.generate(["a barn"], [3])
+    assert a.shape == b.shape == (1, 5, 3, 32, 32)
+    assert not torch.equal(a, b)
 
 
 def test_offloaded_text_encoder_holds_every_prompt_before_training(tiny_wan_dir, tmp_path):

@@ -13,7 +13,7 @@ from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from world_r1.camera import CameraConfig, camera_noise
 from world_r1.grpo.advantages import gather_group_rewards
 from world_r1.grpo.loss import grpo_loss
-from world_r1.grpo.rollout import Rollout, SamplingConfig, sample_ode, sample_rollout
+from world_r1.grpo.rollout import Rollout, SamplingConfig, sample_ode, sample_rollout, sample_unipc
 from world_r1.grpo.sde import sde_step_with_logprob
 from world_r1.policy import DEFAULT_MODEL, LoRAConfig, VideoSpec, WanPolicy, build_tiny_wan, flow_sigmas
 from world_r1.rewards import BrightnessReward, WeightedReward
@@ -25,8 +25,9 @@ class PolicyConfig:
     """Which Wan to load and how to run it."""
 
     model: str = DEFAULT_MODEL  # hub id or local diffusers directory
-    dtype: str = "bf16"  # transformer/VAE weights: bf16, fp16 or fp32 (LoRA weights are always fp32)
+    dtype: str = "bf16"  # transformer/text-encoder weights: bf16, fp16 or fp32 (LoRA weights are always fp32)
     compute_dtype: str | None = None  # autocast dtype of the transformer (None: as dtype); FSDP: dtype fp32 + bf16 here
+    vae_dtype: str | None = None  # VAE weights and decode (None: fp32 whenever dtype is bf16/fp16, as diffusers' Wan)
     lora: LoRAConfig = field(default_factory=LoRAConfig)  # the trainable adapter
     max_sequence_length: int = 512  # text tokens the transformer attends to (Wan pads prompts to 512)
     negative_prompt: str = ""  # the unconditional branch of classifier-free guidance
@@ -120,6 +121,7 @@ class WorldR1(L.LightningModule):
             config.model,
             dtype=config.dtype,
             compute_dtype=config.compute_dtype,
+            vae_dtype=config.vae_dtype,
             lora=config.lora,
             max_sequence_length=config.max_sequence_length,
             negative_prompt=config.negative_prompt,
@@ -211,18 +213,17 @@ class WorldR1(L.LightningModule):
         guidance_scale: float | None = None,
         cameras: Sequence[str | None] | None = None,
     ) -> torch.Tensor:
-        """Deterministic ODE videos ``(B, F, 3, H, W)`` in [0, 1] for evaluation and the `sample` command; ``cameras``
-        optionally overrides the camera motion of each prompt (used when ``camera.enabled``)."""
-        sigmas = flow_sigmas(num_steps or self.sampling.eval_steps, self.sampling.flow_shift)
-        embeds = self.policy.encode_prompts(prompts)
-        latents = sample_ode(
-            self.policy,
-            self.initial_noise(seeds, prompts, cameras),
-            embeds,
-            self.policy.encode_negative(len(prompts)),
-            sigmas,
-            self.sampling.guidance_scale if guidance_scale is None else guidance_scale,
-        )
+        """Deterministic ODE videos ``(B, F, 3, H, W)`` in [0, 1] for evaluation and the `sample` command, by
+        ``sampling.eval_sampler`` (Euler or UniPC); ``cameras`` optionally overrides the camera motion of each prompt
+        (used when ``camera.enabled``)."""
+        steps, sampling = num_steps or self.sampling.eval_steps, self.sampling
+        noise = self.initial_noise(seeds, prompts, cameras)
+        embeds, negative = self.policy.encode_prompts(prompts), self.policy.encode_negative(len(prompts))
+        scale = sampling.guidance_scale if guidance_scale is None else guidance_scale
+        if sampling.eval_sampler == "unipc":
+            latents = sample_unipc(self.policy, noise, embeds, negative, steps, sampling.flow_shift, scale)
+        else:
+            latents = sample_ode(self.policy, noise, embeds, negative, flow_sigmas(steps, sampling.flow_shift), scale)
         return self.policy.decode(latents)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict:

@@ -135,3 +135,11 @@ def test_word_level_tokenizer_gives_one_token_a_word_and_round_trips(tmp_path):
     assert loaded.tokenizer("Camera pan left. A green barn.").input_ids.count(loaded.tokenizer.unk_token_id) == 1
     assert loaded.text_encoder.config.vocab_size == len(loaded.tokenizer) == 3 + 11
     assert len(build_tiny_pipeline(seed=0).tokenizer("A red barn.").input_ids) == 12, "byte-level by default"
+
+
+def test_vae_loads_in_fp32_for_half_precision_and_in_the_asked_dtype_otherwise(tiny_wan_dir):
+    for dtype in (torch.bfloat16, torch.float16):
+        pipe = load_wan_pipeline(tiny_wan_dir, dtype)
+        assert pipe.transformer.dtype == pipe.text_encoder.dtype == dtype and pipe.vae.dtype == torch.float32
+    assert load_wan_pipeline(tiny_wan_dir, torch.bfloat16, vae_dtype=torch.bfloat16).vae.dtype == torch.bfloat16
+    assert load_wan_pipeline(tiny_wan_dir, torch.float32).vae.dtype == torch.float32

@@ -1,6 +1,6 @@
 """Wan 2.1 as a policy: loading (hub id or local path), LoRA, prompt-embedding cache, the tiny offline model."""
 
-from world_r1.policy.config import ATTENTION_PROJECTIONS, LoRAConfig, VideoSpec, resolve_dtype
+from world_r1.policy.config import ATTENTION_PROJECTIONS, WAN_NEGATIVE_PROMPT, LoRAConfig, VideoSpec, resolve_dtype
 from world_r1.policy.loading import DEFAULT_MODEL, load_wan_pipeline, resolve_model_source
 from world_r1.policy.schedule import flow_sigmas, shift_sigmas
 from world_r1.policy.tiny import WanSizes, build_tiny_pipeline, build_tiny_wan
@@ -9,6 +9,7 @@ from world_r1.policy.wan import WanPolicy
 __all__ = [
     "ATTENTION_PROJECTIONS",
     "DEFAULT_MODEL",
+    "WAN_NEGATIVE_PROMPT",
     "LoRAConfig",
     "VideoSpec",
     "WanPolicy",

@@ -48,14 +48,20 @@ def resolve_model_source(model: str | os.PathLike) -> str:
     return model
 
 
-def load_wan_pipeline(model: str | os.PathLike, dtype: torch.dtype = torch.bfloat16) -> WanPipeline:
-    """``WanPipeline.from_pretrained`` with the transformer and VAE in ``dtype``; the same code for hub and disk.
+def load_wan_pipeline(
+    model: str | os.PathLike, dtype: torch.dtype = torch.bfloat16, vae_dtype: torch.dtype | None = None
+) -> WanPipeline:
+    """``WanPipeline.from_pretrained`` with the transformer and text encoder in ``dtype`` and the VAE in
+    ``vae_dtype``; the same code for hub and disk.
 
-    The VAE is kept in float32 when ``dtype`` is float16, where its decode is known to overflow.
+    ``vae_dtype`` None keeps the VAE in float32 whenever ``dtype`` is half precision, as diffusers' Wan examples do:
+    every reward is computed on its frames, and its fp16 decode is known to overflow.
     """
     source = resolve_model_source(model)
-    try:
-        pipe = WanPipeline.from_pretrained(source, dtype=dtype)
+    if vae_dtype is None:
+        vae_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    try:  # loaded straight into each dtype: a VAE cast up after a bf16 load would keep bf16-rounded weights
+        pipe = WanPipeline.from_pretrained(source, dtype={"default": dtype, "vae": vae_dtype})
     except OSError as error:  # hub unreachable, repository missing, HF_HUB_OFFLINE with an empty cache
         raise OSError(
             f"Could not load {source!r} through WanPipeline.from_pretrained ({error.__class__.__name__}: {error}). "
@@ -63,6 +69,4 @@ def load_wan_pipeline(model: str | os.PathLike, dtype: torch.dtype = torch.bfloa
             f"{source} --local-dir DIR`) and pass `--model.policy.model DIR`, or run the offline demo "
             "(`python -m world_r1 fit --config configs/tiny.yaml`)."
         ) from error
-    if dtype == torch.float16:
-        pipe.vae.to(torch.float32)
     return pipe

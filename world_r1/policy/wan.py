@@ -76,13 +76,15 @@ class WanPolicy(nn.Module):
         dtype: str = "bf16",
         lora: LoRAConfig | None = None,
         compute_dtype: str | None = None,
+        vae_dtype: str | None = None,
         **kwargs,
     ) -> WanPolicy:
         """Load Wan from a hub id or a local diffusers directory and attach LoRA.
 
-        ``dtype`` is how the weights are stored, ``compute_dtype`` (default: the same) the autocast dtype of forwards.
+        ``dtype`` is how the weights are stored, ``compute_dtype`` (default: the same) the autocast dtype of forwards,
+        ``vae_dtype`` the VAE's weights and decode (default: float32 when ``dtype`` is half precision).
         """
-        pipeline = load_wan_pipeline(model, resolve_dtype(dtype))
+        pipeline = load_wan_pipeline(model, resolve_dtype(dtype), resolve_dtype(vae_dtype) if vae_dtype else None)
         compute = resolve_dtype(compute_dtype) if compute_dtype else None
         return cls(pipeline, lora or LoRAConfig(), compute_dtype=compute, **kwargs)
 
@@ -165,13 +167,19 @@ class WanPolicy(nn.Module):
     # ----------------------------------------------------------------------------------------------- VAE
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Decode latents ``(B, C, T, h, w)`` to videos ``(B, F, 3, H, W)`` float32 in [0, 1], F = 4(T-1)+1."""
+        """Decode latents ``(B, C, T, h, w)`` to videos ``(B, F, 3, H, W)`` float32 in [0, 1], F = 4(T-1)+1.
+
+        Always in the VAE's own dtype: autocast (a ``bf16-mixed`` trainer) is switched off here, so an fp32 VAE really
+        decodes in fp32.
+        """
         vae_dtype = next(self.vae.parameters()).dtype
+        device = self.latents_std.device
         videos = []
-        for chunk in latents.split(self.decode_batch_size):
-            z = chunk.to(self.latents_std.device, torch.float32) * self.latents_std + self.latents_mean
-            frames = self.vae.decode(z.to(vae_dtype), return_dict=False)[0]
-            videos.append(((frames.float() + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 2, 1, 3, 4))
+        with torch.autocast(device.type, enabled=False):
+            for chunk in latents.split(self.decode_batch_size):
+                z = chunk.to(device, torch.float32) * self.latents_std + self.latents_mean
+                frames = self.vae.decode(z.to(vae_dtype), return_dict=False)[0]
+                videos.append(((frames.float() + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 2, 1, 3, 4))
         return torch.cat(videos)
 
     # ---------------------------------------------------------------------------------------------- LoRA
