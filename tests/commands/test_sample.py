@@ -7,7 +7,7 @@ from tests.helpers import randomize_lora
 from world_r1.callbacks import LoRAEMA
 from world_r1.commands.sample import load_module_from_checkpoint, sample
 from world_r1.module import PolicyConfig, WorldR1
-from world_r1.policy import LoRAConfig, VideoSpec
+from world_r1.policy import WAN_NEGATIVE_PROMPT, LoRAConfig, VideoSpec
 from world_r1.seeding import derive_seed
 from world_r1.video_io import read_video, write_mp4
 
@@ -74,3 +74,20 @@ def test_checkpoint_command_writes_videos(trained, tmp_path):
     assert video.shape == (5, 3, 32, 32)
     encoded = read_video(write_mp4(tmp_path / "expected.mp4", expected, fps=8))  # the same lossy encoding
     torch.testing.assert_close(video, encoded, atol=2e-2, rtol=0)
+
+
+def test_without_a_checkpoint_sampling_is_wans_own_unless_told_otherwise(tiny_wan_dir, tmp_path, monkeypatch):
+    used = []
+    monkeypatch.setattr(
+        WorldR1,
+        "generate",
+        lambda self, *a, **k: (
+            used.append((self.sampling.eval_sampler, self.policy.negative_prompt)) or torch.zeros(1, 5, 3, 32, 32)
+        ),
+    )
+    common = {"model": tiny_wan_dir, "dtype": "fp32", "steps": 2, "device": "cpu", **SIZE}
+    sample("A barn.", out=str(tmp_path / "a"), **common)
+    sample("A barn.", out=str(tmp_path / "b"), sampler="euler", negative_prompt="blurry", **common)
+    assert used == [("unipc", WAN_NEGATIVE_PROMPT), ("euler", "blurry")]
+    with pytest.raises(ValueError, match="eval_sampler must be one of"):
+        sample("A barn.", out=str(tmp_path / "c"), sampler="ddim", **common)

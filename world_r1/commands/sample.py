@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ from world_r1.callbacks.ema import LoRAEMA
 from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import load_prompts
 from world_r1.module import PolicyConfig, WorldR1
-from world_r1.policy import DEFAULT_MODEL, VideoSpec
+from world_r1.policy import DEFAULT_MODEL, WAN_NEGATIVE_PROMPT, VideoSpec
 from world_r1.policy.lora import lora_config_of_file
 from world_r1.seeding import derive_seed
 from world_r1.video_io import write_mp4
@@ -46,6 +47,8 @@ def sample(
     num_frames: int = 81,
     steps: int = 50,
     guidance_scale: float = 5.0,
+    sampler: str | None = None,
+    negative_prompt: str | None = None,
     seed: int = 0,
     use_ema: bool = True,
     device: str = "cuda" if torch.cuda.is_available() else "cpu",
@@ -64,6 +67,8 @@ def sample(
         num_frames: frames, 4k+1 (without a checkpoint).
         steps: denoising steps.
         guidance_scale: classifier-free guidance scale.
+        sampler: "unipc" (WanPipeline's default) or "euler"; default the checkpoint's evaluation sampler, else unipc.
+        negative_prompt: the unconditional prompt; default the checkpoint's, else Wan's standard negative prompt.
         seed: the noise of prompt i is seeded from (seed, i): reruns give the same videos.
         use_ema: with a checkpoint, sample with its EMA weights when it has them.
         device: where to run.
@@ -73,13 +78,18 @@ def sample(
     if checkpoint:
         module = load_module_from_checkpoint(checkpoint, use_ema)
     else:
-        policy = PolicyConfig(model=model, dtype=dtype)
+        policy = PolicyConfig(model=model, dtype=dtype, negative_prompt=WAN_NEGATIVE_PROMPT)
         if lora:
             policy.lora = lora_config_of_file(lora)
         module = WorldR1(policy=policy, video=VideoSpec(height, width, num_frames))
         module.configure_model()
         if lora:
             module.policy.load_lora(lora)
+        sampler = sampler or "unipc"
+    if sampler:
+        module.sampling = replace(module.sampling, eval_sampler=sampler)  # validated: a bad name lists the choices
+    if negative_prompt is not None:
+        module.policy.negative_prompt = negative_prompt
     module.to(device).eval()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
