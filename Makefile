@@ -6,7 +6,7 @@
 SHELL := bash
 .ONESHELL:
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test setup lint bench mini-model
+.PHONY: demo test setup lint bench mini-model smoke-realsize
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -46,6 +46,10 @@ mini-model:  ## re-train the shipped mini Wan from scratch into .cache/world_r1/
 	$(MAKE) --no-print-directory setup
 	$(VENV)/bin/python -m world_r1 pretrain --config configs/mini_vae.yaml
 	$(VENV)/bin/python -m world_r1 pretrain --config configs/mini_base.yaml
+
+smoke-realsize:  ## World-R1 on the real-size Wan 2.1 1.3B with random weights: step time, peak memory, file sizes
+	$(MAKE) --no-print-directory setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m world_r1 smoke $(SMOKE_ARGS)
 
 lint:  ## ruff lint and format check
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

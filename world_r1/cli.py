@@ -6,6 +6,7 @@ python -m world_r1 tiny --out .cache/tiny-wan          # write a tiny random Wan
 python -m world_r1 sample --prompts builtin:eval --checkpoint runs/wan21/checkpoints/last.ckpt --out samples
 python -m world_r1 evaluate --videos samples           # score any folder of videos, rich table + JSON/CSV
 python -m world_r1 pretrain --config configs/mini_vae.yaml   # flow-matching training of Wan (same flags as fit)
+python -m world_r1 smoke [--size 14b]                  # real-size Wan 2.1, random weights: step time, memory, sizes
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from world_r1.callbacks.interrupt import SaveOnInterrupt
 from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.commands.evaluate import evaluate
 from world_r1.commands.sample import sample
+from world_r1.commands.smoke import smoke
 from world_r1.data import PromptDataModule
 from world_r1.module import WorldR1
 from world_r1.policy.tiny import build_tiny_wan
@@ -93,7 +95,7 @@ def tiny(out: str = ".cache/world_r1/tiny-wan", seed: int = 0, overwrite: bool =
     print(build_tiny_wan(out, seed=seed, overwrite=overwrite))
 
 
-TOOLS: dict[str, Callable[..., object]] = {"tiny": tiny, "sample": sample, "evaluate": evaluate}
+TOOLS: dict[str, Callable[..., object]] = {"tiny": tiny, "sample": sample, "evaluate": evaluate, "smoke": smoke}
 
 
 def main(argv: list[str] | None = None) -> None:
