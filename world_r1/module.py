@@ -373,6 +373,7 @@ class WorldR1(L.LightningModule):
             "adv/mean": advantages.values.mean(),
             "adv/abs_mean": advantages.values.abs().mean(),
             "adv/nonfinite_rewards": float(advantages.num_nonfinite),
+            "reward/total_group_std": advantages.group_std,  # within-group spread: what the advantages are made of
             "train/phase_decoupled": float(phase == "decoupled"),
             "train/lr": self.optimizers().param_groups[0]["lr"],
         }

@@ -24,6 +24,14 @@ def test_hand_computed_values_and_clip():
     assert adv[0] == pytest.approx(-0.1 / std)
 
 
+def test_group_std_is_the_mean_spread_within_groups_in_both_modes():
+    rewards = torch.tensor([0.0, 1.0, 5.0, 5.0, 2.0, 4.0])  # population stds 0.5, 0 and 1
+    groups = torch.tensor([0, 0, 1, 1, 2, 2])
+    for mode in ("group", "global"):
+        assert group_advantages(rewards, groups, std_mode=mode).group_std == pytest.approx(0.5)
+    assert gather_group_rewards(rewards, groups, lambda t: torch.stack([t, t])).group_std == pytest.approx(0.5)
+
+
 def test_identical_rewards_give_zero():
     assert torch.equal(group_advantages(torch.full((4,), 0.7), torch.zeros(4, dtype=torch.long)).values, torch.zeros(4))
 

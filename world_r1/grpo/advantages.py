@@ -9,10 +9,12 @@ import torch
 
 
 class Advantages(NamedTuple):
-    """``values`` (N,) float32 advantages; ``num_nonfinite``: rewards that were NaN/inf and were scored as worst."""
+    """``values`` (N,) float32 advantages; ``num_nonfinite``: rewards that were NaN/inf and were scored as worst;
+    ``group_std``: the mean within-group std of the rewards, the signal GRPO learns from (0: nothing to learn)."""
 
     values: torch.Tensor
     num_nonfinite: int
+    group_std: float = 0.0
 
 
 def _replace_nonfinite(rewards: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -62,12 +64,9 @@ def group_advantages(
     counts = torch.zeros(num_groups, device=rewards.device).index_add_(0, inverse, torch.ones_like(rewards))
     mean = torch.zeros(num_groups, device=rewards.device).index_add_(0, inverse, rewards) / counts
     centered = rewards - mean[inverse]
-    if std_mode == "group":
-        var = torch.zeros(num_groups, device=rewards.device).index_add_(0, inverse, centered**2) / counts
-        std = var.sqrt()[inverse]
-    else:
-        std = rewards.std(unbiased=False).expand_as(rewards)
-    return Advantages((centered / (std + eps)).clamp(-clip, clip), bad)
+    group_std = (torch.zeros(num_groups, device=rewards.device).index_add_(0, inverse, centered**2) / counts).sqrt()
+    std = group_std[inverse] if std_mode == "group" else rewards.std(unbiased=False).expand_as(rewards)
+    return Advantages((centered / (std + eps)).clamp(-clip, clip), bad, float(group_std.mean()))
 
 
 def gather_group_rewards(
@@ -88,4 +87,5 @@ def gather_group_rewards(
     if all_rewards.ndim == 1:  # single process
         return group_advantages(rewards, group_ids, **kwargs)
     result = group_advantages(all_rewards.reshape(-1), all_ids.reshape(-1), **kwargs)
-    return Advantages(result.values.view(all_rewards.shape)[rank], int((~torch.isfinite(rewards)).sum()))
+    local = result.values.view(all_rewards.shape)[rank]
+    return Advantages(local, int((~torch.isfinite(rewards)).sum()), result.group_std)
