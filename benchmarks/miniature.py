@@ -281,8 +281,7 @@ def markdown(results: dict) -> str:
         "# World-R1 in miniature",
         "",
         f"Held-out: {results['settings']['prompts']} prompts x {results['settings']['eval_seeds']} seeds of "
-        f"`builtin:mini_eval`, ODE sampling, EMA LoRA; {results['settings']['steps'] or 'the config'}'s "
-        "Flow-GRPO steps per run. "
+        f"`builtin:mini_eval`, ODE sampling, EMA LoRA; {results['settings']['steps']} Flow-GRPO steps per run. "
         "Means over videos; for trained rows, the paired difference to the base in standard errors (z).",
         "",
         "| model | " + " | ".join(columns) + " |",
