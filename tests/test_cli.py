@@ -24,10 +24,27 @@ def _run(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.
     )
 
 
-def test_help_lists_subcommands():
+def test_help_lists_every_subcommand_with_one_line():
     out = _run("--help")
     assert out.returncode == 0, out.stderr
-    assert "fit" in out.stdout and "validate" in out.stdout
+    listed = {line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ")}
+    assert listed == {"fit", "validate", "test", "pretrain", "tiny", "sample", "evaluate", "smoke"}
+
+
+def test_a_bad_value_ends_with_one_line_naming_it_and_debug_shows_the_traceback(tmp_path):
+    args = ("fit", "--config", TINY, "--model.sampling.noise_level", "-1", "--trainer.max_steps", "1")
+    out = _run(*args, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "error: sampling.noise_level must be >= 0, got -1.0." in out.stderr and "Traceback" not in out.stderr
+    debug = subprocess.run(
+        [sys.executable, "-m", "world_r1", *args],
+        cwd=tmp_path,
+        env=os.environ | {"PYTHONPATH": str(ROOT), "WORLD_R1_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 
 @pytest.mark.parametrize("config", ["tiny.yaml", "mini.yaml", "wan21.yaml", "wan21_14b.yaml"])

@@ -11,6 +11,7 @@ python -m world_r1 smoke [--size 14b]                  # real-size Wan 2.1, rand
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -96,18 +97,52 @@ def tiny(out: str = ".cache/world_r1/tiny-wan", seed: int = 0, overwrite: bool =
 
 
 TOOLS: dict[str, Callable[..., object]] = {"tiny": tiny, "sample": sample, "evaluate": evaluate, "smoke": smoke}
+TRAINING = {
+    "fit": "train a LoRA with Flow-GRPO and the 3D rewards (--config configs/wan21.yaml)",
+    "validate": "the held-out 3D-consistency evaluation of a run (--ckpt_path)",
+    "test": "the same evaluation on the test prompts",
+    "pretrain": "flow-matching training of Wan itself: the mini model, or a LoRA on your videos",
+}
+DEBUG_VARIABLE = "WORLD_R1_DEBUG"  # set to 1 for the full traceback of a configuration error
+
+
+def overview() -> str:
+    """``python -m world_r1 --help``: every subcommand with one line (Lightning's own help lists only its four)."""
+    lines = ["usage: python -m world_r1 SUBCOMMAND [--help] ...", "", "training (LightningCLI: --config, overrides):"]
+    lines += [f"  {name:10s} {text}" for name, text in TRAINING.items()]
+    lines += ["", "tools:"]
+    lines += [f"  {name:10s} {(tool.__doc__ or '').strip().splitlines()[0]}" for name, tool in TOOLS.items()]
+    lines += ["", "`python -m world_r1 SUBCOMMAND --help` lists the options of one."]
+    return "\n".join(lines)
+
+
+def user_error(error: BaseException) -> BaseException:
+    """The innermost error of a chain: where a bad value was caught, with the sentence that names the key and the fix
+    (jsonargparse and Lightning wrap it in errors about union types and instantiation)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``python -m world_r1`` and the ``world-r1`` script; ``argv`` defaults to ``sys.argv[1:]``."""
+    """Entry point of ``python -m world_r1`` and the ``world-r1`` script; ``argv`` defaults to ``sys.argv[1:]``.
+
+    A bad value (``ValueError``) or a missing file ends with one line naming it; ``WORLD_R1_DEBUG=1`` shows the
+    traceback instead.
+    """
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "pretrain":  # `fit` of the flow-matching trainer: the same flags and conventions
-        rest = args[1:] if args[1:2] == ["fit"] else ["fit", *args[1:]]
-        WorldR1CLI(rest, model_class=WanTrainer, datamodule_class=ClipDataModule)
-    elif args and args[0] in TOOLS:
-        try:
+    if not args or args[0] in ("-h", "--help"):
+        print(overview())
+        return
+    try:
+        if args[0] == "pretrain":  # `fit` of the flow-matching trainer: the same flags and conventions
+            rest = args[1:] if args[1:2] == ["fit"] else ["fit", *args[1:]]
+            WorldR1CLI(rest, model_class=WanTrainer, datamodule_class=ClipDataModule)
+        elif args[0] in TOOLS:
             auto_cli(TOOLS[args[0]], args=args[1:], as_positional=False)  # every argument named: `--videos DIR`
-        except (FileNotFoundError, ValueError) as error:  # a wrong path or value: its message, not a traceback
-            sys.exit(f"error: {error}")
-    else:
-        WorldR1CLI(args=argv)
+        else:
+            WorldR1CLI(args=args)
+    except (FileNotFoundError, ValueError) as error:
+        if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+            raise
+        sys.exit(f"error: {user_error(error)}\n(set {DEBUG_VARIABLE}=1 for the traceback)")

@@ -212,10 +212,12 @@ def smoke(
         peak = peak_memory_gb(module.policy.device)
         trainer.save_checkpoint(work / "smoke.ckpt")
         lora = module.policy.save_lora(work / "lora")
-        moved = sum(int(p.abs().max() > 0) for n, p in module.policy.transformer.named_parameters() if "lora_B" in n)
-        matrices = sum(1 for n, _ in module.policy.transformer.named_parameters() if "lora_B" in n)
+        named = list(module.policy.transformer.named_parameters())
+        base_parameters = sum(p.numel() for n, p in named if "lora_" not in n)
+        moved = sum(int(p.abs().max() > 0) for n, p in named if "lora_B" in n)
+        matrices = sum(1 for n, _ in named if "lora_B" in n)
         figures = {
-            "transformer parameters (B)": sum(p.numel() for p in module.policy.transformer.parameters()) / 1e9,
+            "transformer parameters (B)": base_parameters / 1e9,
             "LoRA parameters (M)": sum(p.numel() for p in module.policy.lora_parameters()) / 1e6,
             "LoRA B matrices trained away from zero": moved / matrices,
             "build + save seconds": built,
