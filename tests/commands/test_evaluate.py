@@ -4,9 +4,10 @@ import csv
 import json
 
 import pytest
+from rich.console import Console
 
 from world_r1.cli import main
-from world_r1.commands.evaluate import Evaluation, evaluate
+from world_r1.commands.evaluate import Evaluation, evaluate, render_table
 from world_r1.synthetic import morph, rigid_video
 from world_r1.video_io import write_mp4
 
@@ -59,7 +60,7 @@ def test_command_line_with_configured_terms(folder, tmp_path, capsys):
     )
     main(["evaluate", "--config", str(config)])
     printed = capsys.readouterr().out
-    assert "skipped" in printed and "broken.mp4" in printed and "brightness" in printed
+    assert "skipped" in printed and "broken.mp4" in printed and "bright" in printed
     report = json.loads((tmp_path / "out.json").read_text())
     assert set(report["means"]) == {"score", "bright/score", "bright/brightness", "bright/degenerate"}
     assert "epipolar/score" not in report["means"]  # the configured terms replace the default
@@ -70,3 +71,14 @@ def test_empty_or_missing_folder_is_an_error(tmp_path):
         evaluate(str(tmp_path))
     with pytest.raises(SystemExit, match=r"error: --videos .*missing is not a folder"):  # a message, no traceback
         main(["evaluate", "--videos", str(tmp_path / "missing")])
+
+
+def test_the_table_fits_80_columns_and_shows_everything_when_asked(result):
+    console = Console(width=80, record=True)
+    console.print(render_table(result))
+    compact = console.export_text()
+    assert max(len(line) for line in compact.splitlines()) <= 80
+    assert "rigid.mp4" in compact and "epipolar" in compact and "inlier_ratio" not in compact
+    console = Console(width=200, record=True)
+    console.print(render_table(result, all_columns=True))
+    assert "inlier_ratio" in console.export_text()

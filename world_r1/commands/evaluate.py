@@ -97,10 +97,13 @@ def write_reports(result: Evaluation, out: Path) -> tuple[Path, Path]:
     return json_path, csv_path
 
 
-def render_table(result: Evaluation) -> Table:
-    """The ranking as a rich table: one row per video, one column per metric, and a mean row."""
-    columns = [key for key in dict.fromkeys(k for row in result.rows for k in row) if key not in ("file", "prompt")]
-    table = Table(title="3D consistency (higher score is better)", title_justify="left")
+def render_table(result: Evaluation, all_columns: bool = False) -> Table:
+    """The ranking as a rich table: one row per video and a mean row; the columns are the overall ``score`` and each
+    term's score (fits an 80-column terminal), or with ``all_columns`` every metric the terms report."""
+    keys = [key for key in dict.fromkeys(k for row in result.rows for k in row) if key not in ("file", "prompt")]
+    columns = keys if all_columns else [k for k in keys if k == "score" or k.endswith("/score")]
+    title = "3D consistency: ranked by score, the mean of the terms' scores (higher is more consistent)"
+    table = Table(title=title, title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("file", style="bold", overflow="fold")
     for column in columns:  # "epipolar/inlier_ratio" as two header lines keeps narrow terminals readable
@@ -126,6 +129,7 @@ def evaluate(
     max_frames: int | None = None,
     device: str = "cuda" if torch.cuda.is_available() else "cpu",
     geometry: GeometrySettings | None = None,
+    all_columns: bool = False,
 ) -> Evaluation:
     """Score every video file in a folder with the 3D-consistency rewards; print a ranking, write JSON and CSV.
 
@@ -138,6 +142,10 @@ def evaluate(
         max_frames: read at most this many frames of each video.
         device: where the rewards run.
         geometry: how the videos are analysed (frame pairs as fractions of each clip, analysis size, features).
+        all_columns: print every metric of every term, not only the scores (the JSON and CSV always hold them all).
+
+    Videos are ranked by ``score``, the mean of the terms' scores, each in [0, 1]; a term that finds no usable
+    geometry in a video (``<term>/degenerate`` 1) scores it 0, so a static or unreadable clip ranks last.
     """
     folder = Path(videos)
     if not folder.is_dir():
@@ -152,7 +160,7 @@ def evaluate(
         result = score_video_files(files, terms or default_terms(), prompt_map, max_frames, device, geometry)
     for skipped in result.skipped:
         console.print(f"[red]skipped[/red] {skipped['file']}: {skipped['error']}", highlight=False)
-    console.print(render_table(result))
+    console.print(render_table(result, all_columns))
     json_path, csv_path = write_reports(result, Path(out) if out else folder / "world_r1_eval")
     console.print(f"{len(result.rows)} scored, {len(result.skipped)} skipped; written {json_path} and {csv_path}")
     return result
