@@ -30,7 +30,7 @@ def test_unknown_size_lists_the_choices(tmp_path):
 
 
 @pytest.mark.realsize
-def test_realsize_wan_1_3b(tmp_path):  # `pytest -m realsize`: about 10 GB and 5 minutes on 2 CPU cores
+def test_realsize_wan_1_3b(tmp_path):  # part of `make test`; `pytest -m 'not realsize'` skips it
     figures = smoke_command.smoke(workdir=str(tmp_path), device="cpu")
     assert figures["transformer parameters (B)"] == pytest.approx(1.419, abs=1e-3)
     _check(figures, lora_params=23.59296)

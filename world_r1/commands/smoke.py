@@ -38,6 +38,9 @@ TRANSFORMERS: dict[str, dict[str, int]] = {
     "1.3b": {"num_attention_heads": 12, "ffn_dim": 8960, "num_layers": 30},
     "14b": {"num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40},
 }
+#: The README's estimated peak GPU memory (GB) of one process at 832x480x81, micro-batch 1, UMT5 offloaded.
+ESTIMATED_PEAK_GB: dict[str, float] = {"1.3b": 19.0}
+REAL_VIDEO = VideoSpec(480, 832, 81)
 SMOKE_PROMPTS = ("Camera pan left. A red barn in a wheat field.", "Camera truck right. A stone bridge over a river.")
 
 
@@ -228,6 +231,8 @@ def smoke(
             "LoRA file (MB)": _size_mb(lora),
             "model folder (MB)": _size_mb(model_dir),
         }
+        if module.policy.device.type == "cuda" and video == REAL_VIDEO and size in ESTIMATED_PEAK_GB:
+            figures["README's estimated peak (GB)"] = ESTIMATED_PEAK_GB[size]
         agreement, lora_effect = _diffusers_agreement(module, model_dir, lora)
         figures["velocity: policy vs plain diffusers + LoRA (relative)"] = agreement
         figures["velocity: policy vs base model, the LoRA's effect (relative)"] = lora_effect
