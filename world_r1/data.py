@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from world_r1.camera import CameraParseError, parse_camera
+from world_r1.compat import uses_distributed_sampler
 from world_r1.prompts import BUILTIN_SETS, builtin_prompt_file
 from world_r1.seeding import derive_seed
 
@@ -265,7 +266,7 @@ class PromptDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        if trainer is not None and world > 1 and trainer._accelerator_connector.use_distributed_sampler:
+        if trainer is not None and world > 1 and uses_distributed_sampler(trainer):
             raise ValueError(
                 "PromptDataModule splits groups over processes itself: set trainer.use_distributed_sampler: false."
             )

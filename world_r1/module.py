@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 
 from world_r1.camera import CameraConfig, camera_noise
+from world_r1.compat import collect_rng_states, set_rng_states
 from world_r1.grpo.advantages import gather_group_rewards
 from world_r1.grpo.loss import grpo_loss
 from world_r1.grpo.rollout import Rollout, SamplingConfig, sample_ode, sample_rollout, sample_unipc
@@ -163,7 +163,7 @@ class WorldR1(L.LightningModule):
             "nonfinite_in_a_row": self._nonfinite_in_a_row,
             "steps_done": self.steps_done,
             # every draw of the algorithm is seeded from (seed, step); the global generators only feed LoRA dropout
-            "rng": _collect_rng_states(include_cuda=torch.cuda.is_available()),
+            "rng": collect_rng_states(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -171,7 +171,7 @@ class WorldR1(L.LightningModule):
         self._nonfinite_in_a_row = state.get("nonfinite_in_a_row", 0)
         self.steps_done = state.get("steps_done", 0)
         if "rng" in state:
-            _set_rng_states(state["rng"])
+            set_rng_states(state["rng"])
 
     # ---------------------------------------------------------------------------------------------- sampling
     def initial_noise(

@@ -9,6 +9,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from world_r1.compat import copy_tensors_
+
 
 class LoRAEMA(L.Callback):
     """Keeps ``ema = d_n * ema + (1 - d_n) * lora`` every ``update_every`` training steps, starting from the initial
@@ -76,12 +78,12 @@ class LoRAEMA(L.Callback):
         params, average = self._params(pl_module), self._ensure(pl_module)
         raw = [p.detach().clone() for p in params]
         with torch.no_grad():
-            torch._foreach_copy_([p.data for p in params], average)
+            copy_tensors_([p.data for p in params], average)
         try:
             yield
         finally:
             with torch.no_grad():
-                torch._foreach_copy_([p.data for p in params], raw)
+                copy_tensors_([p.data for p in params], raw)
 
     def averaged_lora_state_dict(self, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
         """The averaged adapter with PEFT names, on CPU: what :class:`LoRAExport` writes."""

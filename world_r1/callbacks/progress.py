@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import RichProgressBar
+
+from world_r1.compat import DescribedRichProgressBar
 
 
-class StepProgressBar(RichProgressBar):
+class StepProgressBar(DescribedRichProgressBar):
     """A run is one endless epoch of steps, so the bar says "Steps" (not "Epoch 0/-2") and drops the logger's
     version number; the module's ``reward`` and ``kl`` (logged with ``prog_bar=True``) stay on it."""
 
-    def _get_train_description(self, current_epoch: int) -> str:
+    def train_description(self) -> str:
         return "Flow-GRPO steps"
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:

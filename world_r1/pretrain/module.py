@@ -26,9 +26,9 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKLWan, WanPipeline
-from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+from diffusers import WanPipeline
 
+from world_r1.compat import decode_wan_unclamped
 from world_r1.policy import LoRAConfig, WanSizes, build_tiny_pipeline, load_wan_pipeline, resolve_dtype, shift_sigmas
 from world_r1.policy import lora as lora_io
 from world_r1.pretrain.ema import ParameterEMA
@@ -89,27 +89,6 @@ def anchor_target(pixels: torch.Tensor, factor: int = 2, temporal: int = 4) -> t
     batch, steps = frames.shape[:2]
     pooled = F.pixel_unshuffle(F.avg_pool2d(frames.flatten(0, 1), 8 // factor), factor)
     return pooled.unflatten(0, (batch, steps)).transpose(1, 2)
-
-
-def decode_unclamped(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tensor:
-    """``vae.decode(latents).sample`` without its final clamp to [-1, 1], for training: ``(B, 3, F, H, W)``.
-
-    A freshly initialised decoder's outputs lie mostly outside [-1, 1], where the clamp has zero gradient, and
-    reconstruction training then stalls at the mean colour for hundreds of steps. This mirrors diffusers'
-    ``AutoencoderKLWan._decode`` (frame by frame through the causal cache) minus the clamp; a test pins it to the
-    library's decode.
-    """
-    vae.clear_cache()
-    x = vae.post_quant_conv(latents)
-    frames = []
-    for i in range(x.shape[2]):
-        vae._conv_idx = [0]
-        frames.append(
-            vae.decoder(x[:, :, i : i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=i == 0)
-        )
-    vae.clear_cache()
-    out = torch.cat(frames, dim=2)
-    return unpatchify(out, patch_size=vae.config.patch_size) if vae.config.patch_size is not None else out
 
 
 class WanTrainer(L.LightningModule):
@@ -258,7 +237,7 @@ class WanTrainer(L.LightningModule):
         pixels = vae_input(videos, self.device, self.vae.dtype)
         posterior = self.vae.encode(pixels).latent_dist
         latents = posterior.mode()
-        reconstruction = decode_unclamped(self.vae, latents)
+        reconstruction = decode_wan_unclamped(self.vae, latents)
         l1 = (reconstruction - pixels).abs().mean()
         mse = (reconstruction - pixels).pow(2).mean()
         kl = posterior.kl().mean() / pixels[0].numel()

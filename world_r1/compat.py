@@ -1,0 +1,71 @@
+"""Every private API of a dependency that world-r1 relies on, in one place.
+
+Each is wrapped here and pinned by a test in ``tests/test_compat.py``, so an upgrade that moves one fails there, by
+name, instead of deep in a run; ``pyproject.toml`` caps the major versions they were checked against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from diffusers import AutoencoderKLWan
+from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.pytorch.callbacks import RichProgressBar
+
+
+def collect_rng_states() -> dict[str, Any]:
+    """Python, NumPy, torch (and CUDA, where there is one) generator states: Lightning's own snapshot."""
+    return _collect_rng_states(include_cuda=torch.cuda.is_available())
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`collect_rng_states` returned."""
+    _set_rng_states(states)
+
+
+def uses_distributed_sampler(trainer: L.Trainer) -> bool:
+    """Whether the trainer will wrap dataloaders in a ``DistributedSampler`` (``Trainer(use_distributed_sampler=)``)."""
+    return bool(trainer._accelerator_connector.use_distributed_sampler)
+
+
+def copy_tensors_(targets: Sequence[torch.Tensor], sources: Sequence[torch.Tensor]) -> None:
+    """``targets[i].copy_(sources[i])`` for all i, in one fused kernel where torch has it."""
+    if hasattr(torch, "_foreach_copy_"):
+        torch._foreach_copy_(list(targets), list(sources))
+        return
+    for target, source in zip(targets, sources, strict=True):
+        target.copy_(source)
+
+
+def decode_wan_unclamped(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tensor:
+    """``vae.decode(latents).sample`` without its final clamp to [-1, 1]: ``(B, 3, F, H, W)``.
+
+    Mirrors diffusers' ``AutoencoderKLWan._decode`` (frame by frame through the causal feature cache) minus the clamp,
+    which has zero gradient where a freshly initialised decoder's outputs lie, so VAE training can use it.
+    """
+    vae.clear_cache()
+    x = vae.post_quant_conv(latents)
+    frames = []
+    for i in range(x.shape[2]):
+        vae._conv_idx = [0]
+        frames.append(
+            vae.decoder(x[:, :, i : i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=i == 0)
+        )
+    vae.clear_cache()
+    out = torch.cat(frames, dim=2)
+    return unpatchify(out, patch_size=vae.config.patch_size) if vae.config.patch_size is not None else out
+
+
+class DescribedRichProgressBar(RichProgressBar):
+    """Lightning's rich progress bar whose training task is labelled by :meth:`train_description` (Lightning names
+    the hook privately)."""
+
+    def train_description(self) -> str:
+        return "Training"
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return self.train_description()
