@@ -16,7 +16,8 @@ from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
 
 from benchmarks.common import ModelSize, build_bench_policy, initial_noise, interleaved_medians, prompt_embeds
 from benchmarks.report import figure
-from world_r1.grpo.rollout import SamplingConfig, sample_rollout
+from world_r1.grpo import SamplingConfig
+from world_r1.grpo.rollout import sample_rollout
 from world_r1.policy import VideoSpec, WanPolicy, flow_sigmas
 
 

@@ -14,8 +14,9 @@ import torch
 
 from benchmarks.common import ModelSize, build_bench_policy, initial_noise, interleaved_medians, prompt_embeds
 from benchmarks.report import figure
-from world_r1.grpo.rollout import SamplingConfig, sample_rollout
-from world_r1.module import GRPOConfig, WorldR1
+from world_r1.grpo import GRPOConfig, SamplingConfig
+from world_r1.grpo.rollout import sample_rollout
+from world_r1.module import WorldR1
 from world_r1.policy import VideoSpec, WanPolicy, flow_sigmas
 
 

@@ -11,9 +11,9 @@ import torch
 
 from tests.helpers import bare_trainer
 from world_r1.data import PromptDataModule
-from world_r1.grpo.rollout import SamplingConfig
-from world_r1.module import GRPOConfig, PolicyConfig, WorldR1
-from world_r1.policy import ATTENTION_PROJECTIONS, LoRAConfig, VideoSpec
+from world_r1.grpo import GRPOConfig, SamplingConfig
+from world_r1.module import WorldR1
+from world_r1.policy import ATTENTION_PROJECTIONS, LoRAConfig, PolicyConfig, VideoSpec
 from world_r1.rewards import Reward, WeightedReward
 
 PROMPT = "Camera fixed. A bright red room."

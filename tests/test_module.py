@@ -11,10 +11,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from tests.helpers import bare_trainer
 from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import PromptDataModule, load_prompts
-from world_r1.grpo import sde_step_with_logprob
-from world_r1.grpo.rollout import SamplingConfig, sample_rollout
-from world_r1.module import GRPOConfig, PolicyConfig, WorldR1
-from world_r1.policy import LoRAConfig, VideoSpec, flow_sigmas
+from world_r1.grpo import GRPOConfig, SamplingConfig, sde_step_with_logprob
+from world_r1.grpo.rollout import sample_rollout
+from world_r1.module import WorldR1
+from world_r1.policy import LoRAConfig, PolicyConfig, VideoSpec, flow_sigmas
 from world_r1.rewards import BrightnessReward, Reward, WeightedReward
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import lightning as L
 import torch
@@ -12,55 +11,13 @@ import torch
 from world_r1.camera import CameraConfig, camera_noise
 from world_r1.compat import collect_rng_states, set_rng_states
 from world_r1.grpo.advantages import gather_group_rewards
+from world_r1.grpo.config import GRPOConfig, SamplingConfig
 from world_r1.grpo.loss import grpo_loss
-from world_r1.grpo.rollout import Rollout, SamplingConfig, sample_ode, sample_rollout, sample_unipc
+from world_r1.grpo.rollout import Rollout, sample_ode, sample_rollout, sample_unipc
 from world_r1.grpo.sde import sde_step_with_logprob
-from world_r1.policy import DEFAULT_MODEL, LoRAConfig, VideoSpec, WanPolicy, build_tiny_wan, flow_sigmas
+from world_r1.policy import PolicyConfig, VideoSpec, WanPolicy, flow_sigmas
 from world_r1.rewards import BrightnessReward, WeightedReward
 from world_r1.seeding import derive_seed
-
-
-@dataclass
-class PolicyConfig:
-    """Which Wan to load and how to run it."""
-
-    model: str = DEFAULT_MODEL  # hub id or local diffusers directory
-    dtype: str = "bf16"  # transformer/text-encoder weights: bf16, fp16 or fp32 (LoRA weights are always fp32)
-    compute_dtype: str | None = None  # autocast dtype of the transformer (None: as dtype); FSDP: dtype fp32 + bf16 here
-    vae_dtype: str | None = None  # VAE weights and decode (None: fp32 whenever dtype is bf16/fp16, as diffusers' Wan)
-    lora: LoRAConfig = field(default_factory=LoRAConfig)  # the trainable adapter
-    max_sequence_length: int = 512  # text tokens the transformer attends to (Wan pads prompts to 512)
-    negative_prompt: str = ""  # the unconditional branch of classifier-free guidance
-    gradient_checkpointing: bool = False  # recompute transformer blocks in backward: less memory, ~30% slower
-    offload_text_encoder: bool = False  # encode every prompt once at fit start, then keep UMT5 (11 GB) on the CPU
-    vae_tiling: bool = False  # decode in spatial tiles: needed for 832x480x81 on smaller GPUs
-    decode_batch_size: int = 1  # videos decoded at once
-    build_tiny_if_missing: bool = False  # write a tiny random Wan at `model` first if nothing is there (demo)
-
-
-@dataclass
-class GRPOConfig:
-    """The Flow-GRPO update (clipped surrogate + KL to the base model); defaults are World-R1's released values."""
-
-    clip_range: float = 1e-3  # PPO-style ratio clip epsilon
-    beta: float = 0.004  # weight of the KL to the LoRA-disabled base model
-    adv_clip: float = 5.0  # advantages are clipped to [-adv_clip, adv_clip]
-    std_mode: str = "group"  # "group": per-prompt std; "global": std over the whole batch
-    train_fraction: float = 1.0  # fraction of the recorded SDE steps trained per rollout
-    inner_epochs: int = 1  # passes over one batch of rollouts
-    micro_batch_size: int = 4  # samples per forward/backward (gradients are accumulated)
-    lr: float = 1e-4  # AdamW learning rate on the LoRA parameters
-    weight_decay: float = 1e-4  # AdamW weight decay
-    max_grad_norm: float = 1.0  # gradient-norm clip
-    max_nonfinite_updates: int = 5  # stop after this many skipped (non-finite) updates in a row
-
-    def __post_init__(self) -> None:
-        if self.std_mode not in ("group", "global"):
-            raise ValueError(f"grpo.std_mode must be 'group' or 'global', got {self.std_mode!r}.")
-        if not 0.0 < self.train_fraction <= 1.0:
-            raise ValueError(f"grpo.train_fraction must be in (0, 1], got {self.train_fraction}.")
-        if self.clip_range <= 0 or self.beta < 0 or self.micro_batch_size < 1 or self.inner_epochs < 1:
-            raise ValueError("grpo: need clip_range > 0, beta >= 0, micro_batch_size >= 1 and inner_epochs >= 1.")
 
 
 class WorldR1(L.LightningModule):
@@ -114,21 +71,7 @@ class WorldR1(L.LightningModule):
     def configure_model(self) -> None:
         if self.policy is not None:
             return
-        config = self.policy_config
-        if config.build_tiny_if_missing:
-            build_tiny_wan(config.model)
-        self.policy = WanPolicy.from_pretrained(
-            config.model,
-            dtype=config.dtype,
-            compute_dtype=config.compute_dtype,
-            vae_dtype=config.vae_dtype,
-            lora=config.lora,
-            max_sequence_length=config.max_sequence_length,
-            negative_prompt=config.negative_prompt,
-            gradient_checkpointing=config.gradient_checkpointing,
-            vae_tiling=config.vae_tiling,
-            decode_batch_size=config.decode_batch_size,
-        )
+        self.policy = WanPolicy.from_config(self.policy_config)
 
     def on_fit_start(self) -> None:
         """Refuse to train a LoRA that the trainer's precision plugin cast below fp32: its updates would round away."""

@@ -16,10 +16,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from world_r1.callbacks import ConsistencyEvaluation, LoRAEMA, RunSummary, VideoLogger
 from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import PromptDataModule
-from world_r1.grpo.rollout import SamplingConfig
+from world_r1.grpo import GRPOConfig, SamplingConfig
 from world_r1.metrics import score_terms
-from world_r1.module import GRPOConfig, PolicyConfig, WorldR1
-from world_r1.policy import LoRAConfig, VideoSpec
+from world_r1.module import WorldR1
+from world_r1.policy import LoRAConfig, PolicyConfig, VideoSpec
 from world_r1.rewards import BrightnessReward, ColorReward, WeightedReward
 from world_r1.video_io import read_video
 

@@ -13,9 +13,9 @@ import world_r1.module as module_file
 from tests.helpers import bare_trainer
 from world_r1.camera import CameraConfig
 from world_r1.data import PromptDataModule, load_prompts
-from world_r1.grpo.rollout import SamplingConfig
-from world_r1.module import PolicyConfig, WorldR1
-from world_r1.policy import LoRAConfig, VideoSpec
+from world_r1.grpo import SamplingConfig
+from world_r1.module import WorldR1
+from world_r1.policy import LoRAConfig, PolicyConfig, VideoSpec
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 

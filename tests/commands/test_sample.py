@@ -6,8 +6,8 @@ import torch
 from tests.helpers import randomize_lora
 from world_r1.callbacks import LoRAEMA
 from world_r1.commands.sample import load_module_from_checkpoint, sample
-from world_r1.module import PolicyConfig, WorldR1
-from world_r1.policy import WAN_NEGATIVE_PROMPT, LoRAConfig, VideoSpec
+from world_r1.module import WorldR1
+from world_r1.policy import WAN_NEGATIVE_PROMPT, LoRAConfig, PolicyConfig, VideoSpec
 from world_r1.seeding import derive_seed
 from world_r1.video_io import read_video, write_mp4
 

@@ -5,7 +5,8 @@ import torch
 from diffusers import WanPipeline
 
 from tests.helpers import SPEC, latents
-from world_r1.grpo.rollout import SamplingConfig, sample_ode, sample_unipc
+from world_r1.grpo import SamplingConfig
+from world_r1.grpo.rollout import sample_ode, sample_unipc
 from world_r1.policy import LoRAConfig, WanPolicy, flow_sigmas
 
 

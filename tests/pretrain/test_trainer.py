@@ -7,8 +7,8 @@ import torch
 from diffusers import WanPipeline
 
 from tests.helpers import bare_trainer
-from world_r1.module import PolicyConfig, WorldR1
-from world_r1.policy import LoRAConfig, VideoSpec, WanPolicy, WanSizes, build_tiny_pipeline
+from world_r1.module import WorldR1
+from world_r1.policy import LoRAConfig, PolicyConfig, VideoSpec, WanPolicy, WanSizes, build_tiny_pipeline
 from world_r1.pretrain import ClipDataModule, FlowObjective, SavePretrained, VAEObjective, WanTrainer
 from world_r1.pretrain.ema import ParameterEMA
 from world_r1.pretrain.module import anchor_target, vae_input

@@ -14,9 +14,9 @@ from lightning.pytorch.strategies import FSDPStrategy
 
 from tests.helpers import bare_trainer
 from world_r1.data import PromptDataModule
-from world_r1.grpo.rollout import SamplingConfig
-from world_r1.module import GRPOConfig, PolicyConfig, WorldR1
-from world_r1.policy import LoRAConfig, VideoSpec
+from world_r1.grpo import GRPOConfig, SamplingConfig
+from world_r1.module import WorldR1
+from world_r1.policy import LoRAConfig, PolicyConfig, VideoSpec
 from world_r1.rewards import ColorReward, WeightedReward
 
 

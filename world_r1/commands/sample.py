@@ -12,8 +12,8 @@ from rich.progress import track
 from world_r1.callbacks.ema import LoRAEMA
 from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import load_prompts
-from world_r1.module import PolicyConfig, WorldR1
-from world_r1.policy import DEFAULT_MODEL, WAN_NEGATIVE_PROMPT, VideoSpec
+from world_r1.module import WorldR1
+from world_r1.policy import DEFAULT_MODEL, WAN_NEGATIVE_PROMPT, PolicyConfig, VideoSpec
 from world_r1.policy.lora import lora_config_of_file
 from world_r1.seeding import derive_seed
 from world_r1.video_io import write_mp4

@@ -28,9 +28,9 @@ from transformers import UMT5Config, UMT5EncoderModel
 
 from world_r1.callbacks.ema import LoRAEMA
 from world_r1.data import PromptDataModule
-from world_r1.grpo.rollout import SamplingConfig
-from world_r1.module import GRPOConfig, PolicyConfig, WorldR1
-from world_r1.policy import WAN_NEGATIVE_PROMPT, LoRAConfig, VideoSpec, resolve_dtype
+from world_r1.grpo import GRPOConfig, SamplingConfig
+from world_r1.module import WorldR1
+from world_r1.policy import WAN_NEGATIVE_PROMPT, LoRAConfig, PolicyConfig, VideoSpec, resolve_dtype
 from world_r1.policy.tiny import build_tokenizer
 
 #: The transformer of each Wan 2.1 text-to-video size (the rest of diffusers' defaults is shared by both).

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from world_r1.geometry.depth import DepthSource, inlier_anchors, sample_at
+from world_r1.settings import resolve_dtype
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -64,7 +65,7 @@ class ModelDepth(DepthSource):
 
         if output not in ("inverse_depth", "depth"):
             raise ValueError(f"output must be 'inverse_depth' or 'depth', got {output!r}")
-        torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+        torch_dtype = resolve_dtype(dtype)
         self.model = AutoModelForDepthEstimation.from_pretrained(model, dtype=torch_dtype).eval().requires_grad_(False)
         backbone = getattr(self.model.config, "backbone_config", None)
         self.patch = int(getattr(backbone, "patch_size", None) or getattr(self.model.config, "patch_size", 14) or 14)

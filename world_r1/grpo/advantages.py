@@ -7,6 +7,9 @@ from typing import NamedTuple
 
 import torch
 
+from world_r1.grpo.config import StdMode
+from world_r1.settings import check_choice
+
 
 class Advantages(NamedTuple):
     """``values`` (N,) float32 advantages; ``num_nonfinite``: rewards that were NaN/inf and were scored as worst;
@@ -56,8 +59,7 @@ def group_advantages(
         raise ValueError(
             f"rewards and group_ids must both be (N,), got {tuple(rewards.shape)}, {tuple(group_ids.shape)}"
         )
-    if std_mode not in ("group", "global"):
-        raise ValueError(f"std_mode must be 'group' or 'global', got {std_mode!r}")
+    check_choice("std_mode", std_mode, StdMode)
     rewards, bad = _replace_nonfinite(rewards.float(), group_ids)
     _, inverse = torch.unique(group_ids, return_inverse=True)
     num_groups = int(inverse.max()) + 1

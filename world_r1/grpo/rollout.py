@@ -7,54 +7,10 @@ from dataclasses import dataclass
 import torch
 from diffusers import UniPCMultistepScheduler
 
+from world_r1.grpo.config import SamplingConfig
 from world_r1.grpo.sde import ode_step, sde_step_with_logprob
-from world_r1.policy.config import resolve_dtype
 from world_r1.policy.wan import WanPolicy
-
-EVAL_SAMPLERS = ("euler", "unipc")
-
-
-@dataclass
-class SamplingConfig:
-    """How rollouts are sampled. World-R1 trains with Flow-GRPO-Fast: SDE noise on a short random window only."""
-
-    train_steps: int = 10  # denoising steps of a training rollout ("denoising reduction")
-    eval_steps: int = 40  # denoising steps for evaluation and `sample` (deterministic ODE)
-    guidance_scale: float = 5.0  # classifier-free guidance, in rollouts and in the policy update alike
-    flow_shift: float = 3.0  # Wan's sigma shift: 3.0 at 480p, 5.0 at 720p
-    noise_level: float = 0.7  # SDE noise level a
-    noise_schedule: str = "flow_grpo"  # "flow_grpo": a*sqrt(sigma/(1-sigma)); "linear": World-R1 release schedule
-    sde_window: int = 2  # SDE steps per rollout (Flow-GRPO-Fast); 0 = every step is an SDE step (full Flow-GRPO)
-    sde_window_max_start: int = 4  # the window starts at a random step in [0, this]: early/intermediate steps only
-    shared_noise: bool = False  # one initial noise per group (True) or one per sample (False)
-    store_dtype: str = "fp32"  # dtype of recorded latents: "bf16" halves rollout memory (log-probs stay exact)
-    eval_sampler: str = (
-        "euler"  # ODE of evaluation and `sample`: "euler" (the rollouts' own) or "unipc" (Wan's default)
-    )
-
-    def __post_init__(self) -> None:
-        if self.train_steps < 1 or self.eval_steps < 1:
-            raise ValueError("sampling.train_steps and sampling.eval_steps must be >= 1.")
-        if self.noise_schedule not in ("flow_grpo", "linear"):
-            raise ValueError(f"sampling.noise_schedule must be 'flow_grpo' or 'linear', got {self.noise_schedule!r}.")
-        if not 0 <= self.sde_window <= self.train_steps:
-            raise ValueError(f"sampling.sde_window must be in [0, train_steps={self.train_steps}].")
-        if self.sde_window and self.sde_window_max_start + self.sde_window > self.train_steps:
-            raise ValueError(
-                f"sampling.sde_window_max_start={self.sde_window_max_start} + sde_window={self.sde_window} exceeds "
-                f"train_steps={self.train_steps}: lower the start or the window."
-            )
-        if self.eval_sampler not in EVAL_SAMPLERS:
-            raise ValueError(f"sampling.eval_sampler must be one of {EVAL_SAMPLERS}, got {self.eval_sampler!r}.")
-        if self.noise_level < 0:
-            raise ValueError(f"sampling.noise_level must be >= 0, got {self.noise_level}.")
-
-    def sde_steps(self, generator: torch.Generator) -> list[int]:
-        """Indices of the steps that get SDE noise (and are trained) in one rollout."""
-        if self.sde_window == 0:
-            return list(range(self.train_steps))
-        start = int(torch.randint(0, self.sde_window_max_start + 1, (1,), generator=generator))
-        return list(range(start, start + self.sde_window))
+from world_r1.settings import resolve_dtype
 
 
 @dataclass

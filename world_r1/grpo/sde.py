@@ -10,11 +10,13 @@ sigma_next``. The SDE with the same marginals as the ODE ``dx = v dsigma`` has, 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 import torch
 
-NOISE_SCHEDULES = ("flow_grpo", "linear")
+from world_r1.grpo.config import NoiseSchedule
+
+NOISE_SCHEDULES = get_args(NoiseSchedule)
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 

@@ -1,12 +1,12 @@
-"""Plain, YAML-friendly settings of the policy: which Wan to load, how to adapt it, which videos to make."""
+"""Plain, YAML-friendly settings of the policy: which Wan to load and run, how to adapt it, which videos to make."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
+from world_r1.settings import Dtype
 
-DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+DEFAULT_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 
 #: Self- and cross-attention projections of every Wan block: the LoRA placement of Flow-GRPO and World-R1.
 ATTENTION_PROJECTIONS: tuple[str, ...] = (
@@ -73,8 +73,21 @@ class VideoSpec:
         return channels, (self.num_frames - 1) // temporal + 1, self.height // spatial, self.width // spatial
 
 
-def resolve_dtype(name: str) -> torch.dtype:
-    """Map 'bf16' / 'fp16' / 'fp32' to a torch dtype, with an error listing the choices."""
-    if name not in DTYPES:
-        raise ValueError(f"Unknown dtype {name!r}; choose one of {sorted(DTYPES)}.")
-    return DTYPES[name]
+@dataclass
+class PolicyConfig:
+    """Which Wan to load and how to run it."""
+
+    model: str = DEFAULT_MODEL  # hub id or local diffusers directory
+    dtype: Dtype = "bf16"  # transformer/text-encoder weights: bf16, fp16 or fp32 (LoRA weights are always fp32)
+    compute_dtype: Dtype | None = (
+        None  # autocast dtype of the transformer (None: as dtype); FSDP: dtype fp32 + bf16 here
+    )
+    vae_dtype: Dtype | None = None  # VAE weights and decode (None: fp32 whenever dtype is bf16/fp16, as diffusers' Wan)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)  # the trainable adapter
+    max_sequence_length: int = 512  # text tokens the transformer attends to (Wan pads prompts to 512)
+    negative_prompt: str = ""  # the unconditional branch of classifier-free guidance
+    gradient_checkpointing: bool = False  # recompute transformer blocks in backward: less memory, ~30% slower
+    offload_text_encoder: bool = False  # encode every prompt once at fit start, then keep UMT5 (11 GB) on the CPU
+    vae_tiling: bool = False  # decode in spatial tiles: needed for 832x480x81 on smaller GPUs
+    decode_batch_size: int = 1  # videos decoded at once
+    build_tiny_if_missing: bool = False  # write a tiny random Wan at `model` first if nothing is there (demo)

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from diffusers import WanPipeline
 
-DEFAULT_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+from world_r1.policy.config import DEFAULT_MODEL
+
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BUILTIN_MODELS = {"mini-wan": ASSETS / "mini_wan"}  # builtin:NAME -> a diffusers Wan shipped with the package
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")

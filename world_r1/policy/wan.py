@@ -13,9 +13,11 @@ from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 from torch import nn
 
 from world_r1.policy import lora as lora_io
-from world_r1.policy.config import LoRAConfig, resolve_dtype
-from world_r1.policy.loading import DEFAULT_MODEL, load_wan_pipeline
+from world_r1.policy.config import DEFAULT_MODEL, LoRAConfig, PolicyConfig
+from world_r1.policy.loading import load_wan_pipeline
 from world_r1.policy.text_cache import PromptEmbeddingCache
+from world_r1.policy.tiny import build_tiny_wan
+from world_r1.settings import resolve_dtype
 
 
 class WanPolicy(nn.Module):
@@ -87,6 +89,24 @@ class WanPolicy(nn.Module):
         pipeline = load_wan_pipeline(model, resolve_dtype(dtype), resolve_dtype(vae_dtype) if vae_dtype else None)
         compute = resolve_dtype(compute_dtype) if compute_dtype else None
         return cls(pipeline, lora or LoRAConfig(), compute_dtype=compute, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: PolicyConfig) -> WanPolicy:
+        """The policy a :class:`PolicyConfig` describes (what a YAML's ``model.policy`` section holds)."""
+        if config.build_tiny_if_missing:
+            build_tiny_wan(config.model)
+        return cls.from_pretrained(
+            config.model,
+            dtype=config.dtype,
+            compute_dtype=config.compute_dtype,
+            vae_dtype=config.vae_dtype,
+            lora=config.lora,
+            max_sequence_length=config.max_sequence_length,
+            negative_prompt=config.negative_prompt,
+            gradient_checkpointing=config.gradient_checkpointing,
+            vae_tiling=config.vae_tiling,
+            decode_batch_size=config.decode_batch_size,
+        )
 
     # ----------------------------------------------------------------------------------------------- text
     @torch.no_grad()

@@ -1,0 +1,82 @@
+"""The settings of Flow-GRPO, as YAML sees them: how rollouts are sampled and how the policy is updated.
+
+The enumerations are ``Literal`` types: LightningCLI checks them when it parses a config, and ``__post_init__``
+checks them with the same lists for code that builds the dataclasses directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from world_r1.settings import Dtype, check_choice
+
+NoiseSchedule = Literal["flow_grpo", "linear"]
+StdMode = Literal["group", "global"]
+EvalSampler = Literal["euler", "unipc"]
+
+
+@dataclass
+class SamplingConfig:
+    """How rollouts are sampled. World-R1 trains with Flow-GRPO-Fast: SDE noise on a short random window only."""
+
+    train_steps: int = 10  # denoising steps of a training rollout ("denoising reduction")
+    eval_steps: int = 40  # denoising steps for evaluation and `sample` (deterministic ODE)
+    guidance_scale: float = 5.0  # classifier-free guidance, in rollouts and in the policy update alike
+    flow_shift: float = 3.0  # Wan's sigma shift: 3.0 at 480p, 5.0 at 720p
+    noise_level: float = 0.7  # SDE noise level a
+    noise_schedule: NoiseSchedule = "flow_grpo"  # "flow_grpo": a*sqrt(sigma/(1-sigma)); "linear": World-R1's release
+    sde_window: int = 2  # SDE steps per rollout (Flow-GRPO-Fast); 0 = every step is an SDE step (full Flow-GRPO)
+    sde_window_max_start: int = 4  # the window starts at a random step in [0, this]: early/intermediate steps only
+    shared_noise: bool = False  # one initial noise per group (True) or one per sample (False)
+    store_dtype: Dtype = "fp32"  # dtype of recorded latents: "bf16" halves rollout memory (log-probs stay exact)
+    eval_sampler: EvalSampler = "euler"  # ODE of evaluation and `sample`: "euler" (the rollouts') or "unipc" (Wan's)
+
+    def __post_init__(self) -> None:
+        if self.train_steps < 1 or self.eval_steps < 1:
+            raise ValueError("sampling.train_steps and sampling.eval_steps must be >= 1.")
+        check_choice("sampling.noise_schedule", self.noise_schedule, NoiseSchedule)
+        check_choice("sampling.eval_sampler", self.eval_sampler, EvalSampler)
+        check_choice("sampling.store_dtype", self.store_dtype, Dtype)
+        if not 0 <= self.sde_window <= self.train_steps:
+            raise ValueError(f"sampling.sde_window must be in [0, train_steps={self.train_steps}].")
+        if self.sde_window and self.sde_window_max_start + self.sde_window > self.train_steps:
+            raise ValueError(
+                f"sampling.sde_window_max_start={self.sde_window_max_start} + sde_window={self.sde_window} exceeds "
+                f"train_steps={self.train_steps}: lower the start or the window."
+            )
+        if self.noise_level < 0:
+            raise ValueError(f"sampling.noise_level must be >= 0, got {self.noise_level}.")
+
+    def sde_steps(self, generator: torch.Generator) -> list[int]:
+        """Indices of the steps that get SDE noise (and are trained) in one rollout."""
+        if self.sde_window == 0:
+            return list(range(self.train_steps))
+        start = int(torch.randint(0, self.sde_window_max_start + 1, (1,), generator=generator))
+        return list(range(start, start + self.sde_window))
+
+
+@dataclass
+class GRPOConfig:
+    """The Flow-GRPO update (clipped surrogate + KL to the base model); defaults are World-R1's released values."""
+
+    clip_range: float = 1e-3  # PPO-style ratio clip epsilon
+    beta: float = 0.004  # weight of the KL to the LoRA-disabled base model
+    adv_clip: float = 5.0  # advantages are clipped to [-adv_clip, adv_clip]
+    std_mode: StdMode = "group"  # "group": per-prompt std; "global": std over the whole batch
+    train_fraction: float = 1.0  # fraction of the recorded SDE steps trained per rollout
+    inner_epochs: int = 1  # passes over one batch of rollouts
+    micro_batch_size: int = 4  # samples per forward/backward (gradients are accumulated)
+    lr: float = 1e-4  # AdamW learning rate on the LoRA parameters
+    weight_decay: float = 1e-4  # AdamW weight decay
+    max_grad_norm: float = 1.0  # gradient-norm clip
+    max_nonfinite_updates: int = 5  # stop after this many skipped (non-finite) updates in a row
+
+    def __post_init__(self) -> None:
+        check_choice("grpo.std_mode", self.std_mode, StdMode)
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ValueError(f"grpo.train_fraction must be in (0, 1], got {self.train_fraction}.")
+        if self.clip_range <= 0 or self.beta < 0 or self.micro_batch_size < 1 or self.inner_epochs < 1:
+            raise ValueError("grpo: need clip_range > 0, beta >= 0, micro_batch_size >= 1 and inner_epochs >= 1.")
