@@ -32,3 +32,13 @@ def bare_trainer(max_steps: int, **kwargs) -> L.Trainer:
         "use_distributed_sampler": False,
     }
     return L.Trainer(max_steps=max_steps, **settings | kwargs)
+
+
+class StepOutputs(L.Callback):
+    """Keeps what each training step returned (its ``outputs``: videos, prompts, rewards, advantages, step)."""
+
+    def __init__(self) -> None:
+        self.outputs: list[dict] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.outputs.append(outputs)

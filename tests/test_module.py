@@ -8,7 +8,7 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from tests.helpers import bare_trainer
+from tests.helpers import StepOutputs, bare_trainer
 from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import PromptDataModule, load_prompts
 from world_r1.grpo import GRPOConfig, SamplingConfig, sde_step_with_logprob
@@ -83,11 +83,12 @@ class _Faulty(Reward):
 def test_faulty_rewards_never_poison_the_update(tiny_wan_dir, tmp_path):
     module = _module(tiny_wan_dir, reward=WeightedReward({"faulty": _Faulty(), "bright": BrightnessReward()}))
     before = [p.detach().clone() for p in module.policy.lora_parameters()]
-    _fit(module, tmp_path, steps=3)
+    steps = StepOutputs()
+    _fit(module, tmp_path, steps=3, callbacks=[steps])
     after = module.policy.lora_parameters()
     assert all(torch.isfinite(p).all() for p in after)
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True)), "training still happened"
-    rewards = module.last_batch["rewards"]
+    rewards = steps.outputs[-1]["rewards"]
     assert rewards["faulty/degenerate"][0] == 1 and rewards["faulty"][0] == 0
 
 

@@ -63,7 +63,6 @@ class WorldR1(L.LightningModule):
         self.automatic_optimization = False
         self.strict_loading = False  # checkpoints hold the LoRA only, not the frozen multi-GB base weights
         self.policy: WanPolicy | None = None
-        self.last_batch: dict | None = None  # decoded videos and rewards of the latest step, for logging callbacks
         self._nonfinite_in_a_row = 0
         self.steps_done = 0  # completed training steps (rollout + update), the clock of every periodic callback
 
@@ -189,7 +188,10 @@ class WorldR1(L.LightningModule):
     test_step = validation_step
 
     # ---------------------------------------------------------------------------------------------- training
-    def training_step(self, batch: dict, batch_idx: int) -> None:
+    def training_step(self, batch: dict, batch_idx: int) -> dict:
+        """One Flow-GRPO step. Returns what callbacks receive as ``outputs`` in ``on_train_batch_end``: the decoded
+        ``videos`` (B, F, 3, H, W), their ``prompts``, the ``rewards`` (``total`` and every term), the
+        ``advantages`` (B,) and the ``step``."""
         prompts: list[str] = batch["prompts"]
         step: int = batch["step"]
         embeds = self.policy.encode_prompts(prompts)
@@ -224,16 +226,10 @@ class WorldR1(L.LightningModule):
             rank=self.global_rank,
             **self._adv_kwargs(),
         )
-        self.last_batch = {
-            "videos": videos,
-            "prompts": prompts,
-            "rewards": rewards,
-            "advantages": advantages.values,
-            "step": step,
-        }
         stats = self._update(rollout, advantages.values, embeds, negative, step)
         self._log_step(rewards, advantages, stats, batch["phase"])
         self.steps_done = step + 1
+        return {"videos": videos, "prompts": prompts, "rewards": rewards, "advantages": advantages.values, "step": step}
 
     def _adv_kwargs(self) -> dict:
         return {"std_mode": self.grpo.std_mode, "clip": self.grpo.adv_clip}

@@ -10,7 +10,7 @@ import yaml
 from jsonargparse import ArgumentParser
 
 import world_r1.module as module_file
-from tests.helpers import bare_trainer
+from tests.helpers import StepOutputs, bare_trainer
 from world_r1.camera import CameraConfig
 from world_r1.data import PromptDataModule, load_prompts
 from world_r1.grpo import SamplingConfig
@@ -73,10 +73,12 @@ def test_a_training_step_runs_with_warping_and_sees_the_jsonl_camera(tiny_wan_di
     path.write_text(json.dumps({"prompt": "Camera fixed. A barn.", "camera": "orbit left slowly"}) + "\n")
     module = tiny_module(tiny_wan_dir, CameraConfig(enabled=True))
     data = PromptDataModule(train_prompts=str(path), decoupled_prompts=None, group_size=2, prompts_per_step=1)
-    bare_trainer(1, default_root_dir=tmp_path, limit_val_batches=0, num_sanity_val_steps=0).fit(module, data)
+    steps = StepOutputs()
+    trainer = bare_trainer(1, default_root_dir=tmp_path, limit_val_batches=0, num_sanity_val_steps=0, callbacks=[steps])
+    trainer.fit(module, data)
     assert module.steps_done == 1
     assert seen == [("Camera fixed. A barn.", "orbit left slowly")] * 2
-    assert torch.isfinite(module.last_batch["rewards"]["total"]).all()
+    assert torch.isfinite(steps.outputs[0]["rewards"]["total"]).all()
 
 
 def test_an_unknown_jsonl_camera_fails_at_load_with_its_line(tmp_path):

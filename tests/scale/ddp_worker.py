@@ -27,7 +27,7 @@ class Record(L.Callback):
         self.steps: list[dict[str, torch.Tensor]] = []
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        last = module.last_batch
+        last = outputs
         self.steps.append(
             {
                 "rewards": last["rewards"]["total"].cpu(),

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
 
 from world_r1.compat import copy_tensors_
+
+if TYPE_CHECKING:  # for the type hints only: the module imports nothing from callbacks
+    from world_r1.module import WorldR1
 
 
 class LoRAEMA(L.Callback):
@@ -49,10 +52,10 @@ class LoRAEMA(L.Callback):
         return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
 
     @staticmethod
-    def _params(pl_module: L.LightningModule) -> list[torch.nn.Parameter]:
+    def _params(pl_module: WorldR1) -> list[torch.nn.Parameter]:
         return pl_module.policy.lora_parameters()
 
-    def _ensure(self, pl_module: L.LightningModule) -> list[torch.Tensor]:
+    def _ensure(self, pl_module: WorldR1) -> list[torch.Tensor]:
         params = self._params(pl_module)
         if self._average is None:
             source = self._pending if self._pending is not None else [p.detach() for p in params]
@@ -60,10 +63,10 @@ class LoRAEMA(L.Callback):
             self._pending = None
         return self._average
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_fit_start(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         self._ensure(pl_module)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: WorldR1, *args: Any) -> None:
         # `steps_done` is the module's step clock (updated by training_step), so resumed runs keep the same cadence
         if pl_module.steps_done % self.update_every == 0:
             decay = self.current_decay()
@@ -73,7 +76,7 @@ class LoRAEMA(L.Callback):
             self.num_updates += 1
 
     @contextmanager
-    def swapped(self, pl_module: L.LightningModule) -> Iterator[None]:
+    def swapped(self, pl_module: WorldR1) -> Iterator[None]:
         """Run the block with the averaged weights in the model; the raw weights come back after, even on error."""
         params, average = self._params(pl_module), self._ensure(pl_module)
         raw = [p.detach().clone() for p in params]
@@ -85,18 +88,18 @@ class LoRAEMA(L.Callback):
             with torch.no_grad():
                 copy_tensors_([p.data for p in params], raw)
 
-    def averaged_lora_state_dict(self, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
+    def averaged_lora_state_dict(self, pl_module: WorldR1) -> dict[str, torch.Tensor]:
         """The averaged adapter with PEFT names, on CPU: what :class:`LoRAExport` writes."""
         with self.swapped(pl_module):
             return pl_module.policy.lora_state_dict()
 
-    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_validation_start(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         # in `validate`/`test` runs too: the average comes from the checkpoint (restored before this hook)
         if self.swap_for_validation and self._swap is None:
             self._swap = self.swapped(pl_module)
             self._swap.__enter__()
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         if self._swap is not None:
             self._swap.__exit__(None, None, None)
             self._swap = None

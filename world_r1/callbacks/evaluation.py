@@ -10,7 +10,7 @@ import json
 import math
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -22,6 +22,9 @@ from world_r1.geometry import GeometrySettings
 from world_r1.metrics import RewardTermMeans, score_terms
 from world_r1.rewards.base import Reward
 from world_r1.video_io import write_mp4
+
+if TYPE_CHECKING:  # for the type hints only: the module imports nothing from callbacks
+    from world_r1.module import WorldR1
 
 
 class ConsistencyEvaluation(L.Callback):
@@ -75,22 +78,22 @@ class ConsistencyEvaluation(L.Callback):
         self._known: dict[str, list[str]] = {}
 
     # ------------------------------------------------------------------------------------------- training
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         if self.every_n_steps and self.at_start_and_end and pl_module.steps_done == 0:
             self.first_results = self.evaluate(trainer, pl_module)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: WorldR1, *args: Any) -> None:
         if self.every_n_steps and pl_module.steps_done % self.every_n_steps == 0:
             self.evaluate(trainer, pl_module)
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_end(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         # not when the run was asked to stop (SIGTERM from a scheduler, Ctrl-C): its grace period is for the checkpoint
         if trainer.should_stop or not (self.every_n_steps and self.at_start_and_end):
             return
         if self._evaluated_step != pl_module.steps_done:
             self.evaluate(trainer, pl_module)
 
-    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+    def evaluate(self, trainer: L.Trainer, pl_module: WorldR1) -> dict[str, float]:
         """Generate and score this process's share of the held-out prompts now; returns the synced means."""
         self._start()
         ema = find_ema(trainer) if self.use_ema else None
@@ -126,16 +129,16 @@ class ConsistencyEvaluation(L.Callback):
         ]
 
     # ----------------------------------------------------------------------------------- validate and test
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         self._start()
 
     def on_validation_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, *args: Any, **kwargs: Any
+        self, trainer: L.Trainer, pl_module: WorldR1, outputs: Any, *args: Any, **kwargs: Any
     ) -> None:
         if not trainer.sanity_checking and isinstance(outputs, dict) and "videos" in outputs:
             self._score(trainer, pl_module, outputs, None, self._stage(trainer))
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         if trainer.sanity_checking or not self.metrics.keys():
             return
         results = self._finish(trainer, pl_module, self._stage(trainer))
@@ -155,7 +158,7 @@ class ConsistencyEvaluation(L.Callback):
         self.metrics.reset()
         self._rows = []
 
-    def _terms(self, pl_module: L.LightningModule) -> tuple[dict[str, Reward], GeometrySettings | None]:
+    def _terms(self, pl_module: WorldR1) -> tuple[dict[str, Reward], GeometrySettings | None]:
         """The terms measured and the settings of their geometry analysis."""
         if self.terms is None:
             return dict(pl_module.reward.terms), self.geometry or pl_module.reward.geometry
@@ -166,7 +169,7 @@ class ConsistencyEvaluation(L.Callback):
     def _score(
         self,
         trainer: L.Trainer,
-        pl_module: L.LightningModule,
+        pl_module: WorldR1,
         outputs: dict[str, Any],
         weights: torch.Tensor | None,
         stage: str,
@@ -190,7 +193,7 @@ class ConsistencyEvaluation(L.Callback):
                 folder = self._dir(trainer) / f"{stage}_step_{pl_module.steps_done:06d}"
                 write_mp4(folder / f"{prompt_id:04d}.mp4", videos[i], pl_module.video.fps)
 
-    def _finish(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict[str, float]:
+    def _finish(self, trainer: L.Trainer, pl_module: WorldR1, stage: str) -> dict[str, float]:
         """Sync the means over processes, collect every video's row on rank zero, and write the JSON file."""
         results = self.metrics.compute()
         rows = _gather_objects(self._rows)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
 from diffusers import WanPipeline
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
+from world_r1.callbacks.ema import find_ema
 from world_r1.policy.loading import load_wan_pipeline
+
+if TYPE_CHECKING:  # for the type hints only: the module imports nothing from callbacks
+    from world_r1.module import WorldR1
 
 
 def fuse_lora_into_pipeline(model: str | os.PathLike, lora_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
@@ -51,25 +56,21 @@ class LoRAExport(L.Callback):
     def _dir(self, trainer: L.Trainer) -> Path:
         return Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "lora")
 
-    def _state_dict(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, torch.Tensor] | None:
-        if self.weights == "ema":
-            for callback in trainer.callbacks:
-                averaged = getattr(callback, "averaged_lora_state_dict", None)
-                if callable(averaged):
-                    return averaged(pl_module)
-        return None
+    def _state_dict(self, trainer: L.Trainer, pl_module: WorldR1) -> dict[str, torch.Tensor] | None:
+        ema = find_ema(trainer) if self.weights == "ema" else None
+        return ema.averaged_lora_state_dict(pl_module) if ema is not None else None
 
     @rank_zero_only
-    def export(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Path:
+    def export(self, trainer: L.Trainer, pl_module: WorldR1) -> Path:
         path = pl_module.policy.save_lora(self._dir(trainer), self._state_dict(trainer, pl_module))
         rank_zero_info(f"LoRA written to {path}")
         return path
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: WorldR1, *args) -> None:
         if self.every_n_steps and pl_module.steps_done % self.every_n_steps == 0:
             self.export(trainer, pl_module)
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_end(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         self.export(trainer, pl_module)
         if self.fuse and trainer.is_global_zero:
             out = fuse_lora_into_pipeline(

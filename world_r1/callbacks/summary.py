@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:  # for the type hints only: the module imports nothing from callbacks
+    from world_r1.module import WorldR1
 
 
 class RunSummary(L.Callback):
@@ -29,11 +32,11 @@ class RunSummary(L.Callback):
         self._kl: float | None = None
         self._start = 0.0
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_fit_start(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         self._start = time.monotonic()
         self.rewards = []
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: WorldR1, *args: Any) -> None:
         metrics = trainer.callback_metrics
         if "reward" in metrics:
             self.rewards.append((pl_module.steps_done, float(metrics["reward"])))
@@ -41,10 +44,10 @@ class RunSummary(L.Callback):
             self._kl = float(metrics["kl"])
 
     @rank_zero_only
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_fit_end(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         self.console.print(self.table(trainer, pl_module))
 
-    def table(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Table:
+    def table(self, trainer: L.Trainer, pl_module: WorldR1) -> Table:
         """The summary as a rich table (two columns: what, value)."""
         minutes = (time.monotonic() - self._start) / 60
         table = Table(title="world-r1 run summary", show_header=False, title_justify="left")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -11,6 +11,9 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from world_r1.callbacks.tensorboard_media import add_gif, find_tensorboard
 from world_r1.video_io import tile_videos, write_mp4
+
+if TYPE_CHECKING:  # for the type hints only: the module imports nothing from callbacks
+    from world_r1.module import WorldR1
 
 
 class VideoLogger(L.Callback):
@@ -41,9 +44,11 @@ class VideoLogger(L.Callback):
         return steps_done == 1 or steps_done % self.every_n_steps == 0
 
     @rank_zero_only
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        record = pl_module.last_batch
-        if record is None or not self._due(pl_module.steps_done):
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: WorldR1, outputs: dict[str, Any], batch: Any, batch_idx: int
+    ) -> None:
+        record = outputs
+        if not record or not self._due(pl_module.steps_done):
             return
         fps = pl_module.video.fps
         tensorboard = find_tensorboard(trainer.loggers)
