@@ -7,6 +7,7 @@ resumed run restarts at exactly the step it stopped at.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -263,13 +264,19 @@ class PromptDataModule(L.LightningDataModule):
             return 0
         return int(getattr(trainer.lightning_module, "steps_done", 0))
 
-    def train_dataloader(self) -> DataLoader:
+    def _rank_and_world(self) -> tuple[int, int]:
+        """This process's rank and the number of processes; the data module splits its data over them itself."""
         trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        if trainer is not None and world > 1 and uses_distributed_sampler(trainer):
+        if trainer is None:
+            return 0, 1
+        if trainer.world_size > 1 and uses_distributed_sampler(trainer):
             raise ValueError(
-                "PromptDataModule splits groups over processes itself: set trainer.use_distributed_sampler: false."
+                "PromptDataModule splits prompts over processes itself: set trainer.use_distributed_sampler: false."
             )
+        return trainer.global_rank, trainer.world_size
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._rank_and_world()
         sets = self.prompt_sets()
         sampler = GroupBatchSampler(
             {phase: len(records) for phase, records in sets.items()},
@@ -283,14 +290,31 @@ class PromptDataModule(L.LightningDataModule):
         )
         return DataLoader(_PromptSets(sets), batch_sampler=sampler, collate_fn=collate_group, num_workers=0)
 
+    def eval_dataloader(self, rank: int, world: int, batch_size: int) -> DataLoader:
+        """Process ``rank``'s share of the held-out prompts (:func:`shard_records`) in batches of ``batch_size``,
+        each with ``prompts``, ``cameras``, ``prompt_ids`` and ``weights`` (0 marks a repeated prompt)."""
+        return DataLoader(
+            shard_records(self.eval_records(), rank, world), batch_size=batch_size, collate_fn=_collate_eval
+        )
+
     def val_dataloader(self) -> DataLoader:
-        records = self.eval_records()
-        return DataLoader(records, batch_size=self.prompts_per_step, collate_fn=_collate_eval, shuffle=False)
+        """The held-out prompts, sharded over processes exactly as fit-time evaluation shards them."""
+        return self.eval_dataloader(*self._rank_and_world(), batch_size=self.prompts_per_step)
+
+    test_dataloader = val_dataloader
 
 
-def _collate_eval(records: list[PromptRecord]) -> dict:
+def shard_records(records: list[PromptRecord], rank: int, world: int) -> list[tuple[PromptRecord, float]]:
+    """Process ``rank``'s prompts, each with a weight: prompt ``p`` goes to rank ``p % world``; ranks with one prompt
+    fewer repeat one with weight 0, so every process runs the same number of batches and syncs the same metrics."""
+    positions = [rank + world * k for k in range(math.ceil(len(records) / world))]
+    return [(records[p % len(records)], float(p < len(records))) for p in positions]
+
+
+def _collate_eval(items: list[tuple[PromptRecord, float]]) -> dict:
     return {
-        "prompts": [r.text for r in records],
-        "cameras": [r.camera for r in records],
-        "prompt_ids": torch.tensor([r.id for r in records]),
+        "prompts": [r.text for r, _ in items],
+        "cameras": [r.camera for r, _ in items],
+        "prompt_ids": torch.tensor([r.id for r, _ in items]),
+        "weights": torch.tensor([w for _, w in items]),
     }

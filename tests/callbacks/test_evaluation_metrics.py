@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from world_r1.callbacks import ConsistencyEvaluation
-from world_r1.data import PromptRecord
+from world_r1.data import PromptDataModule
 from world_r1.metrics import RewardTermMeans, score_terms
 from world_r1.rewards import BrightnessReward, Reward
 
@@ -51,18 +51,28 @@ def test_means_skip_padding_and_nan():
     assert means.keys() == [] and means.compute() == {}
 
 
-def test_prompts_are_sharded_with_zero_weight_padding():
-    records = [PromptRecord(f"prompt {i}", i) for i in range(3)]
-    evaluation = ConsistencyEvaluation(batch_size=2)
-    shards = []
-    for rank in range(2):
+def test_prompts_are_sharded_with_zero_weight_padding_for_fit_and_validate_alike(tmp_path):
+    prompts = tmp_path / "eval.txt"
+    prompts.write_text("prompt 0\nprompt 1\nprompt 2\n")
+    data = PromptDataModule(
+        train_prompts=str(prompts), decoupled_prompts=None, eval_prompts=str(prompts), prompts_per_step=2
+    )
+    for rank, expected, weights in (
+        (0, ["prompt 0", "prompt 2"], [1.0, 1.0]),
+        (1, ["prompt 1", "prompt 0"], [1.0, 0.0]),
+    ):
         trainer = SimpleNamespace(
-            datamodule=SimpleNamespace(eval_records=lambda: records), global_rank=rank, world_size=2
+            datamodule=data,
+            global_rank=rank,
+            world_size=2,
+            _accelerator_connector=SimpleNamespace(use_distributed_sampler=False),
         )
-        shards.append(evaluation._shard(trainer))
-    assert [b["prompts"] for b in shards[0]] == [["prompt 0", "prompt 2"]]
-    assert [b["prompts"] for b in shards[1]] == [["prompt 1", "prompt 0"]]  # a weight-0 pad: same batches everywhere
-    assert shards[0][0]["weights"].tolist() == [1.0, 1.0] and shards[1][0]["weights"].tolist() == [1.0, 0.0]
+        fit_batches = list(ConsistencyEvaluation(batch_size=2)._batches(trainer))  # fit-time evaluation
+        data.trainer = trainer
+        validate_batches = list(data.val_dataloader())  # Lightning's validate/test loops
+        for batches in (fit_batches, validate_batches):
+            assert [b["prompts"] for b in batches] == [expected]  # a weight-0 pad: the same batches everywhere
+            assert batches[0]["weights"].tolist() == weights
 
 
 def _worker(rank: int, port: int, results: dict) -> None:

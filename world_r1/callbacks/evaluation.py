@@ -7,7 +7,6 @@ user of the trained model asks: how consistent are deterministic videos of unsee
 from __future__ import annotations
 
 import json
-import math
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ import lightning as L
 import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader
 
 from world_r1.callbacks.ema import find_ema
 from world_r1.geometry import GeometrySettings
@@ -31,9 +31,9 @@ class ConsistencyEvaluation(L.Callback):
     """Every ``every_n_steps`` training steps, and in every ``validate``/``test`` run, scores held-out videos.
 
     Videos come from the module's ``validation_step`` (fixed seed per prompt id, ``sampling.eval_steps`` ODE steps)
-    for the data module's evaluation prompts. During training this callback drives the generation itself, with the
-    EMA weights swapped in and the prompts sharded over processes; in ``validate``/``test`` Lightning's loop drives
-    it and :class:`~world_r1.callbacks.LoRAEMA` swaps the weights.
+    for the data module's evaluation prompts, sharded over processes by its ``eval_dataloader``. During training this
+    callback runs that loader itself, with the EMA weights swapped in; in ``validate``/``test`` Lightning's loop runs
+    the same loader and :class:`~world_r1.callbacks.LoRAEMA` swaps the weights.
 
     Each evaluation logs ``eval/<term>/<key>`` (a torchmetrics mean over all videos of all processes) and writes
     ``<log_dir>/eval/<stage>_step_<n>.json`` with the means and every video's values. The terms are ordinary
@@ -98,7 +98,7 @@ class ConsistencyEvaluation(L.Callback):
         self._start()
         ema = find_ema(trainer) if self.use_ema else None
         with ema.swapped(pl_module) if ema is not None else nullcontext(), torch.no_grad():
-            for index, batch in enumerate(self._shard(trainer)):
+            for index, batch in enumerate(self._batches(trainer)):
                 outputs = pl_module.validation_step(batch, index)
                 self._score(trainer, pl_module, outputs, batch["weights"], "fit")
         results = self._finish(trainer, pl_module, "fit")
@@ -108,35 +108,24 @@ class ConsistencyEvaluation(L.Callback):
         self._evaluated_step = pl_module.steps_done
         return results
 
-    def _shard(self, trainer: L.Trainer) -> list[dict[str, Any]]:
-        """Batches of this process's prompts: prompt ``p`` goes to rank ``p % world``; ranks with one prompt fewer
-        repeat one with weight 0, so every process runs the same number of batches and updates the same metrics."""
+    def _batches(self, trainer: L.Trainer) -> DataLoader:
+        """This process's share of the held-out prompts: the data module's evaluation loader, the one Lightning's
+        validate/test loops run, at this callback's batch size."""
         datamodule = trainer.datamodule
-        if datamodule is None or not hasattr(datamodule, "eval_records"):
-            raise ValueError("ConsistencyEvaluation needs a data module with eval_records() (PromptDataModule).")
-        records = datamodule.eval_records()
-        rank, world = trainer.global_rank, trainer.world_size
-        positions = [rank + world * k for k in range(math.ceil(len(records) / world))]
-        chosen = [(records[p % len(records)], float(p < len(records))) for p in positions]
-        return [
-            {
-                "prompts": [r.text for r, _ in part],
-                "prompt_ids": torch.tensor([r.id for r, _ in part]),
-                "cameras": [r.camera for r, _ in part],
-                "weights": torch.tensor([w for _, w in part]),
-            }
-            for part in (chosen[i : i + self.batch_size] for i in range(0, len(chosen), self.batch_size))
-        ]
+        if datamodule is None or not hasattr(datamodule, "eval_dataloader"):
+            raise ValueError("ConsistencyEvaluation needs a data module with eval_dataloader() (PromptDataModule).")
+        return datamodule.eval_dataloader(trainer.global_rank, trainer.world_size, self.batch_size)
 
     # ----------------------------------------------------------------------------------- validate and test
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         self._start()
 
     def on_validation_batch_end(
-        self, trainer: L.Trainer, pl_module: WorldR1, outputs: Any, *args: Any, **kwargs: Any
+        self, trainer: L.Trainer, pl_module: WorldR1, outputs: Any, batch: Any, *args: Any, **kwargs: Any
     ) -> None:
         if not trainer.sanity_checking and isinstance(outputs, dict) and "videos" in outputs:
-            self._score(trainer, pl_module, outputs, None, self._stage(trainer))
+            weights = batch.get("weights") if isinstance(batch, dict) else None
+            self._score(trainer, pl_module, outputs, weights, self._stage(trainer))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         if trainer.sanity_checking or not self.metrics.keys():
@@ -196,17 +185,16 @@ class ConsistencyEvaluation(L.Callback):
     def _finish(self, trainer: L.Trainer, pl_module: WorldR1, stage: str) -> dict[str, float]:
         """Sync the means over processes, collect every video's row on rank zero, and write the JSON file."""
         results = self.metrics.compute()
-        rows = _gather_objects(self._rows)
-        unique = {row["prompt_id"]: row for row in rows}  # validate/test loops may give every process every prompt
+        rows = sorted(_gather_objects(self._rows), key=lambda row: row["prompt_id"])  # each prompt on one process
         if trainer.is_global_zero:
             path = self._dir(trainer) / f"{stage}_step_{pl_module.steps_done:06d}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             report = {
                 "stage": stage,
                 "step": pl_module.steps_done,
-                "num_videos": len(unique),
+                "num_videos": len(rows),
                 "metrics": results,
-                "videos": [unique[k] for k in sorted(unique)],
+                "videos": rows,
             }
             path.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
             rank_zero_info(f"Evaluation at step {pl_module.steps_done} written to {path}")
