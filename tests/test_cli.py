@@ -96,7 +96,7 @@ def test_tiny_fit_end_to_end(tmp_path):
     gif = events.Images("videos/prompt_0")[0]
     assert gif.encoded_image_string[:6] == b"GIF89a" and gif.width > 48  # a grid of the group's videos
 
-    checkpoints = tmp_path / "runs" / "tiny" / "checkpoints"
+    checkpoints = run / "checkpoints"  # every output of the run in its own version folder
     assert (checkpoints / "last.ckpt").is_file()
     state = torch.load(checkpoints / "last.ckpt", weights_only=False)
     assert all("lora_" in k for k in state["state_dict"])
@@ -111,3 +111,27 @@ def test_tiny_fit_end_to_end(tmp_path):
     assert "eval/epipolar/score" in checked.stdout
     report = json.loads((tmp_path / "runs" / "tiny" / "version_1" / "eval" / "validate_step_000006.json").read_text())
     assert report["num_videos"] == 2 and set(report["metrics"]) >= {"red/score", "epipolar/score"}
+
+
+@pytest.mark.slow
+def test_one_option_moves_every_output_and_last_resumes_the_newest_run(tmp_path):
+    root = tmp_path / "elsewhere"
+
+    def fit(steps: int, *extra: str) -> None:
+        args = ["fit", "--config", TINY, "--trainer.default_root_dir", str(root), "--trainer.max_steps", str(steps)]
+        args += ["--model.sampling.train_steps", "2", "--model.sampling.sde_window_max_start", "0", *extra]
+        out = _run(*args, cwd=tmp_path, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+
+    fit(2)
+    run = root / "version_0"
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "lora").is_dir() and (run / "eval").is_dir()
+    assert any(run.glob("events.out.tfevents.*")) and not (tmp_path / "runs").exists(), "nothing left in ./runs"
+    fit(2)  # a new run: its own folder, never a last-v1.ckpt next to the old run's
+    assert (root / "version_1" / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
+    fit(3, "--ckpt_path", "last")  # the newest run, continued in its own folder
+    assert not (root / "version_2").exists()
+    assert (
+        torch.load(root / "version_1" / "checkpoints" / "last.ckpt", weights_only=False)["world_r1"]["steps_done"] == 3
+    )

@@ -3,7 +3,7 @@
 python -m world_r1 fit --config configs/wan21.yaml [--trainer.max_steps 10 --model.policy.lora.rank 64 ...]
 python -m world_r1 validate --config configs/wan21.yaml --ckpt_path last   # 3D-consistency evaluation of a run
 python -m world_r1 tiny --out .cache/tiny-wan          # write a tiny random Wan (offline demo and tests)
-python -m world_r1 sample --prompts builtin:eval --checkpoint runs/wan21/checkpoints/last.ckpt --out samples
+python -m world_r1 sample --prompts builtin:eval --checkpoint runs/wan21/version_0/checkpoints/last.ckpt --out samples
 python -m world_r1 evaluate --videos samples           # score any folder of videos, rich table + JSON/CSV
 python -m world_r1 pretrain --config configs/mini_vae.yaml   # flow-matching training of Wan (same flags as fit)
 python -m world_r1 smoke [--size 14b]                  # real-size Wan 2.1, random weights: step time, memory, sizes
@@ -17,9 +17,10 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from jsonargparse import auto_cli
+from jsonargparse import Namespace, auto_cli
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from world_r1.callbacks.interrupt import SaveOnInterrupt
@@ -66,9 +67,19 @@ class WorldR1CLI(LightningCLI):
         """LightningCLI reads ``--ckpt_path``'s hyper-parameters into the config before the Trainer exists. Its own
         reader uses torch's weights-only unpickler, which refuses the numpy RNG state our checkpoints carry; this one
         reads with :class:`CheckedCheckpointIO` (a truncated or corrupt file gets the clear error) and parses the same
-        way (the model class is fixed here, so there is no ``_class_path`` case)."""
+        way (the model class is fixed here, so there is no ``_class_path`` case).
+
+        ``--ckpt_path last`` first becomes the newest ``<default_root_dir>/version_N/checkpoints/last.ckpt``, and the
+        run continues in that ``version_N`` folder (unless a ModelCheckpoint names its own ``dirpath``, which
+        Lightning searches itself)."""
+        self._resume_version: int | None = None
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path == "last" and not _names_checkpoint_dir(self.config[subcommand]):
+            found = latest_run_checkpoint(Path(self.config[subcommand].trainer.default_root_dir or "."))
+            if found is not None:
+                path, self._resume_version = str(found), int(found.parent.parent.name.removeprefix("version_"))
+                self.config[subcommand].ckpt_path = path
         if not (path and Path(path).is_file()):
             return
         hparams = CheckedCheckpointIO().load_checkpoint(path).get("hyper_parameters", {})
@@ -77,12 +88,36 @@ class WorldR1CLI(LightningCLI):
             self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
+        """The Trainer, with a TensorBoard logger at ``<default_root_dir>/version_N`` unless the config names another
+        logger: every output of a run (events, ``checkpoints/``, ``lora/``, ``eval/``, ``videos/``) goes to that one
+        folder, so ``--trainer.default_root_dir`` moves them all and a new run never mixes with an old one."""
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        if trainer_config.get("logger") in (None, True):
+            root = trainer_config.get("default_root_dir") or "."
+            version = getattr(self, "_resume_version", None)
+            trainer_config["logger"] = TensorBoardLogger(root, name="", version=version, default_hp_metric=False)
         trainer = super().instantiate_trainer(**kwargs)
         if not any(isinstance(c, SaveOnInterrupt) for c in trainer.callbacks):
             trainer.callbacks.append(SaveOnInterrupt())
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = CheckedCheckpointIO()
         return trainer
+
+
+def latest_run_checkpoint(root: Path) -> Path | None:
+    """The newest ``<root>/version_N/checkpoints/last.ckpt`` (what ``--ckpt_path last`` resumes), or None."""
+    candidates = [p for p in root.glob("version_*/checkpoints/last.ckpt") if p.parent.parent.name[8:].isdigit()]
+    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def _names_checkpoint_dir(config: Namespace) -> bool:
+    """Whether a ModelCheckpoint of the config has its own ``dirpath``."""
+    callbacks = config.trainer.get("callbacks") or []
+    return any(
+        str(c.get("class_path", "")).endswith("ModelCheckpoint") and (c.get("init_args") or {}).get("dirpath")
+        for c in callbacks
+        if isinstance(c, (dict, Namespace))
+    )
 
 
 def tiny(out: str = ".cache/world_r1/tiny-wan", seed: int = 0, overwrite: bool = False) -> None:
