@@ -6,7 +6,7 @@
 SHELL := bash
 .ONESHELL:
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test setup lint bench mini-model smoke-realsize
+.PHONY: demo test setup lint bench mini-model smoke-realsize notebooks
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -50,6 +50,10 @@ mini-model:  ## re-train the shipped mini Wan from scratch into .cache/world_r1/
 smoke-realsize:  ## World-R1 on the real-size Wan 2.1 1.3B with random weights: step time, peak memory, file sizes
 	$(MAKE) --no-print-directory setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m world_r1 smoke $(SMOKE_ARGS)
+
+notebooks:  ## execute the notebooks and save them with their figures (committed executed)
+	$(MAKE) --no-print-directory setup EXTRAS=dev
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python notebooks/execute.py
 
 lint:  ## ruff lint and format check
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
