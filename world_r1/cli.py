@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args[0] in TOOLS:
             auto_cli(TOOLS[args[0]], args=args[1:], as_positional=False)  # every argument named: `--videos DIR`
         else:
-            WorldR1CLI(args=args)
+            WorldR1CLI(args=argv)  # None: LightningCLI reads sys.argv itself
     except (FileNotFoundError, ValueError) as error:
         if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
             raise
