@@ -218,6 +218,7 @@ class WorldR1(L.LightningModule):
             cameras=batch.get("cameras", [None] * len(prompts)),
             prompt_ids=batch.get("prompt_ids"),
             phase=batch["phase"],
+            step=step,
         )
         advantages = gather_group_rewards(
             rewards["total"].to(self.device),

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from world_r1.geometry.depth_model import ModelDepth
-from world_r1.rewards import DepthConsistencyReward, QualityReward
+from world_r1.rewards import DepthConsistencyReward, PreferenceReward, QualityReward
 from world_r1.synthetic import rigid_video
 
 
@@ -50,3 +50,51 @@ def test_depth_reward_with_a_model_depth_source(tiny_depth_anything):
     out = reward(video, [""])
     assert all(torch.isfinite(v).all() for v in out.values())
     assert out["degenerate"][0] == 0 and out["psnr"][0] > 10  # a random model still warps a sensible frame
+
+
+def test_preference_reward_scores_one_frame_random_in_training_and_the_middle_one_otherwise(tiny_clip):
+    reward = PreferenceReward(tiny_clip, tokenizer=None, normalizer=2.0, dtype="fp32", seed=3)
+    videos = torch.rand(4, 7, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+    prompts = ["a red car", "a blue sea", "a red car", "a dog"]
+    held_out = reward(videos, prompts)
+    assert held_out["frame"].tolist() == [3.0] * 4, "no step: the middle frame, so evaluations repeat"
+    # the logit is the model's own: logit_scale * cosine of the chosen frame and the prompt
+    out = reward.model(
+        **reward.tokenizer(["a dog"], return_tensors="pt"), pixel_values=reward.preprocess(videos[3, [3]])
+    )
+    torch.testing.assert_close(held_out["logit"][3], out.logits_per_image[0, 0], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(held_out["score"], (held_out["logit"] / 2.0).clamp(0, 1))
+    steps = [reward(videos, prompts, step=s)["frame"] for s in range(6)]
+    assert torch.equal(steps[2], reward(videos, prompts, step=2)["frame"]), "seeded by the step"
+    assert len({tuple(f.tolist()) for f in steps}) > 1 and all(((f >= 0) & (f < 7)).all() for f in steps)
+
+
+def test_preference_reward_gets_the_step_through_the_module(tiny_wan_dir, tiny_clip, tmp_path):
+    from tests.helpers import StepOutputs, bare_trainer
+    from world_r1.data import PromptDataModule
+    from world_r1.grpo import SamplingConfig
+    from world_r1.module import WorldR1
+    from world_r1.policy import LoRAConfig, PolicyConfig, VideoSpec
+    from world_r1.rewards import WeightedReward
+
+    reward = PreferenceReward(tiny_clip, tokenizer=None, dtype="fp32")
+    module = WorldR1(
+        policy=PolicyConfig(model=tiny_wan_dir, dtype="fp32", lora=LoRAConfig(4, 8.0), max_sequence_length=32),
+        video=VideoSpec(32, 32, 5),
+        sampling=SamplingConfig(train_steps=2, eval_steps=2, sde_window=1, sde_window_max_start=1),
+        reward=WeightedReward({"preference": reward}),
+    )
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Camera pan left. A barn.\n")
+    steps = StepOutputs()
+    data = PromptDataModule(train_prompts=str(prompts), decoupled_prompts=None, group_size=4, prompts_per_step=1)
+    bare_trainer(2, default_root_dir=tmp_path, callbacks=[steps]).fit(module, data)
+    for step, outputs in enumerate(steps.outputs):
+        assert torch.equal(outputs["rewards"]["preference/frame"].long(), reward.frames(4, 5, step))
+
+
+def test_preference_and_quality_models_fail_at_start_up_with_a_message(tmp_path, tiny_depth_anything):
+    with pytest.raises(FileNotFoundError, match=r"CLIP model .* not found"):
+        PreferenceReward(str(tmp_path / "missing"), tokenizer=None)
+    with pytest.raises(ValueError, match="needs a CLIP-style"):
+        QualityReward(tiny_depth_anything)

@@ -1,4 +1,4 @@
-"""Text-video agreement from CLIP: the general-quality term of the decoupled (dynamic-scene) phases."""
+"""CLIP-based general rewards: text-video agreement (CLIPScore) and an image-preference score of one frame (R_gen)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,31 @@ import torch
 import torch.nn.functional as F
 
 from world_r1.rewards.base import Reward, check_videos
+from world_r1.seeding import derive_seed
+from world_r1.settings import resolve_dtype
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def load_clip(model: str, tokenizer: str | None = None, dtype: str = "fp32") -> tuple[torch.nn.Module, Any]:
+    """A frozen ``transformers`` CLIP model (hub id or directory) and its tokenizer, checked at start-up: a missing
+    path or a model of another kind fails here with a message, not at the first reward."""
+    from transformers import AutoConfig, AutoTokenizer, CLIPModel  # heavy import, only for the CLIP terms
+
+    try:
+        config = AutoConfig.from_pretrained(model)
+    except OSError as error:
+        raise FileNotFoundError(
+            f"CLIP model {model!r} not found ({error.__class__.__name__}): pass a hub id such as "
+            "'yuvalkirstain/PickScore_v1' or a local directory saved with save_pretrained."
+        ) from error
+    if config.model_type != "clip":
+        raise ValueError(
+            f"{model!r} is a {config.model_type!r} model; this reward needs a CLIP-style model (CLIPModel)."
+        )
+    clip = CLIPModel.from_pretrained(model, dtype=resolve_dtype(dtype)).eval().requires_grad_(False)
+    return clip, AutoTokenizer.from_pretrained(tokenizer or model)
 
 
 class QualityReward(Reward):
@@ -27,6 +49,8 @@ class QualityReward(Reward):
         num_frames: frames scored per video.
         weight: CLIPScore's rescaling of the cosine.
         mean, std: image normalisation.
+        tokenizer: where the tokenizer lives when not next to the model (hub id or directory).
+        dtype: fp32, or bf16 / fp16 to halve the model's memory and time on a GPU.
     """
 
     def __init__(
@@ -36,14 +60,13 @@ class QualityReward(Reward):
         weight: float = 2.5,
         mean: tuple[float, float, float] = CLIP_MEAN,
         std: tuple[float, float, float] = CLIP_STD,
+        tokenizer: str | None = None,
+        dtype: str = "fp32",
     ) -> None:
         super().__init__()
-        from transformers import AutoTokenizer, CLIPModel  # heavy import, only for this term
-
         if num_frames < 1 or weight <= 0:
             raise ValueError("num_frames must be >= 1 and weight positive.")
-        self.model = CLIPModel.from_pretrained(model).eval().requires_grad_(False)
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.model, self.tokenizer = load_clip(model, tokenizer, dtype)
         self.num_frames, self.weight = num_frames, weight
         self.image_size = int(self.model.config.vision_config.image_size)
         self.max_length = int(self.model.config.text_config.max_position_embeddings)
@@ -58,7 +81,17 @@ class QualityReward(Reward):
         resized = F.interpolate(frames.float(), size=size, mode="bicubic", antialias=True, align_corners=False)
         top, left = (size[0] - self.image_size) // 2, (size[1] - self.image_size) // 2
         crop = resized[..., top : top + self.image_size, left : left + self.image_size].clamp(0, 1)
-        return (crop - self.mean) / self.std
+        return ((crop - self.mean) / self.std).to(self.model.dtype)
+
+    def embed(self, frames: torch.Tensor, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit image embeddings of ``frames`` (N, 3, H, W) and unit text embeddings of ``prompts``, float32."""
+        text = self.tokenizer(
+            list(prompts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(frames.device)
+        out = self.model(
+            input_ids=text["input_ids"], attention_mask=text["attention_mask"], pixel_values=self.preprocess(frames)
+        )
+        return F.normalize(out.image_embeds.float(), dim=-1), F.normalize(out.text_embeds.float(), dim=-1)
 
     @torch.no_grad()
     def forward(self, videos: torch.Tensor, prompts: Sequence[str], **metadata: Any) -> dict[str, torch.Tensor]:
@@ -67,20 +100,73 @@ class QualityReward(Reward):
         if len(prompts) != batch:
             raise ValueError(f"got {len(prompts)} prompts for {batch} videos")
         index = torch.linspace(0, num_frames - 1, min(self.num_frames, num_frames)).round().long().to(videos.device)
-        frames = videos[:, index].flatten(0, 1)
-        text = self.tokenizer(
-            list(prompts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        ).to(videos.device)
-        out = self.model(
-            input_ids=text["input_ids"], attention_mask=text["attention_mask"], pixel_values=self.preprocess(frames)
-        )
-        image = F.normalize(out.image_embeds.float(), dim=-1).reshape(batch, len(index), -1)
-        prompt = F.normalize(out.text_embeds.float(), dim=-1)
-        cosine = (image * prompt[:, None]).sum(-1).mean(1)
+        image, prompt = self.embed(videos[:, index].flatten(0, 1), prompts)
+        cosine = (image.reshape(batch, len(index), -1) * prompt[:, None]).sum(-1).mean(1)
         finite = torch.isfinite(cosine)
         cosine = torch.where(finite, cosine, torch.zeros_like(cosine))
         return {
             "score": (self.weight * cosine).clamp(0, 1),
             "clip_cosine": cosine,
+            "degenerate": (~finite).float(),
+        }
+
+
+class PreferenceReward(QualityReward):
+    """R_gen, World-R1's general reward: an image-preference model's score of one frame of each video.
+
+    ``score = clip(logit_scale * cos(frame, prompt) / normalizer, 0, 1)``: PickScore (a CLIP fine-tuned on human
+    preferences; its tokenizer and image settings are those of ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``) divided by
+    26 as Flow-GRPO does, or any CLIP checkpoint (``openai/clip-vit-large-patch14``: a CLIPScore-style preference).
+    In training the frame is drawn at random for every video (seeded by the run's ``seed``, the step and the sample),
+    as the release does; without a step (evaluation) it is the middle frame, so held-out scores are repeatable.
+    Raw terms: ``logit`` (the model's own score), ``frame`` and ``degenerate``.
+
+    Args:
+        model: hub id or local directory of the preference model (a ``CLIPModel``).
+        tokenizer: where its tokenizer lives (PickScore's is in the LAION CLIP repository).
+        normalizer: the logit is divided by this (26: PickScore's usual range becomes about 0.7-0.9).
+        dtype: bf16 on GPUs (the configs), fp32 on CPU.
+        seed: seeds the random frame of every (step, sample).
+    """
+
+    def __init__(
+        self,
+        model: str = "yuvalkirstain/PickScore_v1",
+        tokenizer: str | None = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+        normalizer: float = 26.0,
+        dtype: str = "bf16",
+        seed: int = 0,
+        mean: tuple[float, float, float] = CLIP_MEAN,
+        std: tuple[float, float, float] = CLIP_STD,
+    ) -> None:
+        if normalizer <= 0:
+            raise ValueError(f"normalizer must be positive, got {normalizer}.")
+        super().__init__(model, num_frames=1, mean=mean, std=std, tokenizer=tokenizer, dtype=dtype)
+        self.normalizer, self.seed = normalizer, seed
+
+    def frames(self, batch: int, num_frames: int, step: int | None) -> torch.Tensor:
+        """The frame scored in each video: random per (step, sample) in training, the middle one otherwise."""
+        if step is None:
+            return torch.full((batch,), num_frames // 2, dtype=torch.long)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, "preference-frame", int(step)))
+        return torch.randint(0, num_frames, (batch,), generator=generator)
+
+    @torch.no_grad()
+    def forward(
+        self, videos: torch.Tensor, prompts: Sequence[str], step: int | None = None, **metadata: Any
+    ) -> dict[str, torch.Tensor]:
+        check_videos(videos)
+        batch, num_frames = videos.shape[:2]
+        if len(prompts) != batch:
+            raise ValueError(f"got {len(prompts)} prompts for {batch} videos")
+        index = self.frames(batch, num_frames, step).to(videos.device)
+        image, prompt = self.embed(videos[torch.arange(batch, device=videos.device), index], prompts)
+        logit = self.model.logit_scale.exp().float() * (image * prompt).sum(-1)
+        finite = torch.isfinite(logit)
+        logit = torch.where(finite, logit, torch.zeros_like(logit))
+        return {
+            "score": (logit / self.normalizer).clamp(0, 1),
+            "logit": logit,
+            "frame": index.float(),
             "degenerate": (~finite).float(),
         }
