@@ -38,7 +38,8 @@ TRANSFORMERS: dict[str, dict[str, int]] = {
     "1.3b": {"num_attention_heads": 12, "ffn_dim": 8960, "num_layers": 30},
     "14b": {"num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40},
 }
-#: The README's estimated peak GPU memory (GB) of one process at 832x480x81, micro-batch 1, UMT5 offloaded.
+#: The README's estimated peak GPU memory (GB) of one process at 832x480x81, micro-batch 1, UMT5 offloaded, less
+#: R_gen's PickScore (2 GB), which the smoke run does not load.
 ESTIMATED_PEAK_GB: dict[str, float] = {"1.3b": 19.0}
 REAL_VIDEO = VideoSpec(480, 832, 81)
 SMOKE_PROMPTS = ("Camera pan left. A red barn in a wheat field.", "Camera truck right. A stone bridge over a river.")
