@@ -91,3 +91,22 @@ def test_without_a_checkpoint_sampling_is_wans_own_unless_told_otherwise(tiny_wa
     assert used == [("unipc", WAN_NEGATIVE_PROMPT), ("euler", "blurry")]
     with pytest.raises(ValueError, match="eval_sampler must be one of"):
         sample("A barn.", out=str(tmp_path / "c"), sampler="ddim", **common)
+
+
+def test_camera_conditioning_is_the_checkpoints_unless_told_otherwise(trained, tmp_path, monkeypatch):
+    from world_r1.camera import CameraConfig
+
+    used = []
+    monkeypatch.setattr(
+        WorldR1, "generate", lambda self, *a, **k: used.append(self.camera) or torch.zeros(1, 5, 3, 32, 32)
+    )
+    checkpoint = trained["root"] / "warped.ckpt"
+    state = torch.load(trained["checkpoint"], weights_only=False)
+    state["hyper_parameters"]["camera"] = CameraConfig(enabled=True, strength=0.4)
+    torch.save(state, checkpoint)
+    sample("A barn.", out=str(tmp_path / "a"), checkpoint=str(checkpoint), steps=1)
+    sample("A barn.", out=str(tmp_path / "b"), checkpoint=str(checkpoint), steps=1, no_camera=True)
+    common = {"model": trained["module"].policy_config.model, "dtype": "fp32", "steps": 1, "device": "cpu", **SIZE}
+    sample("A barn.", out=str(tmp_path / "c"), lora=str(trained["lora"]), **common)
+    sample("A barn.", out=str(tmp_path / "d"), lora=str(trained["lora"]), camera=CameraConfig(enabled=True), **common)
+    assert [(c.enabled, c.strength) for c in used] == [(True, 0.4), (False, 0.4), (False, 0.35), (True, 0.35)]

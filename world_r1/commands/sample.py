@@ -10,6 +10,7 @@ import torch
 from rich.progress import track
 
 from world_r1.callbacks.ema import LoRAEMA
+from world_r1.camera import CameraConfig
 from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import load_prompts
 from world_r1.module import WorldR1
@@ -49,6 +50,8 @@ def sample(
     guidance_scale: float = 5.0,
     sampler: str | None = None,
     negative_prompt: str | None = None,
+    camera: CameraConfig | None = None,
+    no_camera: bool = False,
     seed: int = 0,
     use_ema: bool = True,
     device: str = "cuda" if torch.cuda.is_available() else "cpu",
@@ -69,6 +72,9 @@ def sample(
         guidance_scale: classifier-free guidance scale.
         sampler: "unipc" (WanPipeline's default) or "euler"; default the checkpoint's evaluation sampler, else unipc.
         negative_prompt: the unconditional prompt; default the checkpoint's, else Wan's standard negative prompt.
+        camera: implicit camera conditioning (the initial noise warped along each prompt's camera words), e.g.
+            ``--camera.enabled true --camera.strength 0.35``; default the checkpoint's settings, else off.
+        no_camera: plain Gaussian noise whatever the checkpoint was trained with.
         seed: the noise of prompt i is seeded from (seed, i): reruns give the same videos.
         use_ema: with a checkpoint, sample with its EMA weights when it has them.
         device: where to run.
@@ -90,6 +96,10 @@ def sample(
         module.sampling = replace(module.sampling, eval_sampler=sampler)  # validated: a bad name lists the choices
     if negative_prompt is not None:
         module.policy.negative_prompt = negative_prompt
+    if camera is not None:
+        module.camera = camera
+    if no_camera:
+        module.camera = replace(module.camera, enabled=False)
     module.to(device).eval()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
