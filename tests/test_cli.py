@@ -135,3 +135,18 @@ def test_one_option_moves_every_output_and_last_resumes_the_newest_run(tmp_path)
     assert (
         torch.load(root / "version_1" / "checkpoints" / "last.ckpt", weights_only=False)["world_r1"]["steps_done"] == 3
     )
+
+
+def test_last_is_the_newest_run_checkpoint_of_either_layout(tmp_path):
+    from world_r1.cli import latest_run_checkpoint, run_version
+
+    assert latest_run_checkpoint(tmp_path) is None
+    paths = [tmp_path / "checkpoints" / "last.ckpt", tmp_path / "version_3" / "checkpoints" / "last.ckpt"]
+    paths.append(tmp_path / "version_10" / "checkpoints" / "last.ckpt")
+    for age, path in enumerate(reversed(paths)):  # the old layout's file is the newest
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"")
+        os.utime(path, (1e9 + age, 1e9 + age))
+    assert latest_run_checkpoint(tmp_path) == paths[0] and run_version(paths[0]) is None
+    paths[0].unlink()
+    assert latest_run_checkpoint(tmp_path) == paths[1] and run_version(paths[1]) == 3

@@ -78,7 +78,7 @@ class WorldR1CLI(LightningCLI):
         if path == "last" and not _names_checkpoint_dir(self.config[subcommand]):
             found = latest_run_checkpoint(Path(self.config[subcommand].trainer.default_root_dir or "."))
             if found is not None:
-                path, self._resume_version = str(found), int(found.parent.parent.name.removeprefix("version_"))
+                path, self._resume_version = str(found), run_version(found)
                 self.config[subcommand].ckpt_path = path
         if not (path and Path(path).is_file()):
             return
@@ -105,9 +105,17 @@ class WorldR1CLI(LightningCLI):
 
 
 def latest_run_checkpoint(root: Path) -> Path | None:
-    """The newest ``<root>/version_N/checkpoints/last.ckpt`` (what ``--ckpt_path last`` resumes), or None."""
-    candidates = [p for p in root.glob("version_*/checkpoints/last.ckpt") if p.parent.parent.name[8:].isdigit()]
+    """The newest ``<root>/version_N/checkpoints/last.ckpt`` (what ``--ckpt_path last`` resumes), or None. A run made
+    before checkpoints moved into the version folders (``<root>/checkpoints/last.ckpt``) counts too."""
+    candidates = [p for p in root.glob("version_*/checkpoints/last.ckpt") if run_version(p) is not None]
+    candidates += [p for p in [root / "checkpoints" / "last.ckpt"] if p.is_file()]
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def run_version(checkpoint: Path) -> int | None:
+    """N of a ``version_N/checkpoints/<file>`` checkpoint, whose run a resume continues; None for other layouts."""
+    name = checkpoint.parent.parent.name
+    return int(name.removeprefix("version_")) if name.startswith("version_") and name[8:].isdigit() else None
 
 
 def _names_checkpoint_dir(config: Namespace) -> bool:
