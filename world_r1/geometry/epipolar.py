@@ -15,7 +15,8 @@ from world_r1.geometry.matching import PairMatches
 class PairGeometry:
     """Per-pair results, each (P,). ``valid`` is False where a pair had too few matches or RANSAC failed; its other
     values are then the worst case (0 inliers, ``inf`` error), never NaN. ``fundamental`` is (P, 3, 3) with
-    ``x2^T F x1 = 0`` (zeros where invalid)."""
+    ``x2^T F x1 = 0`` (zeros where invalid); ``match_error_px`` (M,) is every match's Sampson distance to its pair's
+    fundamental matrix (``inf`` in invalid pairs), aligned with the :class:`PairMatches` it was estimated from."""
 
     num_matches: torch.Tensor
     inlier_ratio: torch.Tensor
@@ -23,6 +24,7 @@ class PairGeometry:
     parallax_px: torch.Tensor
     valid: torch.Tensor
     fundamental: torch.Tensor
+    match_error_px: torch.Tensor
 
 
 class EpipolarEstimator:
@@ -55,6 +57,7 @@ class EpipolarEstimator:
             parallax_px=torch.zeros(p, device=device),
             valid=torch.zeros(p, dtype=torch.bool, device=device),
             fundamental=torch.zeros(p, 3, 3, device=device),
+            match_error_px=torch.full((len(matches.pair),), float("inf"), device=device),
         )
         for k in range(p):
             x1, x2 = matches.of_pair(k)
@@ -74,5 +77,6 @@ class EpipolarEstimator:
             out.inlier_ratio[k] = (error < self.inlier_px).float().mean()
             out.sampson_px[k] = error.median()
             out.fundamental[k] = fundamental
+            out.match_error_px[matches.pair == k] = error
             out.valid[k] = True
         return out

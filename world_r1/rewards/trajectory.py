@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from kornia.geometry.epipolar import sampson_epipolar_distance
 
 from world_r1.camera import DefaultScene, MotionScale, camera_trajectory, flow_at, plan_for_prompt, relative_motion
 from world_r1.geometry import VideoGeometry, intrinsics_from_fov, relative_pose
@@ -131,10 +130,10 @@ class TrajectoryReward(GeometricReward):
         out["degenerate"] = torch.zeros(batch)
         out["static_expected"] = torch.tensor([float(p.is_static) for p in plans])
         intrinsics = intrinsics_from_fov(self.fov_deg, *analysis.size).to(videos.device)
+        score_video = self._score_flow if self.form == "flow" else self._score_pose
         for b, plan in enumerate(plans):
             poses = camera_trajectory(plan, num_frames, self.motion).to(videos.device)
-            score = self._score_flow if self.form == "flow" else self._score_video
-            terms = score(analysis, b, poses, intrinsics, plan.is_static)
+            terms = score_video(analysis, b, poses, intrinsics, plan.is_static)
             for key, value in terms.items():
                 out[key][b] = value
         return {k: v.to(videos.device) for k, v in out.items()}
@@ -159,8 +158,8 @@ class TrajectoryReward(GeometricReward):
                 sizes.append(0.0)
                 continue
             if bool(geometry.valid[k]):
-                error = sampson_epipolar_distance(start[None], end[None], geometry.fundamental[k][None], squared=False)
-                rigid = (torch.nan_to_num(error[0], nan=float("inf")) < analysis.settings.ransac_px) & in_front
+                error = geometry.match_error_px[analysis.matches.pair == k]  # the estimator's, match for match
+                rigid = (error < analysis.settings.ransac_px) & in_front
                 if int(rigid.sum()) >= 8:
                     in_front = rigid
             measured, expected = (end - start)[in_front].float(), (target - start)[in_front]
@@ -185,7 +184,7 @@ class TrajectoryReward(GeometricReward):
             "degenerate": float(degenerate),
         }
 
-    def _score_video(
+    def _score_pose(
         self, analysis: VideoGeometry, b: int, poses: torch.Tensor, intrinsics: torch.Tensor, static: bool
     ) -> dict[str, float]:
         """Pose-form scores of video ``b``'s pairs, averaged; see the class docstring."""
