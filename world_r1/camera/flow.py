@@ -28,15 +28,20 @@ class DefaultScene:
 _FAR = 1e4  # depth of points on rays that hit no plane (scene units: parallax there is below 1e-3 pixels)
 
 
+def rays_through(pixels: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
+    """Camera-frame rays ``K^-1 (u, v, 1)`` (..., 3) through ``pixels`` (..., 2) (u, v)."""
+    homogeneous = torch.cat([pixels.float(), torch.ones_like(pixels[..., :1], dtype=torch.float32)], dim=-1)
+    return homogeneous @ torch.linalg.inv(intrinsics.float()).T
+
+
 def pixel_rays(intrinsics: torch.Tensor, height: int, width: int, supersample: int = 1) -> torch.Tensor:
-    """Camera-frame rays ``K^-1 (u, v, 1)`` (height * s, width * s, 3) through the centres of an ``s x s`` grid of
-    sub-pixels in each pixel; pixel ``(i, j)`` covers ``u`` in ``[j, j + 1)``, ``v`` in ``[i, i + 1)``."""
+    """Camera-frame rays (height * s, width * s, 3) through the centres of an ``s x s`` grid of sub-pixels in each
+    pixel; pixel ``(i, j)`` covers ``u`` in ``[j, j + 1)``, ``v`` in ``[i, i + 1)``."""
     s = supersample
     v = (torch.arange(height * s, dtype=torch.float32) + 0.5) / s
     u = (torch.arange(width * s, dtype=torch.float32) + 0.5) / s
     vv, uu = torch.meshgrid(v, u, indexing="ij")
-    pixels = torch.stack([uu, vv, torch.ones_like(uu)], -1)
-    return pixels @ torch.linalg.inv(intrinsics.float()).T
+    return rays_through(torch.stack([uu, vv], -1), intrinsics)
 
 
 def scene_points(pose: torch.Tensor, rays: torch.Tensor, scene: DefaultScene) -> torch.Tensor:
@@ -92,6 +97,6 @@ def flow_at(
     """Where the points seen at ``pixels`` (M, 2) (u, v) of the ``from`` frame land in the ``to`` frame: target
     pixels (M, 2) and a mask (M,) of points in front of the ``to`` camera. :func:`forward_flow` at any pixels, e.g.
     the matched keypoints of two frames, whose measured displacement can then be held against the expected one."""
-    homogeneous = torch.cat([pixels.float(), torch.ones_like(pixels[:, :1], dtype=torch.float32)], dim=1)
-    rays = homogeneous @ torch.linalg.inv(intrinsics.float()).T
-    return project(scene_points(pose_from, rays, scene or DefaultScene()), pose_to, intrinsics)
+    return project(
+        scene_points(pose_from, rays_through(pixels, intrinsics), scene or DefaultScene()), pose_to, intrinsics
+    )
