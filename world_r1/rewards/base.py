@@ -134,18 +134,19 @@ def score_all(
     check_videos(videos)
     metadata = dict(metadata or {})
     analysis: VideoGeometry | None = None
+    analysis_failed = False
     out: dict[str, dict[str, torch.Tensor]] = {}
     for name, term in terms.items():
         start = time.perf_counter()
         extra = metadata
         if isinstance(term, GeometricReward) and videos.shape[1] >= 2:
-            if analysis is None:
+            if analysis is None and not analysis_failed:
                 try:
                     analysis = analyse(videos, geometry)
                 except Exception:  # the core itself failed: every geometric term of this batch is worst
                     log.exception("the geometry analysis failed on this batch; its geometric terms score 0")
-                    analysis = False  # type: ignore[assignment]
-            if analysis is False:
+                    analysis_failed = True
+            if analysis_failed:
                 out[name] = term.worst_case(videos.shape[0], videos.device)
                 continue
             extra = {**metadata, "analysis": analysis}
