@@ -21,7 +21,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+from diffusers import AutoencoderKLWan, WanPipeline, WanTransformer3DModel
 from rich.console import Console
 from rich.table import Table
 from transformers import UMT5Config, UMT5EncoderModel
@@ -31,6 +31,7 @@ from world_r1.data import PromptDataModule
 from world_r1.grpo import GRPOConfig, SamplingConfig
 from world_r1.module import WorldR1
 from world_r1.policy import WAN_NEGATIVE_PROMPT, LoRAConfig, PolicyConfig, VideoSpec, resolve_dtype
+from world_r1.policy.schedule import wan_unipc_scheduler
 from world_r1.policy.tiny import build_tokenizer
 
 #: The transformer of each Wan 2.1 text-to-video size (the rest of diffusers' defaults is shared by both).
@@ -78,7 +79,7 @@ def build_realsize_wan(out_dir: str | Path, size: str = "1.3b", dtype: str = "bf
             )
         )
     vae = AutoencoderKLWan()  # Wan 2.1's VAE config, with its latent statistics
-    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    scheduler = wan_unipc_scheduler(flow_shift=3.0)
     pipe = WanPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from diffusers import UniPCMultistepScheduler
 
 from world_r1.grpo.config import SamplingConfig
 from world_r1.grpo.sde import ode_step, sde_step_with_logprob
+from world_r1.policy.schedule import wan_unipc_scheduler
 from world_r1.policy.wan import WanPolicy
 from world_r1.settings import resolve_dtype
 
@@ -111,7 +111,7 @@ def sample_unipc(
     """Deterministic sampling as ``WanPipeline`` does by default: diffusers' multistep UniPC on flow predictions
     with shifted flow sigmas, the transformer called at the scheduler's (integer) timesteps. Higher order than Euler,
     so fewer steps for the same video; latents ``(B, C, T, h, w)`` from ``noise``."""
-    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=flow_shift)
+    scheduler = wan_unipc_scheduler(flow_shift)
     scheduler.set_timesteps(num_steps, device=noise.device)
     x = noise.float()
     for t in scheduler.timesteps:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from diffusers import UniPCMultistepScheduler
 
 
 def shift_sigmas(sigmas: torch.Tensor, shift: float) -> torch.Tensor:
@@ -20,3 +21,8 @@ def flow_sigmas(num_steps: int, shift: float = 3.0) -> torch.Tensor:
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
     return shift_sigmas(torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64), shift).float()
+
+
+def wan_unipc_scheduler(flow_shift: float = 3.0) -> UniPCMultistepScheduler:
+    """Wan's default sampler in diffusers: multistep UniPC on flow predictions over the shifted flow sigmas."""
+    return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=flow_shift)

@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+from diffusers import AutoencoderKLWan, WanPipeline, WanTransformer3DModel
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+from world_r1.policy.schedule import wan_unipc_scheduler
 
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
 
 
-_WORD = re.compile(r"\w+|[^\w\s]")
+_WORD = re.compile(r"\w+|[^\w\s]+")  # the split of the Whitespace pre-tokenizer below
 
 
 def build_tokenizer(words: Sequence[str] | None = None) -> PreTrainedTokenizerFast:
@@ -147,7 +149,7 @@ def build_tiny_pipeline(seed: int = 0, sizes: WanSizes | None = None) -> WanPipe
     )
     if sizes == WanSizes():
         _preserve_decoder_signal(vae)
-    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    scheduler = wan_unipc_scheduler(flow_shift=3.0)
     return WanPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer
     )
