@@ -79,9 +79,7 @@ class PolicyConfig:
 
     model: str = DEFAULT_MODEL  # hub id or local diffusers directory
     dtype: Dtype = "bf16"  # transformer/text-encoder weights: bf16, fp16 or fp32 (LoRA weights are always fp32)
-    compute_dtype: Dtype | None = (
-        None  # autocast dtype of the transformer (None: as dtype); FSDP: dtype fp32 + bf16 here
-    )
+    compute_dtype: Dtype | None = None  # transformer autocast dtype (None: as dtype); FSDP: fp32 dtype + bf16 here
     vae_dtype: Dtype | None = None  # VAE weights and decode (None: fp32 whenever dtype is bf16/fp16, as diffusers' Wan)
     lora: LoRAConfig = field(default_factory=LoRAConfig)  # the trainable adapter
     max_sequence_length: int = 512  # text tokens the transformer attends to (Wan pads prompts to 512)
