@@ -47,17 +47,16 @@ class VideoLogger(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: WorldR1, outputs: dict[str, Any], batch: Any, batch_idx: int
     ) -> None:
-        record = outputs
-        if not record or not self._due(pl_module.steps_done):
+        if not outputs or not self._due(pl_module.steps_done):
             return
         fps = pl_module.video.fps
         tensorboard = find_tensorboard(trainer.loggers)
         root = Path(trainer.log_dir or trainer.default_root_dir) / "videos" / f"step_{pl_module.steps_done:06d}"
-        prompts: list[str] = record["prompts"]
+        prompts: list[str] = outputs["prompts"]
         for k, prompt in enumerate(list(dict.fromkeys(prompts))[: self.num_prompts]):
             index = [i for i, p in enumerate(prompts) if p == prompt][: self.max_samples]
-            videos = record["videos"][index].float().cpu()
-            table = self._reward_table(prompt, index, record["rewards"])
+            videos = outputs["videos"][index].float().cpu()
+            table = self._reward_table(prompt, index, outputs["rewards"])
             if tensorboard is not None:
                 add_gif(tensorboard, f"videos/prompt_{k}", tile_videos(videos), pl_module.steps_done, fps)
                 tensorboard.experiment.add_text(f"videos/prompt_{k}", table, pl_module.steps_done)
