@@ -162,3 +162,37 @@ def test_flow_form_scores_the_direction_of_every_verb(flow_reward, videos):
     right = flow_reward(videos[: len(moving)], [f"Camera {m}. A room." for m in moving])["score"]
     wrong = flow_reward(videos[: len(moving)], [f"Camera {reverse[m]}. A room." for m in moving])["score"]
     assert (right > 0.7).all() and (wrong < 0.1).all(), (right, wrong)
+
+
+def test_flow_form_reads_only_the_rigid_matches(videos):
+    """Matches off the pair's fundamental matrix (the estimator's per-match Sampson distance over ``ransac_px``) are
+    left out: a majority of spurious matches moving against the camera does not flip the direction."""
+    from dataclasses import replace
+
+    from world_r1.geometry import analyse
+    from world_r1.geometry.matching import PairMatches
+
+    clip, prompt = videos[:1], ["Camera pan left."]
+    analysis = analyse(clip, GEOMETRY)
+    term = TrajectoryReward(form="flow")
+    clean = term(clip, prompt, analysis=analysis)
+    matches = analysis.matches
+    start, end = matches.of_pair(0)
+    spurious = len(start) * 2  # twice as many matches as the real ones, each moving the opposite way
+    index = torch.arange(spurious) % len(start)
+    fake_start, fake_end = start[index], start[index] - (end - start)[index]
+    corrupted = replace(
+        analysis,
+        matches=PairMatches(
+            torch.cat([matches.points1, fake_start]),
+            torch.cat([matches.points2, fake_end]),
+            torch.cat([matches.pair, torch.zeros(spurious, dtype=torch.long)]),
+            matches.num_pairs,
+        ),
+        geometry=replace(
+            analysis.geometry,
+            match_error_px=torch.cat([analysis.geometry.match_error_px, torch.full((spurious,), float("inf"))]),
+        ),
+    )
+    assert bool(analysis.geometry.valid[0]) and clean["direction"][0] > 0.8
+    torch.testing.assert_close(term(clip, prompt, analysis=corrupted)["direction"], clean["direction"])
