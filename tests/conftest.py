@@ -24,3 +24,17 @@ from world_r1.policy import build_tiny_wan  # noqa: E402
 def tiny_wan_dir(tmp_path_factory) -> str:
     """A tiny random Wan written once per session with save_pretrained, loaded by tests through from_pretrained."""
     return str(build_tiny_wan(tmp_path_factory.mktemp("tiny-wan")))
+
+
+@pytest.fixture(scope="session")
+def tiny_variant_dir(tmp_path_factory):
+    """``tiny_variant_dir(variant)``: the tiny random Wan of ``variant`` (``world_r1.policy.tiny.TINY_VARIANTS``),
+    written once per session with save_pretrained."""
+    built: dict[str, str] = {}
+
+    def build(variant: str) -> str:
+        if variant not in built:
+            built[variant] = str(build_tiny_wan(tmp_path_factory.mktemp(variant), variant=variant))
+        return built[variant]
+
+    return build

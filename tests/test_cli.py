@@ -47,7 +47,18 @@ def test_a_bad_value_ends_with_one_line_naming_it_and_debug_shows_the_traceback(
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 
-@pytest.mark.parametrize("config", ["tiny.yaml", "mini.yaml", "wan21.yaml", "wan21_14b.yaml"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        "tiny.yaml",
+        "mini.yaml",
+        "wan21.yaml",
+        "wan21_14b.yaml",
+        "wan22_ti2v_5b.yaml",
+        "wan22_a14b.yaml",
+        "wan21_i2v.yaml",
+    ],
+)
 def test_print_config_round_trips_with_overrides(tmp_path, config):
     path = str(ROOT / "configs" / config)
     first = _run(
@@ -150,3 +161,36 @@ def test_last_is_the_newest_run_checkpoint_of_either_layout(tmp_path):
     assert latest_run_checkpoint(tmp_path) == paths[0] and run_version(paths[0]) is None
     paths[0].unlink()
     assert latest_run_checkpoint(tmp_path) == paths[1] and run_version(paths[1]) == 3
+
+
+@pytest.mark.slow
+def test_image_to_video_fit_and_sample_from_the_command_line(tmp_path):
+    """A tiny Wan2.1-I2V from `tiny --variant`, prompts with pictures: `fit` trains and evaluates, `sample --image`
+    makes a video from a picture, and refuses one of another aspect ratio, naming it."""
+    from PIL import Image
+
+    assert _run("tiny", "--variant", "wan2.1-i2v", "--out", str(tmp_path / "i2v")).returncode == 0
+    Image.new("RGB", (48, 48), (30, 120, 200)).save(tmp_path / "lake.png")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        json.dumps({"prompt": "Camera pan left. A lake.", "image": "lake.png"})
+        + "\n"
+        + json.dumps({"prompt": "Camera dolly in. A lake.", "image": "lake.png"})
+        + "\n"
+    )
+    data = ["--data.train_prompts", str(prompts), "--data.eval_prompts", str(prompts), "--data.decoupled_steps", "0"]
+    model = ["--model.policy.model", str(tmp_path / "i2v"), "--model.policy.build_tiny_if_missing", "false"]
+    out = _run("fit", "--config", TINY, "--trainer.max_steps", "2", *model, *data, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "runs" / "tiny" / "version_0"
+    assert (run / "lora" / "pytorch_lora_weights.safetensors").is_file()
+    assert json.loads((run / "eval" / "fit_step_000002.json").read_text())["num_videos"] == 2
+
+    common = ["--model", str(tmp_path / "i2v"), "--dtype", "fp32", "--height", "48", "--width", "48"]
+    common += ["--num_frames", "5", "--steps", "2", "--device", "cpu", "--lora", str(run / "lora")]
+    sampled = _run("sample", "--prompts", "Camera orbit left. A lake.", "--image", "lake.png", *common, cwd=tmp_path)
+    assert sampled.returncode == 0, sampled.stderr[-3000:]
+    assert read_video(tmp_path / "samples" / "0000.mp4").shape == (5, 3, 48, 48)
+    Image.new("RGB", (96, 48)).save(tmp_path / "wide.png")
+    refused = _run("sample", "--prompts", "A lake.", "--image", "wide.png", *common, cwd=tmp_path)
+    assert refused.returncode != 0 and "wide.png is 96x48 (aspect 2.00) but the videos are 48x48" in refused.stderr

@@ -123,3 +123,66 @@ def test_datamodule_batches():
 def test_decoupled_needs_prompts():
     with pytest.raises(ValueError, match="decoupled_prompts"):
         PromptDataModule(decoupled_prompts=None, decoupled_steps=5)
+
+
+def _picture(path, size=(64, 48)):
+    from PIL import Image
+
+    Image.new("RGB", size, (200, 40, 40)).save(path)
+    return path
+
+
+def test_jsonl_images_resolve_against_the_prompt_file_and_reach_the_batches(tmp_path):
+    (tmp_path / "frames").mkdir()
+    _picture(tmp_path / "frames" / "barn.png")
+    absolute = _picture(tmp_path / "canyon.png")
+    file = tmp_path / "prompts.jsonl"
+    lines = [
+        {"prompt": "Camera pan left. A barn.", "image": "frames/barn.png"},
+        {"prompt": "A canyon.", "image": str(absolute)},
+    ]
+    file.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    records = load_prompts(file)
+    assert [r.image for r in records] == [str(tmp_path / "frames" / "barn.png"), str(absolute)]
+    assert records[1].where == f"{file}:2"
+    data = PromptDataModule(
+        train_prompts=str(file), decoupled_prompts=None, eval_prompts=str(file), group_size=2, prompts_per_step=2
+    )
+    batch = next(iter(data.train_dataloader()))
+    assert sorted(batch["images"]) == sorted([r.image for r in records for _ in range(2)])
+    assert next(iter(data.eval_dataloader(0, 1, 2)))["images"] == [r.image for r in records]
+    data.check_images(48, 64, takes_images=True, needs_images=True)  # 4:3 pictures for 64x48 videos
+
+
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        ("missing.png", r"prompts.jsonl:2: \"image\": Image .*missing.png not found"),
+        ("notes.png", r"prompts.jsonl:2: \"image\": Image .*notes.png cannot be read"),
+    ],
+)
+def test_a_missing_or_unreadable_image_names_the_prompt_line(tmp_path, image, match):
+    (tmp_path / "notes.png").write_text("not a picture")
+    _picture(tmp_path / "ok.png")
+    lines = [{"prompt": "A barn.", "image": "ok.png"}, {"prompt": "A canyon.", "image": image}]
+    (tmp_path / "prompts.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    with pytest.raises(ValueError, match=match):
+        load_prompts(tmp_path / "prompts.jsonl")
+
+
+def test_images_that_do_not_suit_the_model_or_the_video_name_the_prompt_line(tmp_path):
+    _picture(tmp_path / "square.png", size=(64, 64))
+    file = tmp_path / "prompts.jsonl"
+    file.write_text(json.dumps({"prompt": "A barn.", "image": "square.png"}) + "\n")
+    data = PromptDataModule(train_prompts=str(file), decoupled_prompts=None, eval_prompts=str(file))
+    with pytest.raises(
+        ValueError, match=r"prompts.jsonl:1: image .*square.png is 64x64 \(aspect 1.00\) but the videos are 832x480"
+    ):
+        data.check_images(480, 832, takes_images=True, needs_images=False)
+    with pytest.raises(ValueError, match=r"prompts.jsonl:1: the prompt has an image but this Wan is text-to-video"):
+        data.check_images(64, 64, takes_images=False, needs_images=False)
+    text = tmp_path / "prompts.txt"
+    text.write_text("A barn.\n")
+    plain = PromptDataModule(train_prompts=str(text), decoupled_prompts=None, eval_prompts=str(text))
+    with pytest.raises(ValueError, match=r"prompts.txt:1: this image-to-video Wan needs an image for every prompt"):
+        plain.check_images(64, 64, takes_images=True, needs_images=True)

@@ -125,7 +125,9 @@ def test_checkpoint_holds_only_the_lora(tiny_wan_dir, tmp_path):
     assert module.steps_done == checkpoint["world_r1"]["steps_done"] == 1
 
 
-@pytest.mark.parametrize("config", ["wan21.yaml", "wan21_14b.yaml"])
+@pytest.mark.parametrize(
+    "config", ["wan21.yaml", "wan21_14b.yaml", "wan22_ti2v_5b.yaml", "wan22_a14b.yaml", "wan21_i2v.yaml"]
+)
 def test_the_real_configs_keep_disk_use_bounded(config, tiny_wan_dir, tmp_path):
     """Their checkpoint settings, every step instead of every 25: only the newest two remain, last.ckpt links the
     newest, and a run resumes from it."""

@@ -2,7 +2,7 @@
 
 python -m world_r1 fit --config configs/wan21.yaml [--trainer.max_steps 10 --model.policy.lora.rank 64 ...]
 python -m world_r1 validate --config configs/wan21.yaml --ckpt_path last   # 3D-consistency evaluation of a run
-python -m world_r1 tiny --out .cache/tiny-wan          # write a tiny random Wan (offline demo and tests)
+python -m world_r1 tiny --out .cache/tiny-wan [--variant wan2.2-ti2v]   # a tiny random Wan (offline demo, tests)
 python -m world_r1 sample --prompts builtin:eval --checkpoint runs/wan21/version_0/checkpoints/last.ckpt --out samples
 python -m world_r1 evaluate --videos samples           # score any folder of videos, rich table + JSON/CSV
 python -m world_r1 pretrain --config configs/mini_vae.yaml   # flow-matching training of Wan (same flags as fit)
@@ -128,15 +128,18 @@ def _names_checkpoint_dir(config: Namespace) -> bool:
     )
 
 
-def tiny(out: str = ".cache/world_r1/tiny-wan", seed: int = 0, overwrite: bool = False) -> None:
-    """Write a tiny, randomly initialised Wan 2.1 (diffusers format, ~400 KiB) for offline demos and tests.
+def tiny(
+    out: str = ".cache/world_r1/tiny-wan", seed: int = 0, overwrite: bool = False, variant: str = "wan2.1-t2v"
+) -> None:
+    """Write a tiny, randomly initialised Wan (diffusers format, under 1 MiB) for offline demos and tests.
 
     Args:
         out: directory to write (a normal diffusers model directory: pass it as `--model.policy.model`).
         seed: initialisation seed; the same seed gives the same weights.
         overwrite: replace a model already at `out`.
+        variant: which Wan it mirrors: wan2.1-t2v, wan2.1-i2v, wan2.2-ti2v or wan2.2-t2v-a14b.
     """
-    print(build_tiny_wan(out, seed=seed, overwrite=overwrite))
+    print(build_tiny_wan(out, seed=seed, overwrite=overwrite, variant=variant))
 
 
 TOOLS: dict[str, Callable[..., object]] = {"tiny": tiny, "sample": sample, "evaluate": evaluate, "smoke": smoke}

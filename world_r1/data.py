@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from world_r1.camera import CameraParseError, parse_camera
 from world_r1.compat import uses_distributed_sampler
+from world_r1.policy.conditioning import check_aspect, image_size
 from world_r1.prompts import BUILTIN_SETS, builtin_prompt_file
 from world_r1.seeding import derive_seed
 
@@ -28,11 +29,14 @@ Phase = Literal["main", "decoupled"]
 
 @dataclass(frozen=True)
 class PromptRecord:
-    """One prompt; ``camera`` (from a JSONL file) overrides the camera motion the text describes."""
+    """One prompt; ``camera`` (from a JSONL file) overrides the camera motion the text describes, ``image`` (a path)
+    is the first frame of an image-to-video model; ``where`` (``file:line``) locates it for error messages."""
 
     text: str
     id: int
     camera: str | None = None
+    image: str | None = None
+    where: str = ""
 
 
 def _resolve(path: str | os.PathLike) -> Path:
@@ -42,8 +46,9 @@ def _resolve(path: str | os.PathLike) -> Path:
 
 def load_prompts(path: str | os.PathLike) -> list[PromptRecord]:
     """Read prompts from ``.txt`` (one per line; blank lines and ``#`` comments skipped) or ``.jsonl``
-    (objects with ``"prompt"`` and optional ``"camera"``). ``builtin:NAME`` names a shipped set: train, dynamic, eval,
-    mini_train, mini_eval."""
+    (objects with ``"prompt"`` and optional ``"camera"`` and ``"image"``: a picture's path, relative to the prompt
+    file's folder unless absolute, checked here to exist and be readable). ``builtin:NAME`` names a shipped set:
+    train, dynamic, eval, mini_train, mini_eval."""
     file = _resolve(path)
     if not file.is_file():
         raise FileNotFoundError(
@@ -56,22 +61,33 @@ def load_prompts(path: str | os.PathLike) -> list[PromptRecord]:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
+        where = f"{file}:{number}"
         if file.suffix == ".txt":
-            records.append(PromptRecord(line, len(records)))
+            records.append(PromptRecord(line, len(records), where=where))
             continue
         try:
             item = json.loads(line)
-            text, camera = item["prompt"], item.get("camera")
+            text, camera, image = item["prompt"], item.get("camera"), item.get("image")
         except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ValueError(f'{file}:{number}: expected a JSON object with a "prompt" field ({error}).') from error
-        if not isinstance(text, str) or not text.strip() or not (camera is None or isinstance(camera, str)):
-            raise ValueError(f'{file}:{number}: "prompt" must be a non-empty string and "camera" a string.')
+            raise ValueError(f'{where}: expected a JSON object with a "prompt" field ({error}).') from error
+        if (
+            not isinstance(text, str)
+            or not text.strip()
+            or not all(v is None or isinstance(v, str) for v in (camera, image))
+        ):
+            raise ValueError(f'{where}: "prompt" must be a non-empty string, "camera" and "image" strings.')
         if camera is not None:
             try:
                 parse_camera(camera)  # an explicit camera motion must be understood: fail before any model loads
             except CameraParseError as error:
-                raise ValueError(f'{file}:{number}: "camera": {error}') from error
-        records.append(PromptRecord(text.strip(), len(records), camera))
+                raise ValueError(f'{where}: "camera": {error}') from error
+        if image is not None:
+            image = str(file.parent / Path(image).expanduser())  # an absolute path stays as it is
+            try:
+                image_size(image)  # exists and is a picture: fail before any model loads
+            except (FileNotFoundError, ValueError) as error:
+                raise ValueError(f'{where}: "image": {error}') from error
+        records.append(PromptRecord(text.strip(), len(records), camera, image, where))
     if not records:
         raise ValueError(f"Prompt file {file} holds no prompts: add one prompt per line.")
     return records
@@ -173,13 +189,14 @@ class _PromptSets:
 
 
 def collate_group(items: list[tuple]) -> dict:
-    """A step's samples as one batch: prompts, cameras, prompt/group/sample ids, phase and step."""
+    """A step's samples as one batch: prompts, cameras, images, prompt/group/sample ids, phase and step."""
     phases = {phase for phase, *_ in items}
     steps = {step for _, step, *_ in items}
     assert len(phases) == len(steps) == 1, "a batch holds exactly one step"
     return {
         "prompts": [record.text for _, _, record, _, _ in items],
         "cameras": [record.camera for _, _, record, _, _ in items],
+        "images": [record.image for _, _, record, _, _ in items],
         "prompt_ids": torch.tensor([record.id for _, _, record, _, _ in items]),
         "group_ids": torch.tensor([group for *_, group, _ in items]),
         "sample_ids": torch.tensor([sample for *_, sample in items]),
@@ -248,6 +265,31 @@ class PromptDataModule(L.LightningDataModule):
         """The held-out prompts (the first ``num_eval_prompts``)."""
         return load_prompts(self.eval_prompts)[: self.num_eval_prompts]
 
+    def records(self) -> list[PromptRecord]:
+        """Every prompt the data module serves: the training sets and the held-out prompts."""
+        return [r for records in self.prompt_sets().values() for r in records] + self.eval_records()
+
+    def check_images(self, height: int, width: int, takes_images: bool, needs_images: bool) -> None:
+        """Raise, naming the prompt file line, if the prompts' images do not suit the model and the video size: an
+        image for a text-only model, a prompt without one for an image-to-video model, or an image of another aspect
+        ratio than the ``width`` x ``height`` videos."""
+        for record in self.records():
+            if record.image is None:
+                if needs_images:
+                    raise ValueError(
+                        f'{record.where}: this image-to-video Wan needs an image for every prompt: add "image": '
+                        '"path/to/first_frame.png" to the line (a .jsonl prompt file).'
+                    )
+                continue
+            if not takes_images:
+                raise ValueError(
+                    f"{record.where}: the prompt has an image but this Wan is text-to-video only: remove the images "
+                    "or use an image-to-video model (Wan2.1-I2V-14B, Wan2.2-TI2V-5B)."
+                )
+            problem = check_aspect(image_size(record.image), height, width)
+            if problem:
+                raise ValueError(f"{record.where}: image {record.image} {problem}.")
+
     def setup(self, stage: str) -> None:
         if stage == "fit":
             self.prompt_sets()
@@ -292,7 +334,7 @@ class PromptDataModule(L.LightningDataModule):
 
     def eval_dataloader(self, rank: int, world: int, batch_size: int) -> DataLoader:
         """Process ``rank``'s share of the held-out prompts (:func:`shard_records`) in batches of ``batch_size``,
-        each with ``prompts``, ``cameras``, ``prompt_ids`` and ``weights`` (0 marks a repeated prompt)."""
+        each with ``prompts``, ``cameras``, ``images``, ``prompt_ids`` and ``weights`` (0 marks a repeated prompt)."""
         return DataLoader(
             shard_records(self.eval_records(), rank, world), batch_size=batch_size, collate_fn=_collate_eval
         )
@@ -315,6 +357,7 @@ def _collate_eval(items: list[tuple[PromptRecord, float]]) -> dict:
     return {
         "prompts": [r.text for r, _ in items],
         "cameras": [r.camera for r, _ in items],
+        "images": [r.image for r, _ in items],
         "prompt_ids": torch.tensor([r.id for r, _ in items]),
         "weights": torch.tensor([w for _, w in items]),
     }

@@ -16,12 +16,13 @@ from world_r1.grpo.loss import grpo_loss
 from world_r1.grpo.rollout import Rollout, sample_ode, sample_rollout, sample_unipc
 from world_r1.grpo.sde import sde_step_with_logprob
 from world_r1.policy import PolicyConfig, VideoSpec, WanPolicy, flow_sigmas
+from world_r1.policy.conditioning import ImageCondition, load_image
 from world_r1.rewards import BrightnessReward, WeightedReward
 from world_r1.seeding import derive_seed
 
 
 class WorldR1(L.LightningModule):
-    """Flow-GRPO post-training of Wan 2.1 with a LoRA adapter and composable (3D-consistency) rewards.
+    """Flow-GRPO post-training of a Wan (2.1, 2.2; text- or image-to-video) with LoRA and composable rewards.
 
     One ``training_step`` takes the prompts of a batch (each repeated G times by the data module, a group may span
     processes), samples rollouts with SDE steps on a random window, decodes and scores them, normalises rewards
@@ -71,6 +72,7 @@ class WorldR1(L.LightningModule):
         if self.policy is not None:
             return
         self.policy = WanPolicy.from_config(self.policy_config)
+        self.policy.check_video(self.video)
 
     def on_fit_start(self) -> None:
         """Refuse to train a LoRA that the trainer's precision plugin cast below fp32: its updates would round away."""
@@ -81,16 +83,19 @@ class WorldR1(L.LightningModule):
                 f"{self.trainer.precision!r} cast the whole model. Use trainer.precision: 32-true (the policy keeps "
                 "Wan in model.policy.dtype and autocasts itself) or bf16-mixed under FSDP."
             )
+        data = getattr(self.trainer, "datamodule", None)
+        if data is not None and hasattr(data, "check_images"):  # before the first rollout, naming the prompt line
+            kind = self.policy.conditioning
+            data.check_images(self.video.height, self.video.width, kind != "none", kind == "channels")
         if self.policy_config.offload_text_encoder:
             self.policy.offload_text_encoder(self._known_prompts())
 
     def _known_prompts(self) -> list[str]:
         """Every training and held-out prompt of the data module (none without one): what the cache must hold."""
         data = getattr(self.trainer, "datamodule", None)
-        if data is None or not hasattr(data, "prompt_sets"):
+        if data is None or not hasattr(data, "records"):
             return []
-        records = [r for records in data.prompt_sets().values() for r in records] + data.eval_records()
-        return [r.text for r in records]
+        return [r.text for r in data.records()]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
@@ -128,9 +133,7 @@ class WorldR1(L.LightningModule):
         (or of ``cameras[i]``, an explicit override), still exactly standard Gaussian (``world_r1.camera.warp``).
         """
         vae = self.policy.vae.config
-        shape = self.video.latent_shape(
-            self.policy.transformer.config.in_channels, vae.scale_factor_temporal, vae.scale_factor_spatial
-        )
+        shape = self.video.latent_shape(vae.z_dim, vae.scale_factor_temporal, vae.scale_factor_spatial)
         noise = []
         for i, seed in enumerate(seeds):
             generator = torch.Generator().manual_seed(int(seed))
@@ -140,6 +143,20 @@ class WorldR1(L.LightningModule):
                 sample = camera_noise(sample, prompts[i], camera, self.camera, generator)
             noise.append(sample)
         return torch.stack(noise).to(self.device)
+
+    def image_condition(self, images: Sequence[str | None] | None) -> ImageCondition | None:
+        """The image conditioning of samples whose first frames are the pictures at ``images`` (None: text only);
+        each distinct picture is encoded once (a group's G samples share one)."""
+        if images is None or all(image is None for image in images):
+            return None
+        if any(image is None for image in images):
+            raise ValueError("A batch mixes prompts with and without an image: give every prompt an image, or none.")
+        unique = list(dict.fromkeys(images))
+        video = self.video
+        condition = self.policy.encode_images(
+            [load_image(path) for path in unique], video.height, video.width, video.num_frames
+        )
+        return condition.select(torch.tensor([unique.index(image) for image in images], device=self.device))
 
     def _noise_seeds(self, batch: dict) -> list[int]:
         step = batch["step"]
@@ -154,18 +171,21 @@ class WorldR1(L.LightningModule):
         num_steps: int | None = None,
         guidance_scale: float | None = None,
         cameras: Sequence[str | None] | None = None,
+        images: Sequence[str | None] | None = None,
     ) -> torch.Tensor:
         """Deterministic ODE videos ``(B, F, 3, H, W)`` in [0, 1] for evaluation and the `sample` command, by
         ``sampling.eval_sampler`` (Euler or UniPC); ``cameras`` optionally overrides the camera motion of each prompt
-        (used when ``camera.enabled``)."""
+        (used when ``camera.enabled``), ``images`` are the first frames of an image-to-video model."""
         steps, sampling = num_steps or self.sampling.eval_steps, self.sampling
         noise = self.initial_noise(seeds, prompts, cameras)
         embeds, negative = self.policy.encode_prompts(prompts), self.policy.encode_negative(len(prompts))
         scale = sampling.guidance_scale if guidance_scale is None else guidance_scale
+        guidance = {"condition": self.image_condition(images), "guidance_scale_2": sampling.guidance_scale_2}
         if sampling.eval_sampler == "unipc":
-            latents = sample_unipc(self.policy, noise, embeds, negative, steps, sampling.flow_shift, scale)
+            latents = sample_unipc(self.policy, noise, embeds, negative, steps, sampling.flow_shift, scale, **guidance)
         else:
-            latents = sample_ode(self.policy, noise, embeds, negative, flow_sigmas(steps, sampling.flow_shift), scale)
+            sigmas = flow_sigmas(steps, sampling.flow_shift)
+            latents = sample_ode(self.policy, noise, embeds, negative, sigmas, scale, **guidance)
         return self.policy.decode(latents)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
@@ -176,7 +196,7 @@ class WorldR1(L.LightningModule):
         """
         seeds = [derive_seed(self.seed, "eval", int(i)) for i in batch["prompt_ids"]]
         cameras = batch.get("cameras")
-        videos = self.generate(batch["prompts"], seeds, cameras=cameras)
+        videos = self.generate(batch["prompts"], seeds, cameras=cameras, images=batch.get("images"))
         return {
             "videos": videos,
             "prompts": batch["prompts"],
@@ -199,6 +219,7 @@ class WorldR1(L.LightningModule):
         sigmas = flow_sigmas(self.sampling.train_steps, self.sampling.flow_shift)
         window_rng = torch.Generator().manual_seed(derive_seed(self.seed, "window", step))
         sde_rng = torch.Generator(self.device).manual_seed(derive_seed(self.seed, "sde", step, self.global_rank))
+        condition = self.image_condition(batch.get("images"))
         rollout = sample_rollout(
             self.policy,
             self.initial_noise(self._noise_seeds(batch), prompts, batch.get("cameras")),
@@ -206,8 +227,9 @@ class WorldR1(L.LightningModule):
             negative,
             sigmas,
             self.sampling,
-            self.sampling.sde_steps(window_rng),
+            self.sampling.sde_steps(window_rng, self.policy.trainable_runs(sigmas)),
             sde_rng,
+            condition,
         )
         videos = self.policy.decode(rollout.final)
         weights = self.decoupled_weights if batch["phase"] == "decoupled" and self.decoupled_weights else None
@@ -227,7 +249,7 @@ class WorldR1(L.LightningModule):
             rank=self.global_rank,
             **self._adv_kwargs(),
         )
-        stats = self._update(rollout, advantages.values, embeds, negative, step)
+        stats = self._update(rollout, advantages.values, embeds, negative, step, condition)
         self._log_step(rewards, advantages, stats, batch["phase"])
         self.steps_done = step + 1
         return {"videos": videos, "prompts": prompts, "rewards": rewards, "advantages": advantages.values, "step": step}
@@ -236,7 +258,13 @@ class WorldR1(L.LightningModule):
         return {"std_mode": self.grpo.std_mode, "clip": self.grpo.adv_clip}
 
     def _update(
-        self, rollout: Rollout, advantages: torch.Tensor, embeds: torch.Tensor, negative: torch.Tensor, step: int
+        self,
+        rollout: Rollout,
+        advantages: torch.Tensor,
+        embeds: torch.Tensor,
+        negative: torch.Tensor,
+        step: int,
+        condition: ImageCondition | None = None,
     ) -> dict[str, float]:
         """Inner epochs of clipped-surrogate updates; one optimizer step per epoch, gradients accumulated."""
         optimizer = self.optimizers()
@@ -251,7 +279,7 @@ class WorldR1(L.LightningModule):
             skipped = False
             for j in steps:
                 for index in order.split(self.grpo.micro_batch_size):
-                    out = self._loss(rollout, j, index.to(self.device), advantages, embeds, negative)
+                    out = self._loss(rollout, j, index.to(self.device), advantages, embeds, negative, condition)
                     if not torch.isfinite(out.loss):
                         skipped = True
                         break
@@ -264,17 +292,23 @@ class WorldR1(L.LightningModule):
             totals["grad_norm"] = self._optimizer_step(optimizer, skipped) * count
         return {name: value / max(count, 1) for name, value in totals.items()}
 
-    def _loss(self, rollout: Rollout, j: int, index: torch.Tensor, advantages, embeds, negative):
+    def _loss(self, rollout: Rollout, j: int, index: torch.Tensor, advantages, embeds, negative, condition=None):
         x = rollout.latents[index, j].float()
         x_next = rollout.next_latents[index, j].float()
         sigma, sigma_next = float(rollout.sigmas[j]), float(rollout.sigmas_next[j])
-        sde = {"noise_level": self.sampling.noise_level, "noise_schedule": self.sampling.noise_schedule}
-        v = self.policy.velocity(x, sigma, embeds[index], negative[index], self.sampling.guidance_scale)
+        condition = condition.select(index) if condition is not None else ImageCondition()
+        sde = {
+            "noise_level": self.sampling.noise_level,
+            "noise_schedule": self.sampling.noise_schedule,
+            "mask": condition.free_mask(x),
+        }
+        guidance = (self.sampling.guidance_scale, condition, self.sampling.guidance_scale_2)
+        v = self.policy.velocity(x, sigma, embeds[index], negative[index], *guidance)
         step = sde_step_with_logprob(v, x, sigma, sigma_next, prev_sample=x_next, **sde)
         ref_mean = None
         if self.grpo.beta > 0:
             with torch.no_grad(), self.policy.reference():
-                v_ref = self.policy.velocity(x, sigma, embeds[index], negative[index], self.sampling.guidance_scale)
+                v_ref = self.policy.velocity(x, sigma, embeds[index], negative[index], *guidance)
                 ref_mean = sde_step_with_logprob(v_ref, x, sigma, sigma_next, prev_sample=x_next, **sde).mean
         return grpo_loss(
             step.log_prob,
@@ -285,6 +319,7 @@ class WorldR1(L.LightningModule):
             mean=step.mean,
             ref_mean=ref_mean,
             std=step.std,
+            mask=sde["mask"],
         )
 
     def _optimizer_step(self, optimizer, skipped: bool) -> float:

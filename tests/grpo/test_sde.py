@@ -103,3 +103,17 @@ def test_bad_arguments():
         sde_step_with_logprob(v, x, 0.5, 0.3, 0.7, noise_schedule="cosine")
     with pytest.raises(ValueError, match="shape"):
         sde_step_with_logprob(v, x, torch.tensor([0.5, 0.4]), 0.3, 0.7)
+
+
+def test_a_mask_leaves_held_elements_out_of_the_log_probability():
+    x, v = torch.randn(2, 4, 3, 2, 2), torch.randn(2, 4, 3, 2, 2)
+    mask = torch.ones(1, 1, 3, 1, 1)
+    mask[:, :, 0] = 0  # the first latent frame is held (an image-to-video condition)
+    step = sde_step_with_logprob(v, x, 0.8, 0.6, noise_level=0.7, generator=torch.Generator().manual_seed(0))
+    held = step.prev_sample.clone()
+    held[:, :, 0] = 123.0  # whatever the held frame is, it does not count
+    masked = sde_step_with_logprob(v, x, 0.8, 0.6, noise_level=0.7, prev_sample=held, mask=mask)
+    free_only = sde_step_with_logprob(
+        v[:, :, 1:], x[:, :, 1:], 0.8, 0.6, noise_level=0.7, prev_sample=step.prev_sample[:, :, 1:]
+    )
+    torch.testing.assert_close(masked.log_prob, free_only.log_prob)

@@ -1,5 +1,7 @@
 """The tiny model goes through the same from_pretrained code as the real one, and bad inputs fail early."""
 
+import json
+
 import pytest
 import torch
 from diffusers import WanPipeline
@@ -143,3 +145,20 @@ def test_vae_loads_in_fp32_for_half_precision_and_in_the_asked_dtype_otherwise(t
         assert pipe.transformer.dtype == pipe.text_encoder.dtype == dtype and pipe.vae.dtype == torch.float32
     assert load_wan_pipeline(tiny_wan_dir, torch.bfloat16, vae_dtype=torch.bfloat16).vae.dtype == torch.bfloat16
     assert load_wan_pipeline(tiny_wan_dir, torch.float32).vae.dtype == torch.float32
+
+
+def test_a_folder_that_is_not_a_wan_says_what_it_found_and_what_is_expected(tmp_path):
+    (tmp_path / "model_index.json").write_text(
+        json.dumps({"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]})
+    )
+    with pytest.raises(ValueError, match=r"is a StableDiffusionPipeline \(components: unet\), not a Wan.*WanPipeline"):
+        load_wan_pipeline(str(tmp_path), torch.float32)
+
+
+def test_each_wan_loads_as_the_pipeline_it_declares_with_its_image_encoder_in_fp32(tiny_variant_dir):
+    i2v = load_wan_pipeline(tiny_variant_dir("wan2.1-i2v"), torch.bfloat16)
+    assert type(i2v).__name__ == "WanImageToVideoPipeline"
+    assert i2v.transformer.dtype == torch.bfloat16 and i2v.image_encoder.dtype == i2v.vae.dtype == torch.float32
+    a14b = load_wan_pipeline(tiny_variant_dir("wan2.2-t2v-a14b"), torch.bfloat16)
+    assert type(a14b).__name__ == "WanPipeline" and a14b.transformer_2.dtype == torch.bfloat16
+    assert load_wan_pipeline(tiny_variant_dir("wan2.2-ti2v"), torch.float32).config.expand_timesteps

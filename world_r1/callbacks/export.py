@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
-from diffusers import WanPipeline
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from world_r1.callbacks.ema import find_ema
+from world_r1.policy.config import EXPERTS
 from world_r1.policy.loading import load_wan_pipeline
+from world_r1.policy.lora import weight_name
 
 if TYPE_CHECKING:  # for the type hints only: the module imports nothing from callbacks
     from world_r1.module import WorldR1
@@ -23,9 +24,16 @@ def fuse_lora_into_pipeline(model: str | os.PathLike, lora_dir: str | os.PathLik
 
     The result runs in any Wan pipeline at exactly the base model's inference cost (no adapter layers left).
     """
-    pipe: WanPipeline = load_wan_pipeline(model, torch.float32)
-    pipe.load_lora_weights(str(lora_dir))
-    pipe.fuse_lora()
+    pipe = load_wan_pipeline(model, torch.float32)
+    fused = []
+    for expert in EXPERTS:
+        if (Path(lora_dir) / weight_name(expert)).is_file():
+            into_second = {"load_into_transformer_2": True} if expert != "transformer" else {}
+            pipe.load_lora_weights(str(lora_dir), weight_name=weight_name(expert), **into_second)
+            fused.append(expert)
+    if not fused:
+        raise FileNotFoundError(f"No LoRA file in {lora_dir}: expected {weight_name('transformer')}.")
+    pipe.fuse_lora(components=fused)
     pipe.unload_lora_weights()
     pipe.save_pretrained(out_dir)
     return Path(out_dir)

@@ -15,6 +15,7 @@ from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import load_prompts
 from world_r1.module import WorldR1
 from world_r1.policy import DEFAULT_MODEL, WAN_NEGATIVE_PROMPT, PolicyConfig, VideoSpec
+from world_r1.policy.conditioning import check_aspect, image_size
 from world_r1.policy.lora import lora_config_of_file
 from world_r1.seeding import derive_seed
 from world_r1.video_io import write_mp4
@@ -52,6 +53,7 @@ def sample(
     negative_prompt: str | None = None,
     camera: CameraConfig | None = None,
     no_camera: bool = False,
+    image: str | None = None,
     seed: int = 0,
     use_ema: bool = True,
     device: str = "cuda" if torch.cuda.is_available() else "cpu",
@@ -75,12 +77,15 @@ def sample(
         camera: implicit camera conditioning (the initial noise warped along each prompt's camera words), e.g.
             ``--camera.enabled true --camera.strength 0.35``; default the checkpoint's settings, else off.
         no_camera: plain Gaussian noise whatever the checkpoint was trained with.
+        image: the first frame of every video, for image-to-video Wans (Wan2.1-I2V, Wan2.2-TI2V-5B); a .jsonl
+            prompt file may give each prompt its own ``"image"`` instead.
         seed: the noise of prompt i is seeded from (seed, i): reruns give the same videos.
         use_ema: with a checkpoint, sample with its EMA weights when it has them.
         device: where to run.
     """
     records = load_prompts(prompts) if Path(prompts).is_file() or prompts.startswith("builtin:") else None
     texts = [r.text for r in records] if records else [prompts]
+    images = [image or r.image for r in records] if records else [image]
     if checkpoint:
         module = load_module_from_checkpoint(checkpoint, use_ema)
     else:
@@ -100,14 +105,25 @@ def sample(
         module.camera = camera
     if no_camera:
         module.camera = replace(module.camera, enabled=False)
+    if image is not None:
+        _check_image(image, module)
     module.to(device).eval()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, text in enumerate(track(texts, description="sampling")):
         video = module.generate(
-            [text], [derive_seed(seed, "sample", i)], num_steps=steps, guidance_scale=guidance_scale
+            [text], [derive_seed(seed, "sample", i)], num_steps=steps, guidance_scale=guidance_scale, images=[images[i]]
         )
         paths.append(write_mp4(out_dir / f"{i:04d}.mp4", video[0], module.video.fps))
     (out_dir / "prompts.txt").write_text("".join(f"{p.name}\t{t}\n" for p, t in zip(paths, texts, strict=True)))
     return paths
+
+
+def _check_image(path: str, module: WorldR1) -> None:
+    """``--image`` is a readable picture of the videos' aspect ratio, given to a model that takes one."""
+    if module.policy.conditioning == "none":
+        raise ValueError(f"--image {path}: this Wan is text-to-video only; use an image-to-video model.")
+    problem = check_aspect(image_size(path), module.video.height, module.video.width)
+    if problem:
+        raise ValueError(f"--image {path} {problem}.")

@@ -6,6 +6,7 @@ checks them with the same lists for code that builds the dataclasses directly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +26,7 @@ class SamplingConfig:
     train_steps: int = 10  # denoising steps of a training rollout ("denoising reduction")
     eval_steps: int = 40  # denoising steps for evaluation and `sample` (deterministic ODE)
     guidance_scale: float = 5.0  # classifier-free guidance, in rollouts and in the policy update alike
+    guidance_scale_2: float | None = None  # CFG of a two-expert Wan's low-noise expert (Wan 2.2 A14B); None: as above
     flow_shift: float = 3.0  # Wan's sigma shift: 3.0 at 480p, 5.0 at 720p
     noise_level: float = 0.7  # SDE noise level a
     noise_schedule: NoiseSchedule = "flow_grpo"  # "flow_grpo": a*sqrt(sigma/(1-sigma)); "linear": World-R1's release
@@ -50,11 +52,29 @@ class SamplingConfig:
         if self.noise_level < 0:
             raise ValueError(f"sampling.noise_level must be >= 0, got {self.noise_level}.")
 
-    def sde_steps(self, generator: torch.Generator) -> list[int]:
-        """Indices of the steps that get SDE noise (and are trained) in one rollout."""
+    def sde_steps(self, generator: torch.Generator, trainable: Sequence[range] | None = None) -> list[int]:
+        """Indices of the steps that get SDE noise (and are trained) in one rollout.
+
+        ``trainable``: the runs of consecutive steps whose transformer carries a LoRA (a two-expert Wan has one run
+        per expert; None: every step). Full Flow-GRPO trains them all; a Flow-GRPO-Fast window is drawn among the
+        starts in ``[0, sde_window_max_start]`` whose whole window lies inside one run, so it never straddles the
+        expert boundary and a window on one expert trains that expert's LoRA only.
+        """
+        runs = list(trainable) if trainable is not None else [range(self.train_steps)]
         if self.sde_window == 0:
-            return list(range(self.train_steps))
-        start = int(torch.randint(0, self.sde_window_max_start + 1, (1,), generator=generator))
+            return [i for run in runs for i in run]
+        starts = [
+            s
+            for s in range(self.sde_window_max_start + 1)
+            if any(s in run and s + self.sde_window - 1 in run for run in runs)
+        ]
+        if not starts:
+            raise ValueError(
+                f"No SDE window of {self.sde_window} steps starting at step 0-{self.sde_window_max_start} lies on "
+                f"the steps of an adapted transformer ({', '.join(f'{r.start}-{r.stop - 1}' for r in runs)}): "
+                "raise sampling.sde_window_max_start, shorten sampling.sde_window or add the expert to lora.experts."
+            )
+        start = starts[int(torch.randint(0, len(starts), (1,), generator=generator))]
         return list(range(start, start + self.sde_window))
 
 

@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 import torch
 
+from world_r1.grpo.sde import per_sample_mean
+
 
 class GRPOLoss(NamedTuple):
     """``loss`` carries the gradient; the other fields are detached statistics for logging."""
@@ -18,9 +20,12 @@ class GRPOLoss(NamedTuple):
     ratio: torch.Tensor
 
 
-def gaussian_kl(mean: torch.Tensor, ref_mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """KL between two Gaussians of equal std, per sample (B,): mean over elements of ``(mu - mu_ref)^2 / (2 std^2)``."""
-    return ((mean - ref_mean) ** 2 / (2 * std**2)).flatten(1).mean(dim=1)
+def gaussian_kl(
+    mean: torch.Tensor, ref_mean: torch.Tensor, std: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """KL between two Gaussians of equal std, per sample (B,): mean over elements (those where ``mask`` is 1, when
+    given: the generated ones) of ``(mu - mu_ref)^2 / (2 std^2)``."""
+    return per_sample_mean((mean - ref_mean) ** 2 / (2 * std**2), mask)
 
 
 def grpo_loss(
@@ -32,6 +37,7 @@ def grpo_loss(
     mean: torch.Tensor | None = None,
     ref_mean: torch.Tensor | None = None,
     std: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
 ) -> GRPOLoss:
     """``mean(max(-A r, -A clip(r, 1-eps, 1+eps))) + beta * KL`` with ``r = exp(log_prob - old_log_prob)``.
 
@@ -42,6 +48,7 @@ def grpo_loss(
         clip_range: ratio clip epsilon.
         beta: KL weight; with beta > 0, ``mean`` (current policy's step mean, with grad), ``ref_mean`` (the
             reference's) and ``std`` are required.
+        mask: 1 on the elements the policy generates, 0 on held ones (a conditioning first frame) for the KL.
 
     ``approx_kl`` is ``0.5 * mean((log_prob - old_log_prob)^2)``; ``clip_fraction`` the share of ``|r - 1| > eps``.
     """
@@ -56,7 +63,7 @@ def grpo_loss(
     if beta > 0:
         if mean is None or ref_mean is None or std is None:
             raise ValueError("beta > 0 needs mean, ref_mean and std for the KL term")
-        kl = gaussian_kl(mean, ref_mean.detach(), std.detach()).mean()
+        kl = gaussian_kl(mean, ref_mean.detach(), std.detach(), mask).mean()
     else:
         kl = log_prob.new_zeros(())
     loss = policy_loss + beta * kl

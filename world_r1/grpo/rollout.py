@@ -8,6 +8,7 @@ import torch
 
 from world_r1.grpo.config import SamplingConfig
 from world_r1.grpo.sde import ode_step, sde_step_with_logprob
+from world_r1.policy.conditioning import ImageCondition
 from world_r1.policy.schedule import wan_unipc_scheduler
 from world_r1.policy.wan import WanPolicy
 from world_r1.settings import resolve_dtype
@@ -43,28 +44,34 @@ def sample_rollout(
     config: SamplingConfig,
     sde_steps: list[int],
     generator: torch.Generator | None = None,
+    condition: ImageCondition | None = None,
 ) -> Rollout:
     """Denoise ``noise`` (B, C, T, h, w) along ``sigmas`` (N+1,), SDE on ``sde_steps`` and ODE elsewhere.
 
     Only the SDE steps are recorded: they are the only ones with a log-probability, and the only ones trained.
     Recorded states are rounded to ``config.store_dtype`` before they are used (for the velocity, and for the rest of
     the trajectory) and their log-probs are computed on the rounded values, so re-scoring with unchanged weights
-    gives a ratio of exactly 1 whatever the storage precision.
+    gives a ratio of exactly 1 whatever the storage precision. ``condition`` is the image conditioning of an
+    image-to-video Wan; a held first frame stays at the image throughout and is left out of the log-probabilities.
     """
     store = resolve_dtype(config.store_dtype)
-    x = noise.float()
+    condition = condition or ImageCondition()
+    x = condition.impose(noise.float())
+    mask = condition.free_mask(x)
     recorded: dict[str, list[torch.Tensor]] = {"x": [], "next": [], "logp": []}
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
         if i in sde_steps:
             x = x.to(store).float()  # the state the policy sees is exactly the stored one
-        v = policy.velocity(x, sigma, prompt_embeds, negative_embeds, config.guidance_scale)
+        v = policy.velocity(
+            x, sigma, prompt_embeds, negative_embeds, config.guidance_scale, condition, config.guidance_scale_2
+        )
         if i not in sde_steps:
-            x = ode_step(v, x, sigma, sigma_next)
+            x = condition.impose(ode_step(v, x, sigma, sigma_next))
             continue
-        kwargs = {"noise_level": config.noise_level, "noise_schedule": config.noise_schedule}
+        kwargs = {"noise_level": config.noise_level, "noise_schedule": config.noise_schedule, "mask": mask}
         proposal = sde_step_with_logprob(v, x, sigma, sigma_next, generator=generator, **kwargs).prev_sample
-        x_next = proposal.to(store).float()
+        x_next = condition.impose(proposal.to(store).float())
         step = sde_step_with_logprob(v, x, sigma, sigma_next, prev_sample=x_next, **kwargs)
         recorded["x"].append(x.to(store))
         recorded["next"].append(x_next.to(store))
@@ -89,12 +96,16 @@ def sample_ode(
     negative_embeds: torch.Tensor | None,
     sigmas: torch.Tensor,
     guidance_scale: float,
+    condition: ImageCondition | None = None,
+    guidance_scale_2: float | None = None,
 ) -> torch.Tensor:
     """Deterministic Euler sampling (evaluation, `sample`): latents ``(B, C, T, h, w)`` from ``noise``."""
-    x = noise.float()
+    condition = condition or ImageCondition()
+    x = condition.impose(noise.float())
     for i in range(len(sigmas) - 1):
-        v = policy.velocity(x, float(sigmas[i]), prompt_embeds, negative_embeds, guidance_scale)
-        x = ode_step(v, x, float(sigmas[i]), float(sigmas[i + 1]))
+        sigma = float(sigmas[i])
+        v = policy.velocity(x, sigma, prompt_embeds, negative_embeds, guidance_scale, condition, guidance_scale_2)
+        x = condition.impose(ode_step(v, x, sigma, float(sigmas[i + 1])))
     return x
 
 
@@ -107,16 +118,20 @@ def sample_unipc(
     num_steps: int,
     flow_shift: float,
     guidance_scale: float,
+    condition: ImageCondition | None = None,
+    guidance_scale_2: float | None = None,
 ) -> torch.Tensor:
     """Deterministic sampling as ``WanPipeline`` does by default: diffusers' multistep UniPC on flow predictions
     with shifted flow sigmas, the transformer called at the scheduler's (integer) timesteps. Higher order than Euler,
     so fewer steps for the same video; latents ``(B, C, T, h, w)`` from ``noise``."""
     scheduler = wan_unipc_scheduler(flow_shift)
     scheduler.set_timesteps(num_steps, device=noise.device)
+    condition = condition or ImageCondition()
     x = noise.float()
     for t in scheduler.timesteps:
+        sigma = float(t) / scheduler.config.num_train_timesteps
         v = policy.velocity(
-            x, float(t) / scheduler.config.num_train_timesteps, prompt_embeds, negative_embeds, guidance_scale
+            condition.impose(x), sigma, prompt_embeds, negative_embeds, guidance_scale, condition, guidance_scale_2
         )
         x = scheduler.step(v, t, x, return_dict=False)[0]
-    return x
+    return condition.impose(x)

@@ -39,6 +39,14 @@ def _per_sample(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor
     return value.view(-1, *([1] * (like.ndim - 1)))
 
 
+def per_sample_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) mean of ``values`` (B, *) over its elements, or over those where ``mask`` (broadcastable) is 1."""
+    if mask is None:
+        return values.flatten(1).mean(dim=1)
+    mask = mask.to(values).expand_as(values)
+    return (values * mask).flatten(1).sum(dim=1) / mask.flatten(1).sum(dim=1)
+
+
 def noise_scale(
     sigma: torch.Tensor,
     sigma_next: torch.Tensor,
@@ -81,6 +89,7 @@ def sde_step_with_logprob(
     noise_schedule: str = "flow_grpo",
     sigma_max: float = 1.0,
     sigma_min: float = 0.0,
+    mask: torch.Tensor | None = None,
 ) -> SDEStep:
     """One SDE step from ``sigma`` to ``sigma_next`` and the log-probability of its result.
 
@@ -93,6 +102,8 @@ def sde_step_with_logprob(
         prev_sample: if given, this next state is scored instead of sampling one (the policy-update path).
         generator: source of the step's Gaussian noise when sampling.
         noise_schedule: "flow_grpo" or "linear", see :func:`noise_scale`.
+        mask: broadcastable to ``sample``, 1 on the elements the policy generates, 0 on elements it holds fixed (a
+            conditioning first frame): the log-probability is taken over the free elements only.
 
     Returns:
         ``SDEStep``: ``prev_sample`` in the dtype of ``sample`` (scored input returned as given), ``mean`` float32,
@@ -123,4 +134,4 @@ def sde_step_with_logprob(
     else:
         next_sample = prev_sample.float()
     log_prob = -((next_sample.detach() - mean) ** 2) / (2 * std**2) - torch.log(std) - _LOG_SQRT_2PI
-    return SDEStep(prev_sample, log_prob.flatten(1).mean(dim=1), mean, std)
+    return SDEStep(prev_sample, per_sample_mean(log_prob, mask), mean, std)

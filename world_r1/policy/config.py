@@ -20,6 +20,10 @@ ATTENTION_PROJECTIONS: tuple[str, ...] = (
     "attn2.to_out.0",
 )
 
+#: The denoising transformers a Wan may have: every Wan has ``transformer``; Wan 2.2 A14B adds ``transformer_2``, its
+#: low-noise expert.
+EXPERTS: tuple[str, ...] = ("transformer", "transformer_2")
+
 #: Wan 2.1's standard negative prompt (``sample_neg_prompt`` of its ``wan/configs/shared_config.py``), the
 #: unconditional branch of classifier-free guidance in Wan's own examples. The real-Wan configs use it.
 WAN_NEGATIVE_PROMPT = (
@@ -37,6 +41,7 @@ class LoRAConfig:
     alpha: float = 64.0  # scaling numerator: the update is (alpha / r) * B @ A
     dropout: float = 0.0  # dropout on the adapter input
     target_modules: list[str] = field(default_factory=lambda: list(ATTENTION_PROJECTIONS))  # module-name suffixes
+    experts: list[str] = field(default_factory=lambda: list(EXPERTS))  # which transformers get it (those the Wan has)
 
     def __post_init__(self) -> None:
         if self.rank < 1:

@@ -13,10 +13,16 @@ from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import safe_open
 
-from world_r1.policy.config import LoRAConfig
+from world_r1.policy.config import EXPERTS, LoRAConfig
 
 ADAPTER = "default"
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+LORA_WEIGHT_NAME_2 = "pytorch_lora_weights_transformer_2.safetensors"  # the low-noise expert's (Wan 2.2 A14B)
+
+
+def weight_name(expert: str) -> str:
+    """The file name of ``expert``'s LoRA: diffusers' default for ``transformer``, :data:`LORA_WEIGHT_NAME_2` else."""
+    return LORA_WEIGHT_NAME if expert == "transformer" else LORA_WEIGHT_NAME_2
 
 
 def check_target_modules(transformer: torch.nn.Module, targets: list[str]) -> None:
@@ -89,8 +95,11 @@ def _lora_file(path: str | os.PathLike) -> Path:
 
 
 def lora_config_of_file(path: str | os.PathLike) -> LoRAConfig:
-    """Rank, alpha and target modules of a LoRA file written by :func:`save_lora` (from its metadata)."""
-    path = _lora_file(path)
+    """Rank, alpha and target modules of a LoRA file written by :func:`save_lora` (from its metadata); for a folder,
+    the experts are those whose file it holds (Wan 2.2 A14B exports may hold one or both)."""
+    path = Path(path)
+    experts = [e for e in EXPERTS if (path / weight_name(e)).is_file()] if path.is_dir() else ["transformer"]
+    path = path / weight_name(experts[0]) if path.is_dir() and experts else _lora_file(path)
     with safe_open(str(path), "pt") as handle:
         raw = (handle.metadata() or {}).get("lora_adapter_metadata")
     if raw is None:
@@ -100,6 +109,7 @@ def lora_config_of_file(path: str | os.PathLike) -> LoRAConfig:
         rank=int(meta["transformer.r"]),
         alpha=float(meta["transformer.lora_alpha"]),
         target_modules=list(meta["transformer.target_modules"]),
+        experts=experts,
     )
 
 

@@ -1,8 +1,16 @@
-"""A tiny, randomly initialised Wan 2.1 built offline and saved as a normal diffusers model directory.
+"""Tiny, randomly initialised Wans built offline and saved as normal diffusers model directories.
 
-It mirrors the real model's structure (same classes, 16 latent channels, 4x temporal / 8x spatial VAE, UMT5 text
-encoder, flow-matching scheduler), so the demo and the tests load it through the very same ``from_pretrained`` code
-as ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``; only the widths are small enough to run on a laptop CPU.
+Each mirrors one real model's structure (same classes, latent channels, VAE compression, conditioning, experts), so
+the demo and the tests load it through the very same ``from_pretrained`` code as the real one; only the widths are
+small enough to run on a laptop CPU. The variants (:data:`TINY_VARIANTS`):
+
+* ``wan2.1-t2v``: Wan2.1-T2V-1.3B/14B: 16 latent channels, 4x temporal / 8x spatial VAE, UMT5 text encoder;
+* ``wan2.1-i2v``: Wan2.1-I2V-14B: the latents concatenated with a first-frame mask and the encoded image video
+  (36 input channels), and CLIP image features in the cross-attention;
+* ``wan2.2-ti2v``: Wan2.2-TI2V-5B: Wan 2.2's VAE (48 channels, 16x spatial), per-token timesteps, the first latent
+  frame held to the encoded image for image-to-video;
+* ``wan2.2-t2v-a14b``: Wan2.2-T2V-A14B: two experts, ``transformer`` above the noise boundary, ``transformer_2``
+  below it.
 """
 
 from __future__ import annotations
@@ -14,13 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKLWan, WanPipeline, WanTransformer3DModel
+from diffusers import AutoencoderKLWan, DiffusionPipeline, WanImageToVideoPipeline, WanPipeline, WanTransformer3DModel
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+from transformers import CLIPVisionConfig, CLIPVisionModel, PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 from world_r1.policy.schedule import wan_unipc_scheduler
 
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
+TINY_VARIANTS = ("wan2.1-t2v", "wan2.1-i2v", "wan2.2-ti2v", "wan2.2-t2v-a14b")
+A14B_BOUNDARY_RATIO = 0.875  # Wan2.2-T2V-A14B's switch from the high-noise to the low-noise expert (t = 875)
 
 
 _WORD = re.compile(r"\w+|[^\w\s]+")  # the split of the Whitespace pre-tokenizer below
@@ -104,15 +114,9 @@ def _vocabulary_words(files: Sequence[str]) -> list[str]:
     return [record.text for file in files for record in load_prompts(file)]
 
 
-def build_tiny_pipeline(seed: int = 0, sizes: WanSizes | None = None) -> WanPipeline:
-    """All five Wan components at ``sizes`` (tiny by default), initialised deterministically from ``seed``.
-
-    Only the default tiny model gets the signal-preserving decoder init; larger models are built to be trained.
-    """
-    sizes = sizes or WanSizes()
-    tokenizer = build_tokenizer(_vocabulary_words(sizes.vocabulary) if sizes.vocabulary else None)
+def _text_encoder(tokenizer: PreTrainedTokenizerFast, sizes: WanSizes, seed: int) -> UMT5EncoderModel:
     torch.manual_seed(seed)
-    text_encoder = UMT5EncoderModel(
+    return UMT5EncoderModel(
         UMT5Config(
             vocab_size=len(tokenizer),
             d_model=sizes.text_dim,
@@ -125,21 +129,44 @@ def build_tiny_pipeline(seed: int = 0, sizes: WanSizes | None = None) -> WanPipe
             eos_token_id=1,
         )
     )
-    torch.manual_seed(seed + 1)
-    transformer = WanTransformer3DModel(
+
+
+def _transformer(sizes: WanSizes, seed: int, in_channels: int, out_channels: int, **extra) -> WanTransformer3DModel:
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(
         patch_size=(1, 2, 2),
         num_attention_heads=sizes.heads,
         attention_head_dim=sizes.head_dim,
-        in_channels=16,
-        out_channels=16,
+        in_channels=in_channels,
+        out_channels=out_channels,
         text_dim=sizes.text_dim,
         freq_dim=256,
         ffn_dim=sizes.ffn_dim,
         num_layers=sizes.layers,
         rope_max_seq_len=32,
+        **extra,
     )
-    torch.manual_seed(seed + 2)
-    vae = AutoencoderKLWan(
+
+
+def _vae(sizes: WanSizes, seed: int, wan22: bool) -> AutoencoderKLWan:
+    torch.manual_seed(seed)
+    if wan22:  # Wan 2.2's VAE: 2x2 pixel patches in and out, residual down/up-sampling, 48 channels at 16x spatial
+        return AutoencoderKLWan(
+            base_dim=sizes.vae_base_dim,
+            z_dim=48,
+            dim_mult=list(sizes.vae_dim_mult),
+            num_res_blocks=sizes.vae_res_blocks,
+            temperal_downsample=[False, True, True],
+            is_residual=True,
+            in_channels=12,
+            out_channels=12,
+            patch_size=2,
+            scale_factor_spatial=16,
+            scale_factor_temporal=4,
+            latents_mean=[0.0] * 48,
+            latents_std=[1.0] * 48,
+        )
+    return AutoencoderKLWan(
         base_dim=sizes.vae_base_dim,
         z_dim=16,
         dim_mult=list(sizes.vae_dim_mult),
@@ -147,16 +174,63 @@ def build_tiny_pipeline(seed: int = 0, sizes: WanSizes | None = None) -> WanPipe
         temperal_downsample=[False, sizes.vae_temporal_factor == 4, True],
         scale_factor_temporal=sizes.vae_temporal_factor,
     )
+
+
+def _clip_image_encoder(seed: int) -> tuple[CLIPVisionModel, object]:
+    """A small CLIP vision tower and its processor (the real: ViT-H/14 at 224 px, 1280 wide, 257 tokens)."""
+    from transformers import CLIPImageProcessor  # here: importing it without torchvision prints a warning
+
+    torch.manual_seed(seed)
+    config = CLIPVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+    )
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return CLIPVisionModel(config), processor
+
+
+def build_tiny_pipeline(seed: int = 0, sizes: WanSizes | None = None, variant: str = "wan2.1-t2v") -> DiffusionPipeline:
+    """All components of the ``variant`` Wan at ``sizes`` (tiny by default), initialised deterministically from
+    ``seed``: a ``WanPipeline``, or a ``WanImageToVideoPipeline`` for ``wan2.1-i2v``.
+
+    Only the default tiny model gets the signal-preserving decoder init; larger models are built to be trained.
+    """
+    if variant not in TINY_VARIANTS:
+        raise ValueError(f"Unknown tiny Wan variant {variant!r}; choose one of {TINY_VARIANTS}.")
+    sizes = sizes or WanSizes()
+    tokenizer = build_tokenizer(_vocabulary_words(sizes.vocabulary) if sizes.vocabulary else None)
+    text_encoder = _text_encoder(tokenizer, sizes, seed)
+    vae = _vae(sizes, seed + 2, wan22=variant == "wan2.2-ti2v")
     if sizes == WanSizes():
         _preserve_decoder_signal(vae)
-    scheduler = wan_unipc_scheduler(flow_shift=3.0)
-    return WanPipeline(
-        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer
-    )
+    channels = vae.config.z_dim
+    common = {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": vae}
+    common["scheduler"] = wan_unipc_scheduler(flow_shift=3.0)
+    if variant == "wan2.1-i2v":
+        image_encoder, image_processor = _clip_image_encoder(seed + 3)
+        transformer = _transformer(
+            sizes,
+            seed + 1,
+            in_channels=2 * channels + vae.config.scale_factor_temporal,  # latents + first-frame mask + image video
+            out_channels=channels,
+            image_dim=image_encoder.config.hidden_size,
+            added_kv_proj_dim=sizes.heads * sizes.head_dim,
+        )
+        return WanImageToVideoPipeline(
+            transformer=transformer, image_encoder=image_encoder, image_processor=image_processor, **common
+        )
+    transformer = _transformer(sizes, seed + 1, channels, channels)
+    if variant == "wan2.2-t2v-a14b":
+        low_noise = _transformer(sizes, seed + 4, channels, channels)
+        return WanPipeline(
+            transformer=transformer, transformer_2=low_noise, boundary_ratio=A14B_BOUNDARY_RATIO, **common
+        )
+    return WanPipeline(transformer=transformer, expand_timesteps=variant == "wan2.2-ti2v", **common)
 
 
-def build_tiny_wan(out_dir: str | os.PathLike, seed: int = 0, overwrite: bool = False) -> Path:
-    """Write a tiny Wan to ``out_dir`` with ``save_pretrained`` (about 400 KiB) and return the directory.
+def build_tiny_wan(
+    out_dir: str | os.PathLike, seed: int = 0, overwrite: bool = False, variant: str = "wan2.1-t2v"
+) -> Path:
+    """Write a tiny Wan of ``variant`` to ``out_dir`` with ``save_pretrained`` (under 1 MiB); return the directory.
 
     An existing directory that already holds a model is kept as it is unless ``overwrite`` is set, so configs can
     name a fixed path and the first run builds it.
@@ -164,5 +238,5 @@ def build_tiny_wan(out_dir: str | os.PathLike, seed: int = 0, overwrite: bool = 
     out = Path(out_dir).expanduser()
     if (out / "model_index.json").is_file() and not overwrite:
         return out
-    build_tiny_pipeline(seed).save_pretrained(out)
+    build_tiny_pipeline(seed, variant=variant).save_pretrained(out)
     return out
