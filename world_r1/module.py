@@ -9,6 +9,8 @@ import lightning as L
 import torch
 
 from world_r1.camera import CameraConfig, camera_noise
+from world_r1.camera.reinject import NoiseReinjection
+from world_r1.camera.warp import warps
 from world_r1.compat import collect_rng_states, set_rng_states
 from world_r1.grpo.advantages import gather_group_rewards
 from world_r1.grpo.config import GRPOConfig, SamplingConfig
@@ -144,6 +146,24 @@ class WorldR1(L.LightningModule):
             noise.append(sample)
         return torch.stack(noise).to(self.device)
 
+    def noise_reinjection(
+        self, noise: torch.Tensor, prompts: Sequence[str], cameras: Sequence[str | None] | None = None
+    ) -> NoiseReinjection | None:
+        """The step-wise re-injection of ``noise`` (the warped initial noise of ``prompts``) during the first
+        ``camera.reinject_steps`` steps, for the samples whose noise was warped; None when nothing is re-injected."""
+        config = self.camera
+        cameras = cameras or [None] * len(prompts)
+        active = [warps(p, c, config, noise.shape[2]) for p, c in zip(prompts, cameras, strict=True)]
+        if config.reinject_steps == 0 or config.reinject_strength == 0 or not any(active):
+            return None
+        return NoiseReinjection(
+            noise,
+            torch.tensor(active, dtype=torch.float32),
+            config.reinject_steps,
+            config.reinject_strength,
+            config.reinject_kernel,
+        )
+
     def image_condition(self, images: Sequence[str | None] | None) -> ImageCondition | None:
         """The image conditioning of samples whose first frames are the pictures at ``images`` (None: text only);
         each distinct picture is encoded once (a group's G samples share one)."""
@@ -180,7 +200,11 @@ class WorldR1(L.LightningModule):
         noise = self.initial_noise(seeds, prompts, cameras)
         embeds, negative = self.policy.encode_prompts(prompts), self.policy.encode_negative(len(prompts))
         scale = sampling.guidance_scale if guidance_scale is None else guidance_scale
-        guidance = {"condition": self.image_condition(images), "guidance_scale_2": sampling.guidance_scale_2}
+        guidance = {
+            "condition": self.image_condition(images),
+            "guidance_scale_2": sampling.guidance_scale_2,
+            "reinjection": self.noise_reinjection(noise, prompts, cameras),
+        }
         if sampling.eval_sampler == "unipc":
             latents = sample_unipc(self.policy, noise, embeds, negative, steps, sampling.flow_shift, scale, **guidance)
         else:
@@ -220,9 +244,10 @@ class WorldR1(L.LightningModule):
         window_rng = torch.Generator().manual_seed(derive_seed(self.seed, "window", step))
         sde_rng = torch.Generator(self.device).manual_seed(derive_seed(self.seed, "sde", step, self.global_rank))
         condition = self.image_condition(batch.get("images"))
+        noise = self.initial_noise(self._noise_seeds(batch), prompts, batch.get("cameras"))
         rollout = sample_rollout(
             self.policy,
-            self.initial_noise(self._noise_seeds(batch), prompts, batch.get("cameras")),
+            noise,
             embeds,
             negative,
             sigmas,
@@ -230,6 +255,7 @@ class WorldR1(L.LightningModule):
             self.sampling.sde_steps(window_rng, self.policy.trainable_runs(sigmas)),
             sde_rng,
             condition,
+            self.noise_reinjection(noise, prompts, batch.get("cameras")),
         )
         videos = self.policy.decode(rollout.final)
         weights = self.decoupled_weights if batch["phase"] == "decoupled" and self.decoupled_weights else None

@@ -5,6 +5,7 @@ import torch
 
 from tests.helpers import randomize_lora
 from world_r1.callbacks import LoRAEMA
+from world_r1.camera import CameraConfig
 from world_r1.commands.sample import load_module_from_checkpoint, sample
 from world_r1.module import WorldR1
 from world_r1.policy import WAN_NEGATIVE_PROMPT, LoRAConfig, PolicyConfig, VideoSpec
@@ -110,3 +111,13 @@ def test_camera_conditioning_is_the_checkpoints_unless_told_otherwise(trained, t
     sample("A barn.", out=str(tmp_path / "c"), lora=str(trained["lora"]), **common)
     sample("A barn.", out=str(tmp_path / "d"), lora=str(trained["lora"]), camera=CameraConfig(enabled=True), **common)
     assert [(c.enabled, c.strength) for c in used] == [(True, 0.4), (False, 0.4), (False, 0.35), (True, 0.35)]
+
+
+def test_a_checkpoint_from_before_step_wise_re_injection_samples_as_it_was_trained(trained, tmp_path):
+    state = torch.load(trained["checkpoint"], weights_only=False)
+    camera = CameraConfig(enabled=True)
+    del camera.__dict__["reinject_steps"]  # what unpickling a CameraConfig saved before the field existed gives
+    state["hyper_parameters"]["camera"] = camera
+    torch.save(state, tmp_path / "old.ckpt")
+    assert load_module_from_checkpoint(tmp_path / "old.ckpt").camera.reinject_steps == 0
+    assert load_module_from_checkpoint(trained["checkpoint"]).camera.reinject_steps == CameraConfig().reinject_steps

@@ -18,8 +18,8 @@ is again exactly i.i.d. ``N(0, 1)`` (per-pixel standard Gaussian and spatially w
 moves the noise unchanged. The warped chain is then blended with independent noise,
 ``sqrt(strength) * warped + sqrt(1 - strength) * fresh``, which is again exactly ``N(0, I)``.
 
-Departure from the World-R1 release: it re-injects the warped noise step-wise during the first denoising steps with a
-low-pass filter on the injected delta; here only the initial noise is warped (no change to the sampler).
+As the World-R1 release, the warped noise is also re-injected during the first denoising steps, with a low-pass
+filter on the injected delta (:mod:`world_r1.camera.reinject`).
 """
 
 from __future__ import annotations
@@ -46,10 +46,19 @@ class CameraConfig:
     supersample: int = 4  # sub-pixels per side when transporting noise (more: smoother fractional flow)
     scene: DefaultScene = field(default_factory=DefaultScene)  # the assumed ground plane and backdrop
     motion: MotionScale = field(default_factory=MotionScale)  # how far one camera motion goes over the video
+    reinject_steps: int = (
+        8  # denoising steps after which the warped noise is re-injected (World-R1: 8; 0: initial only)
+    )
+    reinject_strength: float = 0.35  # share of the low-passed gap to the warped noise each re-injection closes
+    reinject_kernel: int = 9  # low-pass (box) width in latent pixels: only the coarse layout of the noise is injected
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:
             raise ValueError(f"camera.strength must be in [0, 1], got {self.strength}.")
+        if self.reinject_steps < 0 or not 0.0 <= self.reinject_strength <= 1.0:
+            raise ValueError("camera.reinject_steps must be >= 0 and camera.reinject_strength in [0, 1].")
+        if self.reinject_kernel < 1 or self.reinject_kernel % 2 == 0:
+            raise ValueError(f"camera.reinject_kernel must be an odd width >= 1, got {self.reinject_kernel}.")
         if self.supersample < 1:
             raise ValueError(f"camera.supersample must be >= 1, got {self.supersample}.")
 
@@ -130,10 +139,13 @@ def camera_noise(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """The initial noise ``(C, T, h, w)`` of one rollout: warped along the camera plan of ``prompt`` (or of the
-    explicit ``camera`` string, which must parse) when ``config.enabled`` and the plan moves; else ``noise`` itself."""
-    if not config.enabled:
+    explicit ``camera`` string, which must parse) when :func:`warps`; else ``noise`` itself."""
+    if not warps(prompt, camera, config, noise.shape[1]):
         return noise
     plan = plan_for_prompt(prompt, camera)
-    if plan.is_static or noise.shape[1] < 2:
-        return noise
     return warp_noise(noise, camera_trajectory(plan, noise.shape[1], config.motion), config, generator)
+
+
+def warps(prompt: str, camera: str | None, config: CameraConfig, latent_frames: int) -> bool:
+    """Whether the noise of ``prompt`` is warped: warping is on, the camera moves, and there are frames to move it."""
+    return config.enabled and latent_frames >= 2 and not plan_for_prompt(prompt, camera).is_static

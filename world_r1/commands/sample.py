@@ -24,6 +24,9 @@ from world_r1.video_io import write_mp4
 def load_module_from_checkpoint(checkpoint: str | os.PathLike, use_ema: bool = True) -> WorldR1:
     """Rebuild the trained module from a Lightning checkpoint: base model from its config, LoRA (EMA if saved)."""
     state = CheckedCheckpointIO().load_checkpoint(checkpoint, weights_only=False)
+    camera = state["hyper_parameters"].get("camera")
+    if camera is not None and "reinject_steps" not in vars(camera):  # trained before step-wise re-injection existed:
+        camera.reinject_steps = 0  # sample as it was trained, from warped initial noise only
     module = WorldR1(**state["hyper_parameters"])
     module.configure_model()
     missing = module.load_state_dict(state["state_dict"], strict=False).unexpected_keys

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from world_r1.camera.reinject import NoiseReinjection
 from world_r1.grpo.config import SamplingConfig
 from world_r1.grpo.sde import ode_step, sde_step_with_logprob
 from world_r1.policy.conditioning import ImageCondition
@@ -45,6 +46,7 @@ def sample_rollout(
     sde_steps: list[int],
     generator: torch.Generator | None = None,
     condition: ImageCondition | None = None,
+    reinjection: NoiseReinjection | None = None,
 ) -> Rollout:
     """Denoise ``noise`` (B, C, T, h, w) along ``sigmas`` (N+1,), SDE on ``sde_steps`` and ODE elsewhere.
 
@@ -53,6 +55,8 @@ def sample_rollout(
     the trajectory) and their log-probs are computed on the rounded values, so re-scoring with unchanged weights
     gives a ratio of exactly 1 whatever the storage precision. ``condition`` is the image conditioning of an
     image-to-video Wan; a held first frame stays at the image throughout and is left out of the log-probabilities.
+    ``reinjection`` re-injects the warped noise after the first steps (applied to the state after each step, so every
+    recorded step is still the Gaussian step from the state the policy saw).
     """
     store = resolve_dtype(config.store_dtype)
     condition = condition or ImageCondition()
@@ -67,7 +71,7 @@ def sample_rollout(
             x, sigma, prompt_embeds, negative_embeds, config.guidance_scale, condition, config.guidance_scale_2
         )
         if i not in sde_steps:
-            x = condition.impose(ode_step(v, x, sigma, sigma_next))
+            x = condition.impose(_reinject(reinjection, i, x, v, sigma, ode_step(v, x, sigma, sigma_next), sigma_next))
             continue
         kwargs = {"noise_level": config.noise_level, "noise_schedule": config.noise_schedule, "mask": mask}
         proposal = sde_step_with_logprob(v, x, sigma, sigma_next, generator=generator, **kwargs).prev_sample
@@ -76,7 +80,7 @@ def sample_rollout(
         recorded["x"].append(x.to(store))
         recorded["next"].append(x_next.to(store))
         recorded["logp"].append(step.log_prob)
-        x = x_next
+        x = condition.impose(_reinject(reinjection, i, x, v, sigma, x_next, sigma_next))
     index = torch.tensor(sde_steps, dtype=torch.long)
     return Rollout(
         latents=torch.stack(recorded["x"], dim=1),
@@ -98,14 +102,15 @@ def sample_ode(
     guidance_scale: float,
     condition: ImageCondition | None = None,
     guidance_scale_2: float | None = None,
+    reinjection: NoiseReinjection | None = None,
 ) -> torch.Tensor:
     """Deterministic Euler sampling (evaluation, `sample`): latents ``(B, C, T, h, w)`` from ``noise``."""
     condition = condition or ImageCondition()
     x = condition.impose(noise.float())
     for i in range(len(sigmas) - 1):
-        sigma = float(sigmas[i])
+        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
         v = policy.velocity(x, sigma, prompt_embeds, negative_embeds, guidance_scale, condition, guidance_scale_2)
-        x = condition.impose(ode_step(v, x, sigma, float(sigmas[i + 1])))
+        x = condition.impose(_reinject(reinjection, i, x, v, sigma, ode_step(v, x, sigma, sigma_next), sigma_next))
     return x
 
 
@@ -120,6 +125,7 @@ def sample_unipc(
     guidance_scale: float,
     condition: ImageCondition | None = None,
     guidance_scale_2: float | None = None,
+    reinjection: NoiseReinjection | None = None,
 ) -> torch.Tensor:
     """Deterministic sampling as ``WanPipeline`` does by default: diffusers' multistep UniPC on flow predictions
     with shifted flow sigmas, the transformer called at the scheduler's (integer) timesteps. Higher order than Euler,
@@ -128,10 +134,21 @@ def sample_unipc(
     scheduler.set_timesteps(num_steps, device=noise.device)
     condition = condition or ImageCondition()
     x = noise.float()
-    for t in scheduler.timesteps:
-        sigma = float(t) / scheduler.config.num_train_timesteps
+    for i, t in enumerate(scheduler.timesteps):
+        timestep_sigma = float(t) / scheduler.config.num_train_timesteps  # what Wan is called with, as diffusers does
         v = policy.velocity(
-            condition.impose(x), sigma, prompt_embeds, negative_embeds, guidance_scale, condition, guidance_scale_2
+            condition.impose(x),
+            timestep_sigma,
+            prompt_embeds,
+            negative_embeds,
+            guidance_scale,
+            condition,
+            guidance_scale_2,
         )
-        x = scheduler.step(v, t, x, return_dict=False)[0]
+        x_next = scheduler.step(v, t, x, return_dict=False)[0]
+        x = _reinject(reinjection, i, x, v, float(scheduler.sigmas[i]), x_next, float(scheduler.sigmas[i + 1]))
     return condition.impose(x)
+
+
+def _reinject(reinjection: NoiseReinjection | None, step: int, x, v, sigma: float, x_next, sigma_next: float):
+    return x_next if reinjection is None else reinjection(step, x, v, sigma, x_next, sigma_next)

@@ -7,18 +7,19 @@ import os
 import re
 from pathlib import Path
 
+import diffusers
 import torch
-from diffusers import DiffusionPipeline, WanImageToVideoPipeline, WanPipeline
+from diffusers import DiffusionPipeline
 
 from world_r1.policy.config import DEFAULT_MODEL
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BUILTIN_MODELS = {"mini-wan": ASSETS / "mini_wan"}  # builtin:NAME -> a diffusers Wan shipped with the package
-#: The diffusers pipelines a Wan directory may declare in ``model_index.json`` (``_class_name``), and their classes.
-WAN_PIPELINES: dict[str, type[DiffusionPipeline]] = {
-    "WanPipeline": WanPipeline,  # Wan2.1-T2V, Wan2.2-T2V-A14B, Wan2.2-TI2V-5B
-    "WanImageToVideoPipeline": WanImageToVideoPipeline,  # Wan2.1-I2V-14B, Wan2.2-I2V-A14B
-}
+#: The diffusers pipelines a Wan directory may declare in ``model_index.json`` (``_class_name``).
+WAN_PIPELINES = (
+    "WanPipeline",  # Wan2.1-T2V, Wan2.2-T2V-A14B, Wan2.2-TI2V-5B
+    "WanImageToVideoPipeline",  # Wan2.1-I2V-14B, Wan2.2-I2V-A14B
+)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
@@ -66,7 +67,7 @@ def wan_pipeline_class(source: str) -> type[DiffusionPipeline]:
             f"Wan: world-r1 drives diffusers Wan pipelines, whose model_index.json names one of {sorted(WAN_PIPELINES)}"
             f" (e.g. {DEFAULT_MODEL}, Wan-AI/Wan2.2-TI2V-5B-Diffusers, Wan-AI/Wan2.1-I2V-14B-480P-Diffusers)."
         )
-    return WAN_PIPELINES[name]
+    return getattr(diffusers, name)  # imported on use: the image-to-video pipeline pulls in CLIP
 
 
 def load_wan_pipeline(

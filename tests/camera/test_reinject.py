@@ -1,0 +1,77 @@
+"""Step-wise re-injection of the warped noise: nothing at the first step or for unwarped samples, only the coarse
+(low-passed) part of the gap is injected, and rollouts keep exact log-probabilities."""
+
+import pytest
+import torch
+
+from tests.camera.test_module_noise import camera_section, tiny_module
+from world_r1.camera import CameraConfig
+from world_r1.camera.reinject import NoiseReinjection, low_pass
+from world_r1.grpo import SamplingConfig
+from world_r1.grpo.rollout import sample_rollout
+from world_r1.grpo.sde import sde_step_with_logprob
+from world_r1.policy import flow_sigmas
+
+SHAPE = (2, 4, 3, 16, 16)
+
+
+def _reinjection(noise, active=(1.0, 1.0), steps=8, strength=0.5, kernel=9):
+    return NoiseReinjection(noise, torch.tensor(active), steps, strength, kernel)
+
+
+def test_the_first_step_and_unwarped_samples_are_left_alone():
+    noise, v, x_next = torch.randn(SHAPE), torch.randn(SHAPE), torch.randn(SHAPE)
+    reinject = _reinjection(noise, active=(1.0, 0.0))
+    # at sigma = 1 the state is the initial noise, whose noise component is itself: nothing to inject
+    torch.testing.assert_close(reinject(0, noise, v, 1.0, x_next, 0.9), x_next, rtol=0, atol=0)
+    moved = reinject(3, x_next, v, 0.7, torch.randn(SHAPE), 0.6)
+    other = reinject(3, x_next, v, 0.7, moved, 0.6)
+    assert not torch.equal(other[0], moved[0]) and torch.equal(other[1], moved[1])  # sample 1 was not warped
+    assert torch.equal(reinject(8, x_next, v, 0.5, moved, 0.4), moved)  # from step `steps` on: unchanged
+
+
+def test_only_the_coarse_part_of_the_gap_is_injected():
+    x, v = torch.zeros(SHAPE), torch.zeros(SHAPE)  # a state whose noise component is 0
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None]) % 2 * 2.0 - 1.0  # finest possible pattern
+    fine = _reinjection(checker.expand(SHAPE).clone(), strength=1.0)(1, x, v, 0.5, x, 0.5)
+    coarse = _reinjection(torch.full(SHAPE, 2.0), strength=0.4)(1, x, v, 0.5, x, 0.5)
+    assert fine.abs().mean() < 0.03 * 0.5  # the checkerboard is filtered out (box of 9: a 1/81 residue)
+    torch.testing.assert_close(coarse, torch.full(SHAPE, 0.5 * 0.4 * 2.0))  # a constant gap passes whole
+    torch.testing.assert_close(low_pass(torch.full(SHAPE, 3.0), 9), torch.full(SHAPE, 3.0))  # borders too
+
+
+def test_configs_re_inject_as_the_release_except_the_measured_mini_runs():
+    for name in ("wan21.yaml", "wan21_14b.yaml", "tiny.yaml"):
+        camera = camera_section(name)
+        assert (camera.reinject_steps, camera.reinject_strength, camera.reinject_kernel) == (8, 0.35, 9)
+    assert camera_section("mini.yaml").reinject_steps == 0
+    with pytest.raises(ValueError, match="reinject_kernel"):
+        CameraConfig(reinject_kernel=4)
+
+
+def test_rollouts_with_re_injection_keep_exact_log_probabilities(tiny_wan_dir):
+    module = tiny_module(tiny_wan_dir, CameraConfig(enabled=True, strength=0.5, reinject_steps=3, reinject_kernel=3))
+    prompts = ["Camera pan left. A barn.", "Camera fixed. A barn."]
+    noise = module.initial_noise([5, 6], prompts)
+    reinjection = module.noise_reinjection(noise, prompts)
+    assert reinjection.active.tolist() == [1.0, 0.0]  # the static prompt's noise is plain: never re-injected
+    embeds = module.policy.encode_prompts(prompts)
+    config = SamplingConfig(train_steps=4, sde_window=2, sde_window_max_start=2, guidance_scale=1.0)
+    sigmas = flow_sigmas(4, 3.0)
+    kwargs = (module.policy, noise, embeds, None, sigmas, config, [1, 2], torch.Generator().manual_seed(0))
+    with_it = sample_rollout(*kwargs, reinjection=reinjection)
+    without = sample_rollout(*kwargs[:-1], torch.Generator().manual_seed(0))
+    assert (with_it.final[0] - without.final[0]).abs().max() > 1e-3  # the warped sample is steered
+    torch.testing.assert_close(with_it.final[1], without.final[1])  # the static one is not
+    for j, step in enumerate([1, 2]):  # re-scoring each recorded step from its recorded state: ratio exactly 1
+        x = with_it.latents[:, j]
+        v = module.policy.velocity(x, float(sigmas[step]), embeds)
+        scored = sde_step_with_logprob(
+            v,
+            x,
+            float(sigmas[step]),
+            float(sigmas[step + 1]),
+            config.noise_level,
+            prev_sample=with_it.next_latents[:, j],
+        )
+        torch.testing.assert_close(scored.log_prob, with_it.log_probs[:, j], rtol=0, atol=1e-5)
