@@ -284,6 +284,11 @@ def markdown(results: dict) -> str:
         f"`builtin:mini_eval`, ODE sampling, EMA LoRA; {results['settings']['steps']} Flow-GRPO steps per run. "
         "Means over videos; for trained rows, the paired difference to the base in standard errors (z).",
         "",
+        *(
+            [f"Partial: {len(results['runs'])} of the {len(results['settings']['plan'])} planned runs measured.", ""]
+            if not results.get("complete", True)
+            else []
+        ),
         "| model | " + " | ".join(columns) + " |",
         "|---" * (len(columns) + 1) + "|",
     ]
@@ -346,6 +351,32 @@ def figure(results: dict, strips: dict[str, torch.Tensor], prompts: list[str], p
 
 
 # ------------------------------------------------------------------------------------------------------ main
+def _results(args, model, plan, prompts, calibration, base_by_config, runs, seconds: float) -> dict:
+    """The benchmark's record of the runs measured so far (``complete`` once every planned run is in)."""
+    base = base_by_config.get("warped") or next(iter(base_by_config.values()))
+    return {
+        "machine": machine(),
+        "settings": {
+            "model": str(model),
+            "steps": args.steps or yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["trainer"]["max_steps"],
+            "prompts": len(prompts),
+            "eval_seeds": args.eval_seeds,
+            "plan": plan,
+        },
+        "complete": len(runs) == len(plan),
+        "calibration": calibration,
+        "base": {key: float(torch.nanmean(base[key])) for _, key, _ in METRICS},
+        "runs": runs,
+        "seconds": seconds,
+    }
+
+
+def _write(results: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.miniature", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / ".cache/world_r1/mini-wan", help="the mini base model")
@@ -405,26 +436,11 @@ def main(argv: list[str] | None = None) -> dict:
                 "seconds": time.perf_counter() - began,
             }
         )
-    base = base_by_config.get("warped") or next(iter(base_by_config.values()))
-    results = {
-        "machine": machine(),
-        "settings": {
-            "model": str(model),
-            "steps": args.steps or yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["trainer"]["max_steps"],
-            "prompts": len(prompts),
-            "eval_seeds": args.eval_seeds,
-            "plan": plan,
-        },
-        "calibration": calibration,
-        "base": {key: float(torch.nanmean(base[key])) for _, key, _ in METRICS},
-        "runs": runs,
-        "seconds": time.perf_counter() - start,
-    }
+        # written after every run: an interrupted benchmark keeps what it measured (and a rerun retrains nothing)
+        results = _results(args, model, plan, prompts, calibration, base_by_config, runs, time.perf_counter() - start)
+        _write(results, args.out)
     if args.record_base:
         record_base_metrics(model, results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, allow_nan=True) + "\n", encoding="utf-8")
-    args.out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
     figure(results, strips, [prompts[i] for i in shown], args.out.with_suffix(".png"))
     console.print(markdown(results))
     return results

@@ -133,7 +133,9 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
     }
     results["calibration"]["inconsistent_mean"] = 0.4
     text = miniature.markdown(results)
-    assert "| base |" in text and "world-r1 seed 0" in text and "(+" in text
+    assert "| base |" in text and "world-r1 seed 0" in text and "(+" in text and "Partial" not in text
+    partial = results | {"complete": False, "settings": results["settings"] | {"plan": [("world-r1", 0)] * 3}}
+    assert "Partial: 1 of the 3 planned runs measured." in miniature.markdown(partial)
     videos = torch.rand(3, 5, 3, 16, 16)
     path = miniature.figure(results, {"base": videos, "world-r1": videos}, ["a.", "b.", "c."], tmp_path / "m.png")
     assert path.stat().st_size > 1000
