@@ -37,6 +37,7 @@ class PromptRecord:
     camera: str | None = None
     image: str | None = None
     where: str = ""
+    image_wh: tuple[int, int] | None = None  # (width, height) of ``image``, read once when the file is loaded
 
 
 def _resolve(path: str | os.PathLike) -> Path:
@@ -81,13 +82,14 @@ def load_prompts(path: str | os.PathLike) -> list[PromptRecord]:
                 parse_camera(camera)  # an explicit camera motion must be understood: fail before any model loads
             except CameraParseError as error:
                 raise ValueError(f'{where}: "camera": {error}') from error
+        size = None
         if image is not None:
             image = str(file.parent / Path(image).expanduser())  # an absolute path stays as it is
             try:
-                image_size(image)  # exists and is a picture: fail before any model loads
+                size = image_size(image)  # exists and is a picture: fail before any model loads
             except (FileNotFoundError, ValueError) as error:
                 raise ValueError(f'{where}: "image": {error}') from error
-        records.append(PromptRecord(text.strip(), len(records), camera, image, where))
+        records.append(PromptRecord(text.strip(), len(records), camera, image, where, size))
     if not records:
         raise ValueError(f"Prompt file {file} holds no prompts: add one prompt per line.")
     return records
@@ -286,7 +288,7 @@ class PromptDataModule(L.LightningDataModule):
                     f"{record.where}: the prompt has an image but this Wan is text-to-video only: remove the images "
                     "or use an image-to-video model (Wan2.1-I2V-14B, Wan2.2-TI2V-5B)."
                 )
-            problem = check_aspect(image_size(record.image), height, width)
+            problem = check_aspect(record.image_wh, height, width)
             if problem:
                 raise ValueError(f"{record.where}: image {record.image} {problem}.")
 

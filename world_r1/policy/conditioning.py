@@ -64,29 +64,37 @@ def _twice(value: torch.Tensor | None) -> torch.Tensor | None:
     return None if value is None else torch.cat([value, value])
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """The RGB picture at ``path``, or an error naming the file and what is wrong with it."""
+def _image_file(path: str | os.PathLike) -> Path:
+    """``path`` as a file that exists, or the error that names it."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"Image {path} not found: give an existing image file (PNG, JPEG, WebP).")
+    return path
+
+
+def _unreadable(path: Path, error: Exception) -> ValueError:
+    return ValueError(f"Image {path} cannot be read as a picture ({error}): save it as PNG or JPEG.")
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """The RGB picture at ``path``, or an error naming the file and what is wrong with it."""
+    path = _image_file(path)
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"Image {path} cannot be read as a picture ({error}): save it as PNG or JPEG.") from error
+        raise _unreadable(path, error) from error
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) of the image at ``path`` from its header (no decode), with :func:`load_image`'s errors."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"Image {path} not found: give an existing image file (PNG, JPEG, WebP).")
+    path = _image_file(path)
     try:
         with Image.open(path) as image:
             image.verify()  # header and structure: catches truncated and non-image files without decoding pixels
             return image.size
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"Image {path} cannot be read as a picture ({error}): save it as PNG or JPEG.") from error
+        raise _unreadable(path, error) from error
 
 
 def check_aspect(size: tuple[int, int], height: int, width: int, tolerance: float = 0.02) -> str | None:
