@@ -23,6 +23,7 @@ def plan(*segments: tuple[Motion, ...]) -> CameraPlan:
         ("Camera pull back.", plan((Motion("dolly", -1),))),
         ("pull out", plan((Motion("dolly", -1),))),
         ("dolly in quickly", plan((Motion("dolly", 1, 2.0),))),
+        ("The camera dollies in.", plan((Motion("dolly", 1),))),
         ("zoom out", plan((Motion("dolly", -1),))),
         ("truck left", plan((Motion("truck", -1),))),
         ("tracking right fast", plan((Motion("truck", 1, 2.0),))),

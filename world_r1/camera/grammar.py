@@ -129,10 +129,13 @@ STATIC = CameraPlan()
 
 
 def _verb_base(word: str) -> str | None:
-    """The verb of :data:`_VERBS` (or move/travel) that ``word`` is a form of: pan, pans, panning, panned, rising."""
+    """The verb of :data:`_VERBS` (or move/travel) that ``word`` is a form of: pan, pans, panning, panned, rising,
+    dollies, dollied."""
     for verb in (*_VERBS, "move", "travel"):
         forms = {verb, verb + "s", verb + "es", verb + "ing", verb + "ed", verb + "d", verb + "ling", verb + "led"}
         forms |= {verb + verb[-1] + "ing", verb + verb[-1] + "ed", verb[:-1] + "ing"}
+        if verb.endswith("y") and verb[-2] not in "aeiou":  # dolly -> dollies, dollied
+            forms |= {verb[:-1] + "ies", verb[:-1] + "ied"}
         if word in forms:
             return verb
     return None
