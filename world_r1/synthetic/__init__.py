@@ -1,5 +1,6 @@
-"""Synthetic videos with known geometry: rigid scenes, morphed (3D-inconsistent) versions, unrelated frames, and
-camera-motion worlds (prompts whose words define a scene, rendered consistently or not) for training mini models."""
+"""Synthetic videos with known geometry: rigid scenes, morphed (3D-inconsistent) versions, unrelated frames,
+camera-motion worlds (prompts whose words define a scene, rendered consistently or not) for training mini models, and
+layered-depth clips cut from real photographs for validating the rewards (:mod:`world_r1.synthetic.photos`)."""
 
 from world_r1.synthetic.inconsistency import INCONSISTENCY_KINDS, Distortion, make_distortion
 from world_r1.synthetic.scenes import SyntheticVideo, camera_path, morph, render, rigid_video, unrelated_frames
