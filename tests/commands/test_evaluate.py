@@ -8,6 +8,7 @@ from rich.console import Console
 
 from world_r1.cli import main
 from world_r1.commands.evaluate import Evaluation, evaluate, render_table
+from world_r1.rewards import EpipolarReward
 from world_r1.synthetic import morph, rigid_video
 from world_r1.video_io import write_mp4
 
@@ -79,6 +80,18 @@ def test_the_table_fits_80_columns_and_shows_everything_when_asked(result):
     compact = console.export_text()
     assert max(len(line) for line in compact.splitlines()) <= 80
     assert "rigid.mp4" in compact and "epipolar" in compact and "inlier_ratio" not in compact
-    console = Console(width=200, record=True)
+    console = Console(width=320, record=True)  # every raw value of every term: a wide terminal (or the CSV)
     console.print(render_table(result, all_columns=True))
     assert "inlier_ratio" in console.export_text()
+
+
+def test_lpips_from_a_local_backbone(folder, tmp_path):
+    """``--lpips`` with a backbone saved offline adds LPIPS's form of re-rendered against real frames."""
+    from tests.rewards.tiny_models import save_tiny_resnet
+
+    backbone = save_tiny_resnet(tmp_path / "resnet")
+    main(["evaluate", "--videos", str(folder), "--lpips", str(backbone), "--out", str(tmp_path / "eval")])
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert "depth/lpips" in report["means"] and report["means"]["depth/lpips"] >= 0
+    with pytest.raises(ValueError, match=r"init_args\.perceptual"):
+        evaluate(str(folder), terms={"epipolar": EpipolarReward()}, lpips=str(backbone))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tests.rewards.tiny_models import save_tiny_clip, save_tiny_depth_anything
+from tests.rewards.tiny_models import save_tiny_clip, save_tiny_depth_anything, save_tiny_resnet, save_tiny_vit
 from world_r1.synthetic import morph, rigid_video, unrelated_frames
 
 
@@ -15,6 +15,16 @@ def tiny_depth_anything(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> str:
     return str(save_tiny_clip(tmp_path_factory.mktemp("tiny-clip")))
+
+
+@pytest.fixture(scope="session")
+def tiny_resnet(tmp_path_factory) -> str:
+    return str(save_tiny_resnet(tmp_path_factory.mktemp("tiny-resnet")))
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory) -> str:
+    return str(save_tiny_vit(tmp_path_factory.mktemp("tiny-vit")))
 
 
 SIZE, FRAMES = 128, 12

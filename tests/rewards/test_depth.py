@@ -1,6 +1,7 @@
 """The reprojection (depth consistency) reward on rendered scenes with known geometry: rigid beats morphed beats
 unrelated for every seed, the score falls as the warp grows, a static video earns nothing, PSNR tells rigid from
-morphed, and the output carries the keys evaluation code reads."""
+morphed, the re-rendering explains more than copying frame i, and the output carries the keys evaluation code
+reads."""
 
 import pytest
 import torch
@@ -8,7 +9,8 @@ import torch
 from tests.rewards.conftest import AMPLITUDES
 from world_r1.rewards import DepthConsistencyReward
 
-KEYS = {"score", "psnr", "ssim", "depth_agreement", "coverage", "parallax_px", "degenerate"}
+KEYS = {"score", "explained", "homography", "psnr", "ssim", "psnr_copy", "ssim_copy", "depth_agreement", "coverage"}
+KEYS |= {"parallax_px", "degenerate"}
 
 
 @pytest.fixture(scope="module")
@@ -51,5 +53,19 @@ def test_static_video_earns_no_3d_credit(scored):
 def test_configuration_is_checked():
     with pytest.raises(ValueError, match="depth_weight"):
         DepthConsistencyReward(depth_weight=1.5)
-    with pytest.raises(ValueError, match="psnr_ceil"):
-        DepthConsistencyReward(psnr_floor=30, psnr_ceil=20)
+    with pytest.raises(ValueError, match="depth_weight"):
+        DepthConsistencyReward(depth_weight=-0.1)
+
+
+def test_rigid_rendering_explains_more_than_copying(scored):
+    """The motion-matched baseline: the rigid re-rendering beats copying frame i by far, a morph much less so."""
+    assert (scored["psnr"][0] > scored["psnr_copy"][0] + 5).all(), (scored["psnr"], scored["psnr_copy"])
+    assert scored["explained"][0] > 0.8 and scored["explained"][0] > scored["explained"][3] + 0.2
+
+
+def test_a_pair_that_cannot_triangulate_is_still_explained_by_its_homography(scene_batch):
+    """Pure rotation has no baseline to triangulate; the homography (its rigid explanation) still scores the pair."""
+    rigid = scene_batch[:1]
+    out = DepthConsistencyReward(min_points=10_000)(rigid, [""])
+    assert out["degenerate"][0] == 0 and out["score"][0] > 0.3, out
+    assert out["explained"][0] == out["homography"][0] and out["depth_agreement"][0] == 0

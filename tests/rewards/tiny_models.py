@@ -1,5 +1,6 @@
 """Tiny random ``transformers`` models saved with ``save_pretrained``, so tests load them through the real loading
-code offline: a Depth Anything (Dinov2 backbone, patch 14) and a CLIP with a byte-level tokenizer."""
+code offline: a Depth Anything (Dinov2 backbone, patch 14), a CLIP with a byte-level tokenizer, a ResNet (the
+perceptual distance's backbone) and a ViT (a backbone without feature maps)."""
 
 from pathlib import Path
 
@@ -11,6 +12,10 @@ from transformers import (
     DepthAnythingConfig,
     DepthAnythingForDepthEstimation,
     Dinov2Config,
+    ResNetConfig,
+    ResNetModel,
+    ViTConfig,
+    ViTModel,
 )
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
@@ -68,4 +73,20 @@ def save_tiny_clip(directory: Path) -> Path:
     )
     CLIPModel(config).save_pretrained(directory)
     CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(directory)
+    return directory
+
+
+def save_tiny_resnet(directory: Path) -> Path:
+    torch.manual_seed(0)
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic")
+    ResNetModel(config).save_pretrained(directory)
+    return directory
+
+
+def save_tiny_vit(directory: Path) -> Path:
+    torch.manual_seed(0)
+    config = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    )
+    ViTModel(config).save_pretrained(directory)
     return directory

@@ -16,10 +16,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from world_r1 import rewards
-from world_r1.geometry import GeometrySettings
+from world_r1.geometry import GeometrySettings, PerceptualDistance
 from world_r1.metrics import RewardTermMeans, score_terms
-from world_r1.rewards import EpipolarReward, Reward
+from world_r1.rewards import DepthConsistencyReward, EpipolarReward, Reward
 from world_r1.video_io import VIDEO_SUFFIXES, read_video
 
 
@@ -33,15 +32,13 @@ class Evaluation:
     means: dict[str, float] = field(default_factory=dict)
 
 
-def default_terms() -> dict[str, Reward]:
-    """Epipolar consistency and, where this install has it, render-and-compare depth consistency (reprojection
-    PSNR/SSIM, depth agreement), with the rewards' defaults; pass ``terms`` (e.g. in a YAML ``--config``) for others.
-    Both read one shared geometry analysis per video, so the second term costs little."""
-    terms: dict[str, Reward] = {"epipolar": EpipolarReward()}
-    depth = getattr(rewards, "DepthConsistencyReward", None)
-    if depth is not None:
-        terms["depth"] = depth()
-    return terms
+def default_terms(lpips: str | None = None) -> dict[str, Reward]:
+    """Epipolar consistency and render-and-compare reprojection consistency (the change between frames a rigid
+    re-rendering explains, with PSNR/SSIM and, given a perceptual backbone ``lpips``, LPIPS's form), with the rewards'
+    defaults; pass ``terms`` (e.g. in a YAML ``--config``) for others. Both read one shared geometry analysis per
+    video, so the second term costs little."""
+    perceptual = PerceptualDistance(lpips) if lpips else None
+    return {"epipolar": EpipolarReward(), "depth": DepthConsistencyReward(perceptual=perceptual)}
 
 
 def read_prompts(path: Path) -> dict[str, str]:
@@ -130,6 +127,7 @@ def evaluate(
     device: str = "cuda" if torch.cuda.is_available() else "cpu",
     geometry: GeometrySettings | None = None,
     all_columns: bool = False,
+    lpips: str | None = None,
 ) -> Evaluation:
     """Score every video file in a folder with the 3D-consistency rewards; print a ranking, write JSON and CSV.
 
@@ -143,10 +141,15 @@ def evaluate(
         device: where the rewards run.
         geometry: how the videos are analysed (frame pairs as fractions of each clip, analysis size, features).
         all_columns: print every metric of every term, not only the scores (the JSON and CSV always hold them all).
+        lpips: hub id or local folder of a convolutional ``transformers`` backbone (e.g. ``microsoft/resnet-50``):
+            the default terms then also report ``depth/lpips``, LPIPS's form of re-rendered against real frames. With
+            ``terms``, give the depth term a ``perceptual`` instead.
 
     Videos are ranked by ``score``, the mean of the terms' scores, each in [0, 1]; a term that finds no usable
     geometry in a video (``<term>/degenerate`` 1) scores it 0, so a static or unreadable clip ranks last.
     """
+    if lpips and terms:
+        raise ValueError("--lpips sets up the default terms; with --terms, give the depth term init_args.perceptual.")
     folder = Path(videos)
     if not folder.is_dir():
         raise FileNotFoundError(f"--videos {folder} is not a folder")
@@ -157,7 +160,7 @@ def evaluate(
     prompt_map = read_prompts(prompt_file) if prompt_file.is_file() else None
     console = Console()
     with console.status(f"scoring {len(files)} videos"):
-        result = score_video_files(files, terms or default_terms(), prompt_map, max_frames, device, geometry)
+        result = score_video_files(files, terms or default_terms(lpips), prompt_map, max_frames, device, geometry)
     for skipped in result.skipped:
         console.print(f"[red]skipped[/red] {skipped['file']}: {skipped['error']}", highlight=False)
     console.print(render_table(result, all_columns))

@@ -6,11 +6,15 @@ with ``|t| = 1``, so depths are in units of the camera baseline.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+from kornia.filters import gaussian_blur2d
 from kornia.geometry.depth import depth_to_3d_v2, warp_frame_depth
 from kornia.geometry.epipolar import sampson_epipolar_distance
+from kornia.geometry.homography import find_homography_dlt_iterated
+from kornia.geometry.transform import warp_perspective
 from kornia.metrics import ssim
 
 from world_r1.geometry.pose import relative_pose, triangulate
@@ -114,6 +118,33 @@ def reproject(
     return Reprojection(warped[:, :3], valid, predicted, sampled)
 
 
+def homography_prediction(
+    image_i: torch.Tensor, points_i: list[torch.Tensor], points_j: list[torch.Tensor], soft_px: float = 2.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames j predicted from frames i (N, 3, H, W) by the homography that best maps each pair's matches
+    ``points_i[n] -> points_j[n]`` (M_n, 2) (iteratively reweighted DLT, ``soft_px`` its inlier scale), and the mask
+    (N, 1, H, W) of predicted pixels that land inside frame i.
+
+    A homography is the rigid explanation of a rotating or zooming camera, and of a distant or planar scene; pairs
+    with fewer than 4 matches or no finite homography get an empty mask.
+    """
+    n, _, height, width = image_i.shape
+    longest = max([len(p) for p in points_i] + [4])
+    first = image_i.new_zeros(n, longest, 2)
+    second = image_i.new_zeros(n, longest, 2)
+    weights = image_i.new_zeros(n, longest)
+    for k, (a, b) in enumerate(zip(points_i, points_j, strict=True)):
+        first[k, : len(a)], second[k, : len(b)], weights[k, : len(a)] = a, b, 1.0
+    homography = find_homography_dlt_iterated(first.double(), second.double(), weights.double(), soft_px)
+    usable = torch.isfinite(homography).flatten(1).all(1) & (weights.sum(1) >= 4)
+    eye = torch.eye(3, dtype=homography.dtype, device=homography.device).expand_as(homography)
+    homography = torch.where(usable[:, None, None], homography, eye).to(image_i.dtype)
+    stacked = torch.cat([image_i, torch.ones_like(image_i[:, :1])], 1)
+    warped = warp_perspective(stacked, homography, (height, width), align_corners=True)
+    valid = (warped[:, 3:] > 0.999) & usable[:, None, None, None]
+    return warped[:, :3], valid
+
+
 def photometric_agreement(
     rendered: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, window: int = 7, max_psnr: float = 60.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,6 +160,37 @@ def photometric_agreement(
     mean_ssim = (ssim_map * mask).sum((1, 2, 3)) / count.clamp_min(1)
     has = count > 0
     return torch.where(has, psnr, torch.zeros_like(psnr)), torch.where(has, mean_ssim, torch.zeros_like(mean_ssim))
+
+
+def explained_error(
+    rendered: torch.Tensor,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor,
+    sigma: float = 1.0,
+    min_mse: float = 1e-6,
+) -> torch.Tensor:
+    """How much of the change from ``source`` to ``target`` the re-rendering explains, (N,) in [0, 1]:
+    ``1 - mse(rendered, target) / mse(source, target)`` over the ``valid`` pixels (N, 1, H, W).
+
+    Copying the source frame is the motion-matched baseline: a rigid scene re-rendered through the right depth and pose
+    explains nearly all of the change however far the camera moved, a morphing one only its rigid part, and blur or
+    slow motion lower both errors alike. All three images are compared after a Gaussian blur of ``sigma`` pixels
+    (normalised inside the mask), so the sub-pixel smoothing of resampling neither costs the re-rendering nor pays a
+    blurry video. Pairs whose frames barely differ (baseline error under ``min_mse``) or have no valid pixel score 0.
+    """
+    mask = valid.to(rendered.dtype)
+    if sigma > 0:
+        size = 2 * math.ceil(2 * sigma) + 1
+        blur = lambda x: gaussian_blur2d(x, (size, size), (sigma, sigma), border_type="replicate")  # noqa: E731
+        weight = blur(mask)
+        rendered, source, target = (blur(x * mask) / weight.clamp_min(1e-6) for x in (rendered, source, target))
+        mask = (weight > 0.999).to(mask.dtype)  # pixels whose whole neighbourhood is valid
+    count = (3 * mask.sum((1, 2, 3))).clamp_min(1)
+    error = ((rendered - target).square() * mask).sum((1, 2, 3)) / count
+    baseline = ((source - target).square() * mask).sum((1, 2, 3)) / count
+    explained = (1 - error / baseline.clamp_min(min_mse)).clamp(0, 1)
+    return torch.where(baseline > min_mse, explained, torch.zeros_like(explained))
 
 
 def depth_agreement(

@@ -21,13 +21,32 @@ def parallax_gate(parallax_px: torch.Tensor, min_parallax_px: float) -> torch.Te
     return (parallax_px / min_parallax_px).clamp(0.0, 1.0)
 
 
+def motion_weighted_mean(
+    values: torch.Tensor, parallax_px: torch.Tensor, valid: torch.Tensor, min_parallax_px: float
+) -> torch.Tensor:
+    """Per video (B,), a pair consistency ``values`` (B, P) averaged where the camera moves.
+
+    Each valid pair weighs its own parallax gate and each invalid pair counts fully as a failure (value 0); the mean
+    is scaled by the gate of the video's largest valid parallax. So frozen pairs earn no credit and dilute nothing, a
+    frozen video scores 0, and once the gate is full more motion earns nothing more: a slow rigid video is as
+    consistent as a fast one.
+    """
+    gate = parallax_gate(parallax_px, min_parallax_px)
+    weight = torch.where(valid, gate, torch.ones_like(gate))
+    values = torch.where(valid, values, torch.zeros_like(values))
+    mean = (weight * values).sum(1) / weight.sum(1).clamp_min(1e-6)
+    moving = parallax_gate(torch.where(valid, parallax_px, torch.zeros_like(parallax_px)).amax(1), min_parallax_px)
+    return moving * mean
+
+
 class EpipolarReward(GeometricReward):
-    """Per video: ``score = mean over frame pairs of inlier_ratio * support * gate(parallax)``, in [0, 1].
+    """Per video: ``score`` in [0, 1] is ``inlier_ratio * support`` of each frame pair, averaged where the camera
+    moves (:func:`motion_weighted_mean`).
 
     ``inlier_ratio`` is the share of matches within ``inlier_px`` (Sampson distance, the geometry settings') of the
     pair's robust fundamental matrix: high for a rigid scene, falling as the frames morph. ``support = min(1, matches
     / full_support)``: a fundamental matrix (7 degrees of freedom) fits a handful of chance matches between unrelated
-    frames, so few matches earn little credit. The gate ramps to full credit at ``min_parallax_px`` of median
+    frames, so few matches earn little credit. The motion gate ramps to full credit at ``min_parallax_px`` of median
     displacement and stays flat above it, so more motion earns nothing more. Degenerate pairs (too few matches,
     RANSAC failure: black, constant or unrelated frames) score 0 and set ``degenerate``.
 
@@ -56,19 +75,19 @@ class EpipolarReward(GeometricReward):
         self, videos: torch.Tensor, prompts: Sequence[str], analysis: VideoGeometry, **metadata: Any
     ) -> dict[str, torch.Tensor]:
         g = analysis.geometry
-        valid = analysis.per_video(g.valid.float())
+        valid = analysis.per_video(g.valid)
         inliers = analysis.per_video(g.inlier_ratio)
-        gate = parallax_gate(analysis.per_video(g.parallax_px), self.min_parallax_px)
+        parallax = analysis.per_video(g.parallax_px)
         support = (analysis.per_video(g.num_matches) / self.full_support).clamp(max=1.0)
         ceiling = torch.full_like(g.sampson_px, self.max_error_px)
         error = torch.where(g.valid, g.sampson_px.clamp(max=self.max_error_px), ceiling)
         return {
-            "score": (inliers * support * gate).mean(1),
+            "score": motion_weighted_mean(inliers * support, parallax, valid, self.min_parallax_px),
             "inlier_ratio": inliers.mean(1),
             "sampson_px": analysis.per_video(error).mean(1),
             "matches": analysis.per_video(g.num_matches).mean(1),
             "parallax_px": analysis.per_video(g.parallax_px).mean(1),
-            "degenerate": (valid.sum(1) < valid.shape[1]).float(),
+            "degenerate": (~valid).any(1).float(),
         }
 
 
