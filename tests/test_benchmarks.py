@@ -97,7 +97,7 @@ def test_report_and_json(tmp_path):
 
 def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_results(tmp_path):
     """Each ablation switches off what its name says in configs/mini.yaml (the full benchmark trains them all: too
-    long for CI, see tests/test_miniature.py for the short run), and a results dict renders to Markdown and a PNG."""
+    long for CI), and a results dict renders to Markdown and a PNG."""
     import yaml
 
     from benchmarks import miniature
