@@ -41,7 +41,7 @@ def test_epipolar_consistency_does_not_grow_with_camera_speed(results, key):
 
 
 def test_reprojection_consistency_changes_little_with_camera_speed(results):
-    """Measured on the whole held-out split: 3.6 % at half speed, 6.3 % at double (goal 5 %): faster cameras uncover
+    """Measured on the whole held-out split: 4.1 % at half speed, 6.1 % at double (goal 5 %): faster cameras uncover
     more of the scene, which no re-rendering can explain; the test holds the measured state."""
     speed = results["depth/explained"]["speed"]
     assert all(entry["change"] <= 0.08 for entry in speed.values()), speed

@@ -128,17 +128,19 @@ def homography_prediction(
     A homography is the rigid explanation of a rotating or zooming camera, and of a distant or planar scene; pairs
     with fewer than 4 matches or no finite homography get an empty mask.
     """
-    n, _, height, width = image_i.shape
-    longest = max([len(p) for p in points_i] + [4])
-    first = image_i.new_zeros(n, longest, 2)
-    second = image_i.new_zeros(n, longest, 2)
-    weights = image_i.new_zeros(n, longest)
-    for k, (a, b) in enumerate(zip(points_i, points_j, strict=True)):
-        first[k, : len(a)], second[k, : len(b)], weights[k, : len(a)] = a, b, 1.0
-    homography = find_homography_dlt_iterated(first.double(), second.double(), weights.double(), soft_px)
-    usable = torch.isfinite(homography).flatten(1).all(1) & (weights.sum(1) >= 4)
-    eye = torch.eye(3, dtype=homography.dtype, device=homography.device).expand_as(homography)
-    homography = torch.where(usable[:, None, None], homography, eye).to(image_i.dtype)
+    height, width = image_i.shape[-2:]
+    eye = torch.eye(3, dtype=torch.float64, device=image_i.device)
+    homographies, usable = [], []
+    for a, b in zip(points_i, points_j, strict=True):  # one pair at a time: the reweighting would revive padding
+        fit = eye
+        if len(a) >= 4:
+            weights = torch.ones(1, len(a), dtype=torch.float64, device=a.device)
+            fit = find_homography_dlt_iterated(a[None].double(), b[None].double(), weights, soft_px)[0]
+        ok = len(a) >= 4 and bool(torch.isfinite(fit).all())
+        homographies.append(fit if ok else eye)
+        usable.append(ok)
+    homography = torch.stack(homographies).to(image_i.dtype)
+    usable = torch.tensor(usable, dtype=torch.bool, device=image_i.device)
     stacked = torch.cat([image_i, torch.ones_like(image_i[:, :1])], 1)
     warped = warp_perspective(stacked, homography, (height, width), align_corners=True)
     valid = (warped[:, 3:] > 0.999) & usable[:, None, None, None]
