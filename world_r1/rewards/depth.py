@@ -158,7 +158,7 @@ class DepthConsistencyReward(GeometricReward):
             "psnr_copy": mean_ok(pair_terms["psnr_copy"]),
             "ssim_copy": mean_ok(pair_terms["ssim_copy"]),
             **({"lpips": _lpips_mean(pair_terms["lpips"], ok_b, count)} if "lpips" in pair_terms else {}),
-            "parallax_px": analysis.per_video(geometry.parallax_px).mean(1),
+            "parallax_px": parallax.mean(1),
             "degenerate": (count < num_pairs).float(),
         }
 

@@ -86,7 +86,7 @@ class EpipolarReward(GeometricReward):
             "inlier_ratio": inliers.mean(1),
             "sampson_px": analysis.per_video(error).mean(1),
             "matches": analysis.per_video(g.num_matches).mean(1),
-            "parallax_px": analysis.per_video(g.parallax_px).mean(1),
+            "parallax_px": parallax.mean(1),
             "degenerate": (~valid).any(1).float(),
         }
 
