@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -194,3 +195,32 @@ def test_image_to_video_fit_and_sample_from_the_command_line(tmp_path):
     Image.new("RGB", (96, 48)).save(tmp_path / "wide.png")
     refused = _run("sample", "--prompts", "A lake.", "--image", "wide.png", *common, cwd=tmp_path)
     assert refused.returncode != 0 and "wide.png is 96x48 (aspect 2.00) but the videos are 48x48" in refused.stderr
+
+
+def _uncomment_meta(text: str) -> str:
+    """The config with its optional S_meta term and weight (commented ``# meta:`` blocks) switched on."""
+    lines, inside = [], False
+    for line in text.splitlines():
+        start = re.match(r"^(\s+)# (meta:.*)$", line)
+        nested = re.match(r"^(\s+)#   (.*)$", line)
+        if start:
+            inside = True
+            line = start.group(1) + start.group(2)
+        elif inside and nested:
+            line = nested.group(1) + "  " + nested.group(2)
+        else:
+            inside = False
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("config", ["wan21.yaml", "wan21_14b.yaml"])
+def test_the_optional_novel_view_critic_block_is_a_valid_config(tmp_path, config):
+    enabled = tmp_path / config
+    enabled.write_text(_uncomment_meta((ROOT / "configs" / config).read_text()))
+    printed = _run("fit", "--config", str(enabled), "--print_config")
+    assert printed.returncode == 0, printed.stderr
+    reward = yaml.safe_load(printed.stdout)["model"]["reward"]["init_args"]
+    assert reward["terms"]["meta"]["class_path"] == "world_r1.rewards.NovelViewReward"
+    assert reward["terms"]["meta"]["init_args"]["model"].startswith("Qwen/Qwen2.5-VL")
+    assert reward["weights"]["meta"] == 1.0

@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from tests.rewards.tiny_models import save_tiny_clip, save_tiny_depth_anything, save_tiny_resnet, save_tiny_vit
+from tests.rewards.tiny_models import (
+    save_tiny_clip,
+    save_tiny_depth_anything,
+    save_tiny_qwen_vl,
+    save_tiny_resnet,
+    save_tiny_vit,
+)
 from world_r1.synthetic import morph, rigid_video, unrelated_frames
 
 
@@ -25,6 +31,18 @@ def tiny_resnet(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_vit(tmp_path_factory) -> str:
     return str(save_tiny_vit(tmp_path_factory.mktemp("tiny-vit")))
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory) -> str:
+    """A tiny Qwen2.5-VL that answers "7" to everything."""
+    return str(save_tiny_qwen_vl(tmp_path_factory.mktemp("tiny-vlm"), answer="7"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_junk(tmp_path_factory) -> str:
+    """A tiny Qwen2.5-VL whose answers hold no number."""
+    return str(save_tiny_qwen_vl(tmp_path_factory.mktemp("tiny-vlm-junk"), answer="x"))
 
 
 SIZE, FRAMES = 128, 12

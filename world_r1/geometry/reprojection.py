@@ -18,6 +18,7 @@ from kornia.geometry.transform import warp_perspective
 from kornia.metrics import ssim
 
 from world_r1.geometry.pose import relative_pose, triangulate
+from world_r1.geometry.video import VideoGeometry
 
 
 @dataclass
@@ -72,6 +73,28 @@ def reconstruct_pair(
         world_i[keep, 2].float(),
         world_j[keep, 2].float(),
     )
+
+
+def reconstruct_pairs(
+    analysis: VideoGeometry, intrinsics: torch.Tensor, min_points: int = 8, index: list[int] | None = None
+) -> dict[int, PairReconstruction]:
+    """:func:`reconstruct_pair` of the analysis's pairs at flat indices ``index`` (``b * P + p``; default: every pair
+    with a valid fundamental matrix), inliers within the analysis's RANSAC threshold; pairs that fail are left out."""
+    geometry = analysis.geometry
+    if index is None:
+        index = [k for k in range(len(geometry.valid)) if bool(geometry.valid[k])]
+    reconstructions = {}
+    for k in index:
+        points_i, points_j = analysis.matches.of_pair(k)
+        try:
+            rec = reconstruct_pair(
+                geometry.fundamental[k], intrinsics, points_i, points_j, analysis.settings.ransac_px, min_points
+            )
+        except Exception:  # Kornia's pose/triangulation can fail on degenerate (e.g. motionless) geometry
+            rec = None
+        if rec is not None:
+            reconstructions[k] = rec
+    return reconstructions
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from world_r1.rewards.base import Reward, WeightedReward, check_videos
 from world_r1.rewards.depth import DepthConsistencyReward
 from world_r1.rewards.epipolar import EpipolarReward, MotionReward, parallax_gate
+from world_r1.rewards.novel_view import NovelViewReward
 from world_r1.rewards.quality import PreferenceReward, QualityReward
 from world_r1.rewards.simple import BrightnessReward, ColorReward
 from world_r1.rewards.trajectory import TrajectoryReward
@@ -13,6 +14,7 @@ __all__ = [
     "DepthConsistencyReward",
     "EpipolarReward",
     "MotionReward",
+    "NovelViewReward",
     "PreferenceReward",
     "QualityReward",
     "Reward",

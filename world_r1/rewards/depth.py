@@ -18,7 +18,7 @@ from world_r1.geometry.reprojection import (
     explained_error,
     homography_prediction,
     photometric_agreement,
-    reconstruct_pair,
+    reconstruct_pairs,
     reproject,
 )
 from world_r1.rewards.base import GeometricReward
@@ -117,17 +117,7 @@ class DepthConsistencyReward(GeometricReward):
         intrinsics = intrinsics_from_fov(self.fov_deg, *size).to(frames.device)
 
         valid_pairs = [k for k in range(batch * num_pairs) if bool(geometry.valid[k])]
-        reconstructions: dict[int, PairReconstruction] = {}
-        for k in valid_pairs:
-            x_i, x_j = analysis.matches.of_pair(k)
-            try:
-                rec = reconstruct_pair(
-                    geometry.fundamental[k], intrinsics, x_i, x_j, analysis.settings.ransac_px, self.min_points
-                )
-            except Exception:  # Kornia's pose/triangulation can fail on degenerate (e.g. motionless) geometry
-                rec = None
-            if rec is not None:
-                reconstructions[k] = rec
+        reconstructions = reconstruct_pairs(analysis, intrinsics, self.min_points, valid_pairs)
 
         keys = (*_PAIR_KEYS, "lpips") if self.perceptual is not None else _PAIR_KEYS
         pair_terms = {key: torch.zeros(batch * num_pairs, device=frames.device) for key in keys}
