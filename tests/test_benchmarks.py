@@ -10,7 +10,7 @@ import torch
 
 pytest.importorskip("cv2")
 
-from benchmarks import gpu, report, rewards, rollout, scaling, training
+from benchmarks import gpu, report, rewards, rollout, scaling, training, trajectory_validation
 from benchmarks.common import ModelSize, machine
 from world_r1.policy import VideoSpec
 
@@ -139,3 +139,19 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
     videos = torch.rand(3, 5, 3, 16, 16)
     path = miniature.figure(results, {"base": videos, "world-r1": videos}, ["a.", "b.", "c."], tmp_path / "m.png")
     assert path.stat().st_size > 1000
+
+
+def test_trajectory_validation_scores_own_mirrored_and_other_sentences():
+    cameras = ("Camera pans right.", "Camera trucks left.", "Camera orbits right.")
+    scores = trajectory_validation.score_clips(
+        ("held_out",), cameras, speeds=(1.0,), fovs=(60.0,), forms=("shape", "pose")
+    )
+    summary = trajectory_validation.summarise(scores)
+    assert (
+        trajectory_validation.mirrored("Camera trucks right, then pans left.") == "Camera truck left, then pan right."
+    )
+    assert summary["shape"]["clips"] == 3 and len(scores["shape"]["others"]) == 3 * 2
+    shape = summary["shape"]
+    assert shape["right_median"] > 0.5 and shape["mirrored_median"] < 0.2 and shape["direction_right"] == 1.0
+    assert shape["goals_met"] and "direction_right" not in summary["pose"]
+    assert "| `shape` |" in trajectory_validation.markdown(summary)

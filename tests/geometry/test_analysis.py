@@ -4,7 +4,7 @@ its input (no cache to go stale)."""
 import pytest
 import torch
 
-from world_r1.geometry import GeometrySettings, analyse, frame_pairs, gap_frames
+from world_r1.geometry import GeometrySettings, analyse, anchor_pairs, frame_pairs, gap_frames
 from world_r1.synthetic import rigid_video
 
 
@@ -40,3 +40,22 @@ def test_analysis_is_a_function_of_its_input():
 def test_one_frame_videos_have_no_pairs():
     analysis = analyse(torch.rand(2, 1, 3, 32, 32))
     assert analysis.pairs.shape == (0, 2) and analysis.geometry.valid.numel() == 0
+
+
+def test_anchor_pairs_join_frame_0_to_frames_spread_to_the_end():
+    assert anchor_pairs(17, 4).tolist() == [[0, 4], [0, 8], [0, 12], [0, 16]]
+    assert anchor_pairs(3, 8).tolist() == [[0, 1], [0, 2]]  # no more anchors than frames
+    assert anchor_pairs(1, 8).shape == (0, 2) and anchor_pairs(17, 0).shape == (0, 2)
+
+
+def test_anchored_pairs_are_a_separate_analysis_from_the_same_features():
+    videos = torch.stack([rigid_video(9, 64, 64, seed=s).video for s in range(2)])
+    plain = analyse(videos, GeometrySettings(gaps=(0.5,), max_pairs=2))
+    both = analyse(videos, GeometrySettings(gaps=(0.5,), max_pairs=2, anchors=4))
+    assert plain.anchored is None
+    assert torch.equal(both.pairs, plain.pairs)  # the other terms' pairs are untouched
+    assert torch.equal(both.geometry.inlier_ratio, plain.geometry.inlier_ratio)
+    assert both.anchored.pairs.tolist() == [[0, 2], [0, 4], [0, 6], [0, 8]]
+    assert both.anchored.num_videos == 2 and both.anchored.size == both.size
+    with pytest.raises(ValueError, match="anchors"):
+        GeometrySettings(anchors=-1)

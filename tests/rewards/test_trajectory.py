@@ -1,27 +1,37 @@
 """Trajectory alignment on rendered scenes with a known camera path: the intended trajectory scores high, a
-mismatched one low; static prompts reward a still camera; degenerate input is finite and worst-case. Both forms
-(flow: image motion in direction and size; pose: rotation and translation direction) are held to the same ranking;
-only the flow form asks for the intended amount of motion."""
+mismatched one low; static prompts reward a still camera; degenerate input is finite and worst-case. The forms
+(flow: image motion in direction and size; pose: rotation and translation direction; shape: the camera path relative
+to frame 0, free of scale) are held to the same ranking; only the flow form asks for the intended amount of motion.
+The release's path formula, and the shape form on the photograph clips at the real configs' settings, close it."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from world_r1.camera import CameraParseError, MotionScale, camera_trajectory, parse_camera
-from world_r1.geometry import GeometrySettings
+from world_r1.geometry import GeometrySettings, analyse, intrinsics_from_fov
+from world_r1.geometry.path import estimate_path
+from world_r1.geometry.pose import rotation_angle_deg
 from world_r1.rewards import WeightedReward
 from world_r1.rewards.trajectory import TrajectoryReward
 from world_r1.synthetic import render
+from world_r1.synthetic.photos import PhotoClipSpec, render_photo_clip
 
 SIZE, FRAMES = 128, 9
 MOTIONS = ["pan left", "pan right", "push in", "pull back", "truck right", "tilt up", "fixed"]
 GEOMETRY = GeometrySettings(gaps=(0.5,), max_pairs=2, max_side=SIZE)  # frames 4 apart
 
 
+def _geometry(term: TrajectoryReward) -> GeometrySettings:
+    """GEOMETRY, with pairs from frame 0 for the forms that read the camera path."""
+    return replace(GEOMETRY, anchors=4) if term.form in ("path", "shape") else GEOMETRY
+
+
 def _composed(term: TrajectoryReward) -> WeightedReward:
     """The term as training and evaluation run it: inside a reward that analyses each batch once."""
-    return WeightedReward({"trajectory": term}, geometry=GEOMETRY)
+    return WeightedReward({"trajectory": term}, geometry=_geometry(term))
 
 
 class _Term:
@@ -35,7 +45,7 @@ class _Term:
         return {"score": out["trajectory"]} | {k.split("/", 1)[1]: v for k, v in out.items() if "/" in k}
 
 
-@pytest.fixture(scope="module", params=["flow", "pose"])
+@pytest.fixture(scope="module", params=["flow", "pose", "shape"])
 def reward(request) -> _Term:
     return _Term(TrajectoryReward(form=request.param))
 
@@ -121,7 +131,7 @@ def test_degenerate_videos_score_worst_and_never_raise(reward, videos):
 
 
 def test_composes_with_other_terms(reward, videos):
-    weighted = WeightedReward({"trajectory": reward.term}, {"trajectory": 2.0}, geometry=GEOMETRY)
+    weighted = WeightedReward({"trajectory": reward.term}, {"trajectory": 2.0}, geometry=_geometry(reward.term))
     total = weighted(videos, ["Camera pan left."] * len(MOTIONS))
     assert set(total) >= {"total", "trajectory", "trajectory/parallax_px", "trajectory/degenerate"}
     assert math.isclose(float(total["total"][0]), 2 * float(total["trajectory"][0]), rel_tol=1e-6)
@@ -196,3 +206,53 @@ def test_flow_form_reads_only_the_rigid_matches(videos):
     )
     assert bool(analysis.geometry.valid[0]) and clean["direction"][0] > 0.8
     torch.testing.assert_close(term(clip, prompt, analysis=corrupted)["direction"], clean["direction"])
+
+
+def _photo_clip(camera: str, speed: float = 1.0) -> torch.Tensor:
+    spec = PhotoClipSpec(("moon", "ihc", "coins"), camera, speed=speed, seed=7)
+    return render_photo_clip(spec).video[None]
+
+
+@pytest.mark.parametrize(
+    ("camera", "travel", "turning"),
+    [
+        ("Camera trucks left.", (-1, 0, 0), 0.0),
+        ("Camera dollies in.", (0, 0, 1), 0.0),
+        ("Camera pans right.", None, 10),
+    ],
+)
+def test_the_estimated_path_goes_where_the_camera_went(camera, travel, turning):
+    analysis = analyse(_photo_clip(camera), GeometrySettings(max_side=128, anchors=4))
+    path = estimate_path(analysis, 0, intrinsics_from_fov(60.0, *analysis.size))
+    assert path.frames.tolist() == [4, 8, 12, 16] and bool(path.known.all())
+    if travel is None:
+        assert bool(path.rotation_only.all()) and float(path.centres.norm()) == 0.0
+    else:
+        direction = torch.nn.functional.normalize(path.centres[-1], dim=0)
+        assert float(direction @ torch.tensor(travel, dtype=torch.float64)) > 0.95
+    assert float(rotation_angle_deg(path.rotations[-1])) == pytest.approx(turning, abs=1.5)
+
+
+@pytest.mark.parametrize("speed", [0.5, 2.0])
+def test_the_shape_form_scores_the_right_camera_high_and_the_mirrored_one_zero_at_any_speed(speed):
+    """At the real configs' motion scale (30 degree pans) on clips that pan 5-20 degrees: the shape is what counts."""
+    term = _Term(TrajectoryReward(form="shape"))
+    videos = torch.cat([_photo_clip(c, speed) for c in ("Camera pans right.", "Camera orbits left.")])
+    right = term(videos, ["", ""], cameras=["Camera pans right.", "Camera orbits left."])["score"]
+    mirrored = term(videos, ["", ""], cameras=["Camera pans left.", "Camera orbits right."])["score"]
+    assert right.min() > 0.5 and mirrored.max() < 0.1
+
+
+def test_the_release_formula_ranks_the_right_camera_first_but_pays_half_for_the_wrong_one():
+    term = _Term(TrajectoryReward(form="path"))
+    video = _photo_clip("Camera trucks left.")
+    right = float(term(video, [""], cameras=["Camera trucks left."])["score"][0])
+    mirrored = float(term(video, [""], cameras=["Camera trucks right."])["score"][0])
+    assert right > 0.8 and 0.3 < mirrored < right - 0.3  # the rotation half still pays for the opposite truck
+
+
+def test_the_path_forms_need_pairs_with_frame_0():
+    with pytest.raises(ValueError, match="anchors"):
+        WeightedReward({"trajectory": TrajectoryReward(form="shape")}, geometry=GEOMETRY)
+    alone = TrajectoryReward(form="shape")(_photo_clip("Camera cranes up."), ["Camera cranes up."])
+    assert float(alone["score"][0]) > 0.5  # on its own the term analyses with anchors itself

@@ -117,6 +117,10 @@ class CameraPlan:
     def is_static(self) -> bool:
         return not self.segments
 
+    def mirrored(self) -> CameraPlan:
+        """The same plan with every direction reversed (pan right -> pan left, dolly in -> dolly out)."""
+        return CameraPlan(tuple(tuple(Motion(m.kind, -m.sign, m.speed) for m in segment) for segment in self.segments))
+
     def describe(self) -> str:
         """Canonical text, e.g. ``"dolly in, then pan right"``, that :func:`parse_camera` maps back to this plan
         when every speed is 0.5, 1 or 2 (other speeds, from repeated speed words, are written as ``x0.25``)."""

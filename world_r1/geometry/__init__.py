@@ -3,7 +3,7 @@
 from world_r1.geometry.depth import DepthSource, TriangulatedDepth
 from world_r1.geometry.depth_model import ModelDepth
 from world_r1.geometry.epipolar import EpipolarEstimator, PairGeometry
-from world_r1.geometry.frames import frame_pairs, gap_frames, grayscale_resized
+from world_r1.geometry.frames import anchor_pairs, frame_pairs, gap_frames, grayscale_resized
 from world_r1.geometry.matching import Features, PairMatches, SIFTDetector, match_pairs
 from world_r1.geometry.perceptual import PerceptualDistance
 from world_r1.geometry.pose import intrinsics_from_fov, relative_pose, rotation_angle_deg, triangulate
@@ -22,6 +22,7 @@ __all__ = [
     "TriangulatedDepth",
     "VideoGeometry",
     "analyse",
+    "anchor_pairs",
     "frame_pairs",
     "gap_frames",
     "grayscale_resized",

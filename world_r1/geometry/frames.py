@@ -11,6 +11,15 @@ def gap_frames(num_frames: int, gap: float) -> int:
     return max(1, round(gap * (num_frames - 1)))
 
 
+def anchor_pairs(num_frames: int, anchors: int) -> torch.Tensor:
+    """Frame 0 paired with ``anchors`` frames spread evenly over the rest of the clip, the last one included (a camera
+    path relative to frame 0); shape (A, 2), long, A <= anchors (fewer for short clips)."""
+    if anchors < 1 or num_frames < 2:
+        return torch.zeros(0, 2, dtype=torch.long)
+    ends = torch.linspace(0, num_frames - 1, steps=anchors + 1)[1:].round().long().unique()
+    return torch.stack([torch.zeros_like(ends), ends], 1)[ends > 0]
+
+
 def frame_pairs(num_frames: int, gaps: tuple[float, ...] = (0.5,), max_pairs: int = 4) -> torch.Tensor:
     """Pairs ``(i, i + round(g (F - 1)))`` for each fraction ``g`` of ``gaps``, spread evenly over the video, at most
     ``max_pairs`` per gap; shape (P, 2), long. A 1-frame video has no pairs (P = 0)."""

@@ -141,18 +141,14 @@ def reproject(
     return Reprojection(warped[:, :3], valid, predicted, sampled)
 
 
-def homography_prediction(
-    image_i: torch.Tensor, points_i: list[torch.Tensor], points_j: list[torch.Tensor], soft_px: float = 2.0
+def fit_homographies(
+    points_i: list[torch.Tensor], points_j: list[torch.Tensor], soft_px: float = 2.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames j predicted from frames i (N, 3, H, W) by the homography that best maps each pair's matches
-    ``points_i[n] -> points_j[n]`` (M_n, 2) (iteratively reweighted DLT, ``soft_px`` its inlier scale), and the mask
-    (N, 1, H, W) of predicted pixels that land inside frame i.
-
-    A homography is the rigid explanation of a rotating or zooming camera, and of a distant or planar scene; pairs
-    with fewer than 4 matches or no finite homography get an empty mask.
-    """
-    height, width = image_i.shape[-2:]
-    eye = torch.eye(3, dtype=torch.float64, device=image_i.device)
+    """The homography (N, 3, 3) float64 that best maps each pair's matches ``points_i[n] -> points_j[n]`` (M_n, 2)
+    (iteratively reweighted DLT, ``soft_px`` its inlier scale) and whether it is usable (N,) bool: pairs with fewer
+    than 4 matches or no finite fit get the identity and False."""
+    device = points_i[0].device if points_i else "cpu"
+    eye = torch.eye(3, dtype=torch.float64, device=device)
     homographies, usable = [], []
     for a, b in zip(points_i, points_j, strict=True):  # one pair at a time: the reweighting would revive padding
         fit = eye
@@ -162,8 +158,23 @@ def homography_prediction(
         ok = len(a) >= 4 and bool(torch.isfinite(fit).all())
         homographies.append(fit if ok else eye)
         usable.append(ok)
-    homography = torch.stack(homographies).to(image_i.dtype)
-    usable = torch.tensor(usable, dtype=torch.bool, device=image_i.device)
+    if not homographies:
+        return torch.zeros(0, 3, 3, dtype=torch.float64), torch.zeros(0, dtype=torch.bool)
+    return torch.stack(homographies), torch.tensor(usable, dtype=torch.bool, device=device)
+
+
+def homography_prediction(
+    image_i: torch.Tensor, points_i: list[torch.Tensor], points_j: list[torch.Tensor], soft_px: float = 2.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames j predicted from frames i (N, 3, H, W) by each pair's :func:`fit_homographies` homography, and the mask
+    (N, 1, H, W) of predicted pixels that land inside frame i.
+
+    A homography is the rigid explanation of a rotating or zooming camera, and of a distant or planar scene; pairs
+    with fewer than 4 matches or no finite homography get an empty mask.
+    """
+    height, width = image_i.shape[-2:]
+    homography, usable = fit_homographies(points_i, points_j, soft_px)
+    homography, usable = homography.to(image_i), usable.to(image_i.device)
     stacked = torch.cat([image_i, torch.ones_like(image_i[:, :1])], 1)
     warped = warp_perspective(stacked, homography, (height, width), align_corners=True)
     valid = (warped[:, 3:] > 0.999) & usable[:, None, None, None]

@@ -13,7 +13,7 @@ from functools import lru_cache
 import torch
 
 from world_r1.geometry.epipolar import EpipolarEstimator, PairGeometry
-from world_r1.geometry.frames import frame_pairs, grayscale_resized
+from world_r1.geometry.frames import anchor_pairs, frame_pairs, grayscale_resized
 from world_r1.geometry.matching import PairMatches, SIFTDetector, match_pairs
 
 
@@ -32,6 +32,9 @@ class GeometrySettings:
         inlier_px: Sampson distance (analysis pixels) under which a match counts as consistent.
         ransac_iters: RANSAC batches of minimal samples (each batch is Kornia's ``"auto"`` size).
         min_matches: pairs with fewer matches are degenerate.
+        anchors: also pair frame 0 with this many frames spread over the clip (0: none), for the terms that read the
+            camera path relative to frame 0 (``TrajectoryReward(form="shape" | "path")``); they form the separate
+            :attr:`VideoGeometry.anchored` analysis, so the other terms' pairs stay as ``gaps`` makes them.
     """
 
     gaps: tuple[float, ...] = (0.25, 0.5)
@@ -43,6 +46,7 @@ class GeometrySettings:
     inlier_px: float = 0.5
     ransac_iters: int = 8
     min_matches: int = 16
+    anchors: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gaps", tuple(float(g) for g in self.gaps))
@@ -50,6 +54,10 @@ class GeometrySettings:
             raise ValueError(
                 f"geometry.gaps are fractions of the clip in (0, 1] (0.5: frames half the video apart), got "
                 f"{list(self.gaps)}."
+            )
+        if self.anchors < 0:
+            raise ValueError(
+                f"geometry.anchors must be >= 0 (0: no pairs with frame 0 for a path), got {self.anchors}."
             )
         if min(self.max_pairs, self.max_side, self.num_features, self.ransac_iters, self.min_matches) < 1:
             raise ValueError("geometry: max_pairs, max_side, num_features, ransac_iters and min_matches must be >= 1.")
@@ -61,7 +69,9 @@ class GeometrySettings:
 class VideoGeometry:
     """Geometry of B videos with P pairs each: ``pairs`` (P, 2) frame indices, ``geometry`` fields (B * P,) ordered
     video by video, ``matches`` with pair index ``b * P + p``, ``scale`` mapping analysis pixels to input pixels,
-    ``size`` the analysis frame size (H, W), and the ``settings`` it was made with."""
+    ``size`` the analysis frame size (H, W), and the ``settings`` it was made with. ``anchored`` is the same for the
+    pairs of frame 0 with ``settings.anchors`` frames (:func:`~world_r1.geometry.frames.anchor_pairs`), from the same
+    features; None without anchors."""
 
     pairs: torch.Tensor
     geometry: PairGeometry
@@ -69,6 +79,7 @@ class VideoGeometry:
     scale: float
     size: tuple[int, int]
     settings: GeometrySettings = field(default_factory=GeometrySettings)
+    anchored: VideoGeometry | None = None
 
     @property
     def num_videos(self) -> int:
@@ -87,13 +98,15 @@ def _detector(num_features: int, device: torch.device) -> SIFTDetector:
 
 def analyse(videos: torch.Tensor, settings: GeometrySettings | None = None) -> VideoGeometry:
     """Detect features once on every frame some pair uses (all videos in one batch), match all pairs in one batched
-    call, and estimate each pair's geometry. ``videos`` (B, F, 3, H, W) in [0, 1]; with F < 2 there are no pairs."""
+    call, and estimate each pair's geometry; the same for the anchor pairs, from the same features, where
+    ``settings.anchors`` asks for them. ``videos`` (B, F, 3, H, W) in [0, 1]; with F < 2 there are no pairs."""
     settings = settings or GeometrySettings()
     videos = videos.detach().float().clamp(0, 1)
     batch, num_frames = videos.shape[:2]
     pairs = frame_pairs(num_frames, settings.gaps, settings.max_pairs).to(videos.device)
+    anchored = anchor_pairs(num_frames, settings.anchors).to(videos.device)
     estimator = EpipolarEstimator(settings.ransac_px, settings.inlier_px, settings.ransac_iters, settings.min_matches)
-    used = pairs.unique()
+    used = torch.cat([pairs.flatten(), anchored.flatten()]).unique()
     if len(used) == 0:  # one-frame videos: nothing to compare
         empty = videos.new_zeros(0, 2)
         matches = PairMatches(empty, empty, torch.zeros(0, dtype=torch.long, device=videos.device), 0)
@@ -102,8 +115,16 @@ def analyse(videos: torch.Tensor, settings: GeometrySettings | None = None) -> V
     features = _detector(settings.num_features, videos.device)(gray)
     slot = torch.full((num_frames,), -1, dtype=torch.long, device=videos.device)
     slot[used] = torch.arange(len(used), device=videos.device)
-    offsets = (torch.arange(batch, device=videos.device) * len(used)).repeat_interleave(len(pairs))
-    first = slot[pairs[:, 0]].repeat(batch) + offsets
-    second = slot[pairs[:, 1]].repeat(batch) + offsets
-    matches = match_pairs(features, first, second, settings.ratio)
-    return VideoGeometry(pairs, estimator(matches), matches, scale, tuple(gray.shape[-2:]), settings)
+    size = tuple(gray.shape[-2:])
+
+    def of(chosen: torch.Tensor) -> VideoGeometry:
+        offsets = (torch.arange(batch, device=videos.device) * len(used)).repeat_interleave(len(chosen))
+        first = slot[chosen[:, 0]].repeat(batch) + offsets
+        second = slot[chosen[:, 1]].repeat(batch) + offsets
+        matches = match_pairs(features, first, second, settings.ratio)
+        return VideoGeometry(chosen, estimator(matches), matches, scale, size, settings)
+
+    analysis = of(pairs)
+    if len(anchored):
+        analysis.anchored = of(anchored)
+    return analysis

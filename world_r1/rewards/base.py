@@ -63,7 +63,7 @@ class GeometricReward(Reward):
         if videos.shape[1] < 2:
             return self.worst_case(videos.shape[0], videos.device)
         if analysis is None:
-            analysis = analyse(videos)
+            analysis = analyse(videos, self.standalone_settings())
         if analysis.num_videos != videos.shape[0]:
             raise ValueError(f"the analysis holds {analysis.num_videos} videos, the batch {videos.shape[0]}.")
         return self.score(videos, prompts, analysis, **metadata)
@@ -72,6 +72,14 @@ class GeometricReward(Reward):
         self, videos: torch.Tensor, prompts: Sequence[str], analysis: VideoGeometry, **metadata: Any
     ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def standalone_settings(self) -> GeometrySettings:
+        """The settings of the analysis a term called on its own makes (the defaults, or what the term needs)."""
+        return GeometrySettings()
+
+    def check_settings(self, settings: GeometrySettings) -> None:
+        """Raise, naming the fix, where an analysis made with ``settings`` lacks what this term reads; the composite
+        calls it at start-up, so a configuration error does not surface as degenerate scores."""
 
     def worst_case(self, batch: int, device: torch.device | str) -> dict[str, torch.Tensor]:
         """Every raw output at its :attr:`worst` value and ``degenerate`` 1, for ``batch`` videos."""
@@ -132,6 +140,9 @@ def score_all(
     analysis of the batch made with ``geometry`` (default settings if None). ``timings`` receives each term's wall
     time in seconds (the analysis is counted in the first geometric term's)."""
     check_videos(videos)
+    for term in terms.values():
+        if isinstance(term, GeometricReward):
+            term.check_settings(geometry or GeometrySettings())
     metadata = dict(metadata or {})
     analysis: VideoGeometry | None = None
     analysis_failed = False
@@ -190,6 +201,9 @@ class WeightedReward(nn.Module):
         self.terms = nn.ModuleDict(terms)
         self.weights = {name: float(weights.get(name, 1.0)) for name in terms}
         self.geometry = geometry or GeometrySettings()
+        for term in terms.values():
+            if isinstance(term, GeometricReward):
+                term.check_settings(self.geometry)
         self.last_timings: dict[str, float] = {}
 
     def _check_weights(self, weights: dict[str, float]) -> dict[str, float]:

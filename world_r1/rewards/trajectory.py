@@ -10,6 +10,17 @@ Two ways to compare it with the video, on frame pairs ``(i, j)`` of the geometry
 * ``form="pose"``: the relative camera rotation and the direction of translation recovered from the essential matrix
   (intrinsics from an assumed field of view) against the intended ones, both ``X_j = R X_i + t`` in OpenCV axes.
   Scale-free (a slower camera loses nothing), and fragile where lateral travel and rotation look alike.
+* ``form="path"``: World-R1's S_traj as its release defines it: the camera path relative to frame 0, estimated from
+  the pairs ``(0, k)`` of the analysis (``geometry.anchors``, :func:`~world_r1.geometry.path.estimate_path`), against
+  the intended path, after Umeyama alignment; translation
+  ``0.4 cos + 0.3 exp(-|ln(len_pred / len_gt)|) + 0.3 exp(-mean_err / (2 len_gt))``, rotation
+  ``0.5 exp(-mean_geodesic_deg / 6) + 0.3 exp(-final_deg / 6) + 0.2 extent``, score ``0.5 (trans + rot)``
+  (:func:`~world_r1.rewards.path_scores.release_score`). Its rotation part is not free of scale (a 10 degree pan
+  against an intended 30 loses most of it) and either half alone earns up to 0.5, so the opposite camera still
+  scores about half.
+* ``form="shape"``: the same estimated path compared in shape and direction only, free of scale in both travel and
+  turning (:func:`~world_r1.rewards.path_scores.shape_score`): the right camera at any speed or assumed field of view
+  scores high, the opposite one 0.
 """
 
 from __future__ import annotations
@@ -22,15 +33,32 @@ from typing import Any
 import torch
 
 from world_r1.camera import DefaultScene, MotionScale, camera_trajectory, flow_at, plan_for_prompt, relative_motion
-from world_r1.geometry import VideoGeometry, intrinsics_from_fov, relative_pose
+from world_r1.geometry import GeometrySettings, VideoGeometry, intrinsics_from_fov, relative_pose
+from world_r1.geometry.path import estimate_path
 from world_r1.geometry.pose import rotation_angle_deg
 from world_r1.rewards.base import GeometricReward
+from world_r1.rewards.path_scores import PathPair, release_score, shape_score
 
 log = logging.getLogger(__name__)
 
+_PATH_KEYS = (
+    "translation",
+    "rotation",
+    "direction",
+    "length_ratio",
+    "path_error",
+    "rotation_error_deg",
+    "final_rotation_error_deg",
+    "known",
+)
+_SHAPE_KEYS = ("translation", "rotation", "direction", "turning", "path_error", "rotation_shape_error", "known")
+#: anchors the path form asks for when it analyses videos itself
+PATH_ANCHORS = 8
+
 
 class TrajectoryReward(GeometricReward):
-    """Per video, ``score`` in [0, 1] is the mean over frame pairs of a per-pair agreement.
+    """Per video, ``score`` in [0, 1]: the mean over frame pairs of a per-pair agreement (flow and pose forms), or one
+    comparison of the whole camera path relative to frame 0 (path and shape forms).
 
     ``form="flow"``: with ``d`` the displacements of the pair's rigid matches (Sampson distance within ``ransac_px`` of
     its fundamental matrix; all matches where it has none) and ``f`` the displacements the intended path gives the
@@ -52,6 +80,27 @@ class TrajectoryReward(GeometricReward):
     * no camera motion expected (``"Camera fixed."``, or no camera sentence at all): ``exp(-parallax / static_px)``
       with ``parallax`` the median match displacement in analysis pixels, so a still camera earns the reward.
 
+    ``form="path"`` (the release's formula; the paths are relative to frame 0 and include it, ``P`` estimated with
+    centres in units of the median scene depth, ``G`` intended in scene units, ``len`` their arc lengths):
+
+    * ``cos = sum_k P_k . G_k / sum_k |P_k| |G_k|`` over the anchors, before alignment (both paths are in frame 0's
+      camera axes, so a truck left against a truck right reads -1);
+    * Umeyama (``align_rotation``: the similarity with rotation, as the release; default the scale alone, since a
+      fitted rotation turns any straight path onto any other) maps ``P`` onto ``G``; ``len_pred`` is the aligned
+      path's length and ``mean_err`` the mean distance of the aligned cameras to the intended ones;
+    * rotation: the geodesic angle between each estimated and intended rotation, its mean and its value at the last
+      anchor (``final``), ``extent = min / max`` of the estimated and intended final rotation angles (1 when both are
+      under 1 degree); the tolerance of both angle terms is ``path_rotation_deg`` (6, the release's);
+    * where no travel is intended (``len_gt`` under ``min_translation``) the translation part is
+      ``exp(-len_pred_raw / path_still)``: a camera that only turns, or stays, earns it by not travelling.
+
+    ``score = clip(0.5 (trans + rot), 0, 1)``. ``form="shape"`` reads the same path with
+    :func:`~world_r1.rewards.path_scores.shape_score`: ``score = trans * rot``, each ``max(0, cos) * exp(-e)`` on
+    the centres and on the rotation vectors after a least-squares scale (``still_deg`` for turning where none is
+    intended). Anchors that cannot be reconstructed are left out; none at all scores 0,
+    fewer than half sets ``degenerate``. The shared analysis must pair frame 0 with other frames:
+    ``geometry.anchors`` > 0 (checked at start-up).
+
     Degenerate pairs (too few matches; in the pose form also RANSAC or pose failure: black, constant or unrelated
     frames) score 0; a video with any such pair, or fewer than 2 frames, sets ``degenerate``. Never raises on
     degenerate input, never NaN. A ``camera`` override that does not parse raises (a configuration error, like in the
@@ -61,7 +110,11 @@ class TrajectoryReward(GeometricReward):
     ``size`` (the pairs' factors of the score: direction 1 where none is expected, both 0 on a degenerate pair) and
     ``motion_ratio`` (geometric mean over the measured pairs of ``(|d| + c) / (|f| + c)``: 1 is the intended amount
     of motion, below 1 too little; 0 when no pair was measured); pose form: ``rotation_error_deg`` and
-    ``translation_error_deg`` (means over the pairs where they apply, 0 where none do).
+    ``translation_error_deg`` (means over the pairs where they apply, 0 where none do); path form: ``translation``
+    and ``rotation`` (the two parts), ``direction`` (cos), ``length_ratio``, ``path_error`` (mean_err / len_gt; 0
+    without intended travel), ``rotation_error_deg``, ``final_rotation_error_deg`` and ``known`` (share of anchors
+    reconstructed); shape form: ``translation``, ``rotation``, ``direction`` and ``turning`` (the cosines of travel
+    and of turning; 1 where none is intended), ``path_error``, ``rotation_shape_error`` and ``known``.
     """
 
     def __init__(
@@ -77,6 +130,11 @@ class TrajectoryReward(GeometricReward):
         min_parallax_px: float = 0.5,
         static_px: float = 1.0,
         min_translation: float = 1e-3,
+        align_rotation: bool = False,
+        path_rotation_deg: float = 6.0,
+        path_still: float = 0.05,
+        still_deg: float = 3.0,
+        homography_px: float = 1.0,
     ) -> None:
         """
         Args:
@@ -92,11 +150,21 @@ class TrajectoryReward(GeometricReward):
             min_parallax_px: pose form: median match displacement (analysis pixels) under which a pair shows no camera
                 motion.
             static_px: pose form: for a static prompt, the median displacement (analysis pixels) that scores exp(-1).
-            min_translation: pose form: intended translations shorter than this (scene units) have no direction.
+            min_translation: pose and path forms: intended translations shorter than this (scene units) are none.
+            align_rotation: path form: Umeyama with rotation (the release) instead of the scale alone.
+            path_rotation_deg: path form: the rotation tolerance (degrees) of both angle terms.
+            path_still: path and shape forms: estimated travel (median scene depths) scoring exp(-1) where none is
+                intended.
+            still_deg: shape form: estimated turning (degrees, mean over the path) scoring exp(-1) where none is
+                intended.
+            homography_px: path form: a pair whose matches obey one homography within this error (analysis pixels,
+                90th percentile) is read as turning or zooming, without travel.
         """
         super().__init__()
-        if form not in ("flow", "pose"):
-            raise ValueError(f"TrajectoryReward.form must be 'flow' or 'pose', got {form!r}.")
+        if form not in ("flow", "pose", "path", "shape"):
+            raise ValueError(f"TrajectoryReward.form must be 'flow', 'pose', 'path' or 'shape', got {form!r}.")
+        if min(path_rotation_deg, path_still, still_deg, homography_px) <= 0:
+            raise ValueError("TrajectoryReward needs path_rotation_deg, path_still, still_deg and homography_px > 0.")
         if size_tolerance <= 1.0 or motion_slack_px <= 0:
             raise ValueError("TrajectoryReward needs size_tolerance > 1 (e.g. 2.0) and motion_slack_px > 0 (e.g. 1.0).")
         self.fov_deg = fov_deg
@@ -109,9 +177,25 @@ class TrajectoryReward(GeometricReward):
         self.min_parallax_px = min_parallax_px
         self.static_px = static_px
         self.min_translation = min_translation
-        flow_keys, pose_keys = ("direction", "size", "motion_ratio"), ("rotation_error_deg", "translation_error_deg")
-        keys = flow_keys if form == "flow" else pose_keys
+        self.align_rotation, self.path_rotation_deg, self.path_still = align_rotation, path_rotation_deg, path_still
+        self.still_deg, self.homography_px = still_deg, homography_px
+        keys = {
+            "flow": ("direction", "size", "motion_ratio"),
+            "pose": ("rotation_error_deg", "translation_error_deg"),
+            "path": _PATH_KEYS,
+            "shape": _SHAPE_KEYS,
+        }[form]
         self.worst = {"score": 0.0, **dict.fromkeys(keys, 0.0), "parallax_px": 0.0}
+
+    def standalone_settings(self) -> GeometrySettings:
+        return GeometrySettings(anchors=PATH_ANCHORS) if self.form in ("path", "shape") else GeometrySettings()
+
+    def check_settings(self, settings: GeometrySettings) -> None:
+        if self.form in ("path", "shape") and settings.anchors < 1:
+            raise ValueError(
+                f"TrajectoryReward(form={self.form!r}) reads the camera path from pairs with frame 0: set the reward's "
+                f"geometry.anchors (e.g. {PATH_ANCHORS})."
+            )
 
     @torch.no_grad()
     def score(
@@ -130,7 +214,12 @@ class TrajectoryReward(GeometricReward):
         out["degenerate"] = torch.zeros(batch)
         out["static_expected"] = torch.tensor([float(p.is_static) for p in plans])
         intrinsics = intrinsics_from_fov(self.fov_deg, *analysis.size).to(videos.device)
-        score_video = self._score_flow if self.form == "flow" else self._score_pose
+        score_video = {
+            "flow": self._score_flow,
+            "pose": self._score_pose,
+            "path": self._score_path,
+            "shape": self._score_path,
+        }[self.form]
         for b, plan in enumerate(plans):
             poses = camera_trajectory(plan, num_frames, self.motion).to(videos.device)
             terms = score_video(analysis, b, poses, intrinsics, plan.is_static)
@@ -253,3 +342,34 @@ class TrajectoryReward(GeometricReward):
         if not (torch.isfinite(rotation).all() and torch.isfinite(translation).all()):
             return None
         return rotation.float(), translation.float()
+
+    def _score_path(
+        self, analysis: VideoGeometry, b: int, poses: torch.Tensor, intrinsics: torch.Tensor, static: bool
+    ) -> dict[str, float]:
+        """Path- or shape-form scores of video ``b``; see the class docstring."""
+        self.check_settings(analysis.settings)
+        path = estimate_path(analysis, b, intrinsics, self.homography_px)
+        known = path.measured
+        parallax = analysis.per_video(analysis.geometry.parallax_px)[b]
+        base = {"parallax_px": float(parallax.mean()) if len(parallax) else 0.0, "known": 0.0}
+        if not bool(known.any()):
+            return dict.fromkeys(self.worst, 0.0) | base | {"degenerate": 1.0}
+        frames = path.frames[known]
+        intended = poses[frames.to(poses.device)].double().cpu()
+        rotation_gt = intended[:, :3, :3]
+        centre_gt = -(rotation_gt.transpose(1, 2) @ intended[:, :3, 3:])[..., 0]
+        origin, eye = torch.zeros(1, 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64)[None]
+        paths = PathPair(
+            torch.cat([origin, path.centres[known]]),
+            torch.cat([origin, centre_gt]),
+            torch.cat([eye, path.rotations[known]]),
+            torch.cat([eye, rotation_gt]),
+        )
+        if self.form == "path":
+            terms = release_score(
+                paths, self.align_rotation, self.path_rotation_deg, self.path_still, self.min_translation
+            )
+        else:
+            terms = shape_score(paths, self.path_still, self.still_deg, self.min_translation)
+        share = float(path.known.float().mean())
+        return terms | base | {"known": share, "degenerate": float(share < 0.5)}

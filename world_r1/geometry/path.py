@@ -1,0 +1,187 @@
+"""The camera path of a video relative to its first frame, and the Umeyama alignment of two paths.
+
+Each analysed pair ``(0, k)`` gives camera k's pose relative to camera 0: where nine in ten of the pair's matches obey
+one homography (a camera that only turns, or zooms; or travel too small to show parallax), the rotation of that
+homography and no travel; otherwise the rotation and translation direction of the essential matrix, with the travel's
+length from the depths the pairs give the frame-0 keypoints they share. A monocular video has no metric scale; the
+unit is the median depth of the reference anchor's points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from world_r1.geometry.reprojection import fit_homographies, reconstruct_pair
+from world_r1.geometry.video import VideoGeometry
+
+
+@dataclass
+class CameraPath:
+    """Cameras of ``frames`` (M,) relative to frame 0: ``rotations`` (M, 3, 3) with ``X_k = R X_0 + t`` (OpenCV
+    axes), ``centres`` (M, 3) in frame 0's camera coordinates (units: median depth of frame 0's matched points),
+    ``known`` (M,) bool (False: the pair could not be reconstructed; its rotation is the identity, its centre 0) and
+    ``rotation_only`` (M,) bool (the pair's matches obey a homography: turning or zooming, no travel)."""
+
+    frames: torch.Tensor
+    rotations: torch.Tensor
+    centres: torch.Tensor
+    known: torch.Tensor
+    rotation_only: torch.Tensor
+
+    @property
+    def measured(self) -> torch.Tensor:
+        """(M,) bool, the anchors to compare: every known one for a camera that only turns; where some anchor shows
+        travel, the rotation-only ones are those whose travel was too small to see (early frames of a slow truck,
+        read as a slight turn), and are left out."""
+        travels = self.known & ~self.rotation_only
+        return travels if bool(travels.any()) else self.known
+
+
+def nearest_rotation(matrix: torch.Tensor) -> torch.Tensor:
+    """The rotation (3, 3) closest to ``matrix`` in the Frobenius norm (SVD, determinant +1)."""
+    u, _, vh = torch.linalg.svd(matrix)
+    sign = torch.sign(torch.linalg.det(u @ vh))
+    return u @ torch.diag(torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign])) @ vh
+
+
+def homography_rotation(homography: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
+    """The camera rotation of a pixel homography of a turning camera, ``R ~ K^-1 H K`` (a zoom, ``diag(s, s, 1)``,
+    has the identity as nearest rotation)."""
+    k = intrinsics.to(homography)
+    normalised = torch.linalg.inv(k) @ homography @ k
+    normalised = normalised / torch.linalg.det(normalised).abs().clamp_min(1e-12) ** (1 / 3)
+    return nearest_rotation(normalised)
+
+
+def transfer_error(homography: torch.Tensor, points_i: torch.Tensor, points_j: torch.Tensor) -> torch.Tensor:
+    """Pixel distances (M,) between ``points_j`` and ``points_i`` mapped through ``homography`` (3, 3)."""
+    ones = torch.ones_like(points_i[:, :1])
+    mapped = torch.cat([points_i, ones], 1).to(homography) @ homography.T
+    mapped = mapped[:, :2] / mapped[:, 2:].clamp_min(1e-12)
+    return (mapped - points_j.to(mapped)).norm(dim=1)
+
+
+def estimate_path(
+    analysis: VideoGeometry,
+    video: int,
+    intrinsics: torch.Tensor,
+    homography_px: float = 1.0,
+    min_points: int = 12,
+) -> CameraPath:
+    """The path of video ``video`` of the analysis from its anchor pairs ``(0, k)`` (:attr:`VideoGeometry.anchored`,
+    made where ``GeometrySettings.anchors`` > 0).
+
+    Args:
+        analysis: the batch's shared analysis.
+        video: which video of the batch.
+        intrinsics: (3, 3) assumed intrinsics at the analysis size.
+        homography_px: a pair whose matches obey one homography within this transfer error (analysis pixels; 90th
+            percentile, so the parallax of a minority of matches off the dominant plane counts) shows no measurable
+            parallax: rotation only.
+        min_points: triangulated matches a translating pair needs.
+    """
+    anchored = analysis.anchored
+    if anchored is None:
+        raise ValueError("the analysis has no anchor pairs: make it with GeometrySettings(anchors=8) or more.")
+    count = len(anchored.pairs)
+    rotations = torch.eye(3, dtype=torch.float64).repeat(count, 1, 1)
+    centres = torch.zeros(count, 3, dtype=torch.float64)
+    known = torch.zeros(count, dtype=torch.bool)
+    rotation_only = torch.zeros(count, dtype=torch.bool)
+    keys = [video * count + p for p in range(count)]
+    matches = [anchored.matches.of_pair(k) for k in keys]
+    homographies, usable = fit_homographies([m[0] for m in matches], [m[1] for m in matches])
+    k_matrix = intrinsics.double().cpu()
+    triangulated: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # row -> frame-0 pixels and depths
+    for row, (key, (points_i, points_j)) in enumerate(zip(keys, matches, strict=True)):
+        if len(points_i) < anchored.settings.min_matches:
+            continue
+        homography = homographies[row].cpu()
+        error = transfer_error(homography, points_i.cpu(), points_j.cpu())
+        if bool(usable[row]) and float(error.quantile(0.9)) < homography_px:
+            rotations[row] = homography_rotation(homography, k_matrix)
+            known[row] = rotation_only[row] = True
+            continue
+        if not bool(anchored.geometry.valid[key]):
+            continue
+        try:
+            rec = reconstruct_pair(
+                anchored.geometry.fundamental[key],
+                intrinsics,
+                points_i,
+                points_j,
+                anchored.settings.ransac_px,
+                min_points,
+            )
+        except Exception:  # Kornia's pose/triangulation can fail on degenerate geometry: the anchor stays unknown
+            rec = None
+        if rec is None:
+            continue
+        rotation, translation = rec.rotation.double().cpu(), rec.translation.double().cpu()
+        rotations[row] = rotation
+        centres[row] = -(rotation.T @ translation)  # unit length: the pair's own baseline, scaled below
+        known[row] = True
+        triangulated[row] = (rec.points_i.cpu(), rec.depth_i.double().cpu())
+    if triangulated:
+        centres = _common_scale(centres, triangulated)
+    return CameraPath(anchored.pairs[:, 1].cpu(), rotations, centres, known, rotation_only)
+
+
+def _common_scale(
+    centres: torch.Tensor, triangulated: dict[int, tuple[torch.Tensor, torch.Tensor]], min_common: int = 5
+) -> torch.Tensor:
+    """Centres (M, 3) of unit baseline rescaled into one unit, the median depth of the reference anchor's frame-0
+    points (the translating anchor with the most of them).
+
+    Frame 0's keypoints are detected once, so anchors share them: the depths a point gets from two pairs differ by the
+    ratio of the pairs' baselines, and the median of that ratio over the shared points (at least ``min_common``)
+    puts every anchor in the reference's unit. An anchor sharing too few points falls back to its own median depth.
+    """
+    reference = max(triangulated, key=lambda row: len(triangulated[row][0]))
+    points_ref, depth_ref = triangulated[reference]
+    unit = depth_ref.median().clamp_min(1e-9)
+    scaled = centres.clone()
+    for row, (points, depth) in triangulated.items():
+        same = (points[:, None] - points_ref[None]).abs().amax(-1) < 1e-3  # (N, N_ref): the same frame-0 keypoint
+        mine, theirs = same.nonzero(as_tuple=True)
+        if len(mine) >= min_common:
+            baseline = (depth_ref[theirs] / depth[mine].clamp_min(1e-9)).median()  # this pair's baseline, in ref's
+        else:
+            baseline = unit / depth.median().clamp_min(1e-9)
+        scaled[row] = centres[row] * baseline / unit
+    return scaled
+
+
+def umeyama(
+    source: torch.Tensor, target: torch.Tensor, rotation: bool = True, scale: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The similarity ``target ~ s R source + t`` minimising the squared error over N points (N, 3) (Umeyama 1991).
+
+    ``rotation=False`` fixes ``R = I`` (both paths already share frame 0's axes; the scale is then at least 0, since a
+    negative one would mirror the path) and ``scale=False`` fixes ``s = 1``.
+    Returns ``s`` (), ``R`` (3, 3) and ``t`` (3,). Fewer than 2 points, or a source without spread, give the
+    translation between the means with ``s = 1`` and ``R = I`` (``s = 0`` where a scale was asked for and the source
+    has no spread).
+    """
+    source, target = source.double(), target.double()
+    mean_s, mean_t = source.mean(0), target.mean(0)
+    centred_s, centred_t = source - mean_s, target - mean_t
+    variance = centred_s.square().sum(1).mean()
+    eye = torch.eye(3, dtype=torch.float64)
+    if len(source) < 2 or float(variance) < 1e-18:
+        s = torch.tensor(0.0 if scale else 1.0, dtype=torch.float64)
+        return s, eye, mean_t - s * mean_s
+    covariance = centred_t.T @ centred_s / len(source)
+    if rotation:
+        u, singular, vh = torch.linalg.svd(covariance)
+        d = torch.ones(3, dtype=torch.float64)
+        if float(torch.linalg.det(u) * torch.linalg.det(vh)) < 0:
+            d[2] = -1
+        r = u @ torch.diag(d) @ vh
+        s = (singular * d).sum() / variance if scale else torch.tensor(1.0, dtype=torch.float64)
+    else:  # no rotation to absorb a reflection: a negative scale would mirror the path, so it stops at 0
+        r = eye
+        s = (torch.trace(covariance) / variance).clamp_min(0) if scale else torch.tensor(1.0, dtype=torch.float64)
+    return s, r, mean_t - s * (r @ mean_s)
