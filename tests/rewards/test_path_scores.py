@@ -1,5 +1,5 @@
 """The path forms of S_traj against values computed by hand for known paths: World-R1's release formula and the
-scale-free shape form, and the Umeyama alignment under both."""
+scale-free shape form, the Umeyama alignment under both, and the focal length read off two-view geometry."""
 
 import math
 
@@ -7,7 +7,8 @@ import pytest
 import torch
 from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 
-from world_r1.geometry.path import umeyama
+from world_r1.geometry.path import estimate_focal_length, umeyama
+from world_r1.geometry.pose import intrinsics_from_fov
 from world_r1.rewards.path_scores import PathPair, release_score, shape_score
 
 TRUCK = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [2.0, 0.0, 0.0]])  # frame 0 and two cameras to the right
@@ -81,3 +82,24 @@ def test_the_opposite_orbit_has_the_right_travel_and_the_wrong_turning():
 def test_paths_of_different_lengths_are_refused():
     with pytest.raises(ValueError, match="PathPair"):
         PathPair(TRUCK, TRUCK[:2], EYE, EYE)
+
+
+@pytest.mark.parametrize("true_fov", [45.0, 75.0, 95.0])
+def test_the_focal_length_is_read_off_the_anchors(true_fov):
+    """Fundamental matrices and homographies made with one lens give it back from a wrong assumed one."""
+    truth = intrinsics_from_fov(true_fov, 96, 128).double()
+    inverse = torch.linalg.inv(truth)
+    fundamentals = []
+    for angle, travel in [(3.0, (1.0, 0.2, 0.1)), (-5.0, (0.3, -0.5, 1.0)), (8.0, (-1.0, 0.0, 0.4))]:
+        rotation = yaw(angle)[0]
+        t = torch.tensor(travel, dtype=torch.float64)
+        cross = torch.tensor([[0.0, -t[2], t[1]], [t[2], 0.0, -t[0]], [-t[1], t[0], 0.0]], dtype=torch.float64)
+        fundamentals.append(inverse.T @ cross @ rotation @ inverse)
+    assumed = intrinsics_from_fov(60.0, 96, 128)
+    found = estimate_focal_length(torch.stack(fundamentals), torch.zeros(0, 3, 3, dtype=torch.float64), assumed)
+    assert float(found[0, 0]) == pytest.approx(float(truth[0, 0]), rel=0.03)
+    turning = torch.stack([truth @ yaw(a)[0] @ inverse for a in (4.0, 9.0)])
+    found = estimate_focal_length(torch.zeros(0, 3, 3, dtype=torch.float64), turning, assumed)
+    assert float(found[0, 0]) == pytest.approx(float(truth[0, 0]), rel=0.03)
+    nothing = torch.zeros(0, 3, 3, dtype=torch.float64)
+    assert torch.equal(estimate_focal_length(nothing, nothing, assumed), assumed)

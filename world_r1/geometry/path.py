@@ -22,13 +22,15 @@ class CameraPath:
     """Cameras of ``frames`` (M,) relative to frame 0: ``rotations`` (M, 3, 3) with ``X_k = R X_0 + t`` (OpenCV
     axes), ``centres`` (M, 3) in frame 0's camera coordinates (units: median depth of frame 0's matched points),
     ``known`` (M,) bool (False: the pair could not be reconstructed; its rotation is the identity, its centre 0) and
-    ``rotation_only`` (M,) bool (the pair's matches obey a homography: turning or zooming, no travel)."""
+    ``rotation_only`` (M,) bool (the pair's matches obey a homography: turning or zooming, no travel) and the
+    ``focal`` length (analysis pixels) the path was read with."""
 
     frames: torch.Tensor
     rotations: torch.Tensor
     centres: torch.Tensor
     known: torch.Tensor
     rotation_only: torch.Tensor
+    focal: float
 
     @property
     def measured(self) -> torch.Tensor:
@@ -69,6 +71,7 @@ def estimate_path(
     intrinsics: torch.Tensor,
     homography_px: float = 1.0,
     min_points: int = 12,
+    estimate_focal: bool = False,
 ) -> CameraPath:
     """The path of video ``video`` of the analysis from its anchor pairs ``(0, k)`` (:attr:`VideoGeometry.anchored`,
     made where ``GeometrySettings.anchors`` > 0).
@@ -81,39 +84,44 @@ def estimate_path(
             percentile, so the parallax of a minority of matches off the dominant plane counts) shows no measurable
             parallax: rotation only.
         min_points: triangulated matches a translating pair needs.
+        estimate_focal: replace the assumed focal length by the one the anchors agree on best
+            (:func:`estimate_focal_length`); the principal point stays at the centre.
     """
     anchored = analysis.anchored
     if anchored is None:
         raise ValueError("the analysis has no anchor pairs: make it with GeometrySettings(anchors=8) or more.")
     count = len(anchored.pairs)
+    keys = [video * count + p for p in range(count)]
+    matches = [anchored.matches.of_pair(k) for k in keys]
+    homographies, usable = fit_homographies([m[0] for m in matches], [m[1] for m in matches])
+    homographies = homographies.cpu()
+    turning, travelling = [], []  # rows read through their homography / through their fundamental matrix
+    for row, (key, (points_i, points_j)) in enumerate(zip(keys, matches, strict=True)):
+        if len(points_i) < anchored.settings.min_matches:
+            continue
+        error = transfer_error(homographies[row], points_i.cpu(), points_j.cpu())
+        if bool(usable[row]) and float(error.quantile(0.9)) < homography_px:
+            turning.append(row)
+        elif bool(anchored.geometry.valid[key]):
+            travelling.append(row)
+    k_matrix = intrinsics.double().cpu()
+    if estimate_focal:
+        fundamentals = anchored.geometry.fundamental[[keys[row] for row in travelling]].double().cpu()
+        k_matrix = estimate_focal_length(fundamentals, homographies[turning], k_matrix)
     rotations = torch.eye(3, dtype=torch.float64).repeat(count, 1, 1)
     centres = torch.zeros(count, 3, dtype=torch.float64)
     known = torch.zeros(count, dtype=torch.bool)
     rotation_only = torch.zeros(count, dtype=torch.bool)
-    keys = [video * count + p for p in range(count)]
-    matches = [anchored.matches.of_pair(k) for k in keys]
-    homographies, usable = fit_homographies([m[0] for m in matches], [m[1] for m in matches])
-    k_matrix = intrinsics.double().cpu()
+    for row in turning:
+        rotations[row] = homography_rotation(homographies[row], k_matrix)
+        known[row] = rotation_only[row] = True
     triangulated: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # row -> frame-0 pixels and depths
-    for row, (key, (points_i, points_j)) in enumerate(zip(keys, matches, strict=True)):
-        if len(points_i) < anchored.settings.min_matches:
-            continue
-        homography = homographies[row].cpu()
-        error = transfer_error(homography, points_i.cpu(), points_j.cpu())
-        if bool(usable[row]) and float(error.quantile(0.9)) < homography_px:
-            rotations[row] = homography_rotation(homography, k_matrix)
-            known[row] = rotation_only[row] = True
-            continue
-        if not bool(anchored.geometry.valid[key]):
-            continue
+    for row in travelling:
+        points_i, points_j = matches[row]
+        fundamental = anchored.geometry.fundamental[keys[row]]
         try:
             rec = reconstruct_pair(
-                anchored.geometry.fundamental[key],
-                intrinsics,
-                points_i,
-                points_j,
-                anchored.settings.ransac_px,
-                min_points,
+                fundamental, k_matrix.to(fundamental), points_i, points_j, anchored.settings.ransac_px, min_points
             )
         except Exception:  # Kornia's pose/triangulation can fail on degenerate geometry: the anchor stays unknown
             rec = None
@@ -126,7 +134,40 @@ def estimate_path(
         triangulated[row] = (rec.points_i.cpu(), rec.depth_i.double().cpu())
     if triangulated:
         centres = _common_scale(centres, triangulated)
-    return CameraPath(anchored.pairs[:, 1].cpu(), rotations, centres, known, rotation_only)
+    return CameraPath(anchored.pairs[:, 1].cpu(), rotations, centres, known, rotation_only, float(k_matrix[0, 0]))
+
+
+def estimate_focal_length(
+    fundamentals: torch.Tensor,
+    homographies: torch.Tensor,
+    intrinsics: torch.Tensor,
+    fov_range_deg: tuple[float, float] = (30.0, 110.0),
+    steps: int = 81,
+) -> torch.Tensor:
+    """Intrinsics (3, 3) with the focal length that makes the anchors most self-consistent, searched over horizontal
+    fields of view in ``fov_range_deg``; ``intrinsics`` unchanged without anchors to judge by.
+
+    A travelling pair's essential matrix ``K^T F K`` has two equal singular values only for the right ``K``
+    (Mendonca and Cipolla 1999); a turning pair's ``K^-1 H K`` is a rotation, three equal singular values, only for
+    the right ``K``. The cost is the mean of ``(s1 - s2) / (s1 + s2)`` and ``(s1 - s3) / (s1 + s3)`` over them.
+    """
+    if len(fundamentals) + len(homographies) == 0:
+        return intrinsics
+    width = 2 * float(intrinsics[0, 2])
+    fovs = torch.linspace(*fov_range_deg, steps, dtype=torch.float64)
+    focals = 0.5 * width / torch.tan(torch.deg2rad(fovs) / 2)
+    candidates = intrinsics.double().repeat(steps, 1, 1)
+    candidates[:, 0, 0] = candidates[:, 1, 1] = focals
+    cost = torch.zeros(steps, dtype=torch.float64)
+    if len(fundamentals):
+        essential = candidates.transpose(1, 2)[:, None] @ fundamentals[None] @ candidates[:, None]
+        sigma = torch.linalg.svdvals(essential)
+        cost += ((sigma[..., 0] - sigma[..., 1]) / (sigma[..., 0] + sigma[..., 1]).clamp_min(1e-12)).sum(1)
+    if len(homographies):
+        normalised = torch.linalg.inv(candidates)[:, None] @ homographies[None] @ candidates[:, None]
+        sigma = torch.linalg.svdvals(normalised)
+        cost += ((sigma[..., 0] - sigma[..., 2]) / (sigma[..., 0] + sigma[..., 2]).clamp_min(1e-12)).sum(1)
+    return candidates[int(cost.argmin())]
 
 
 def _common_scale(
