@@ -20,7 +20,8 @@ from world_r1.geometry.video import VideoGeometry
 @dataclass
 class CameraPath:
     """Cameras of ``frames`` (M,) relative to frame 0: ``rotations`` (M, 3, 3) with ``X_k = R X_0 + t`` (OpenCV
-    axes), ``centres`` (M, 3) in frame 0's camera coordinates (units: median depth of frame 0's matched points),
+    axes), ``centres`` (M, 3) in frame 0's camera coordinates (unit: the median depth of the reference anchor's
+    frame-0 points, see :func:`_common_scale`),
     ``known`` (M,) bool (False: the pair could not be reconstructed; its rotation is the identity, its centre 0) and
     ``rotation_only`` (M,) bool (the pair's matches obey a homography: turning or zooming, no travel) and the
     ``focal`` length (analysis pixels) the path was read with."""
