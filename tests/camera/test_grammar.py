@@ -1,8 +1,11 @@
 """The camera-motion grammar: phrasings, combinations, speeds, prompt fallback and errors."""
 
+from pathlib import Path
+
 import pytest
 
 from world_r1.camera import STATIC, CameraParseError, CameraPlan, Motion, parse_camera, plan_for_prompt
+from world_r1.camera.grammar import camera_words_table
 from world_r1.prompts import builtin_prompt_file
 
 
@@ -99,3 +102,17 @@ def test_every_builtin_prompt_with_a_camera_sentence_parses(name):
     assert lines
     for line in lines:
         parse_camera(line.split(".")[0])  # raises on anything outside the grammar
+
+
+def test_the_readme_prints_the_grammars_one_table_of_camera_words():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = camera_words_table()
+    assert table in readme, "paste world_r1.camera.grammar.camera_words_table() into the README's camera section"
+    for verb in ("pan", "zoom", "pull", "orbit", "descend"):
+        assert f"| {verb}" in table or f", {verb}" in table
+
+
+def test_mirrored_reverses_every_direction_and_keeps_speeds():
+    chain = parse_camera("truck right quickly, then pan left and tilt up")
+    assert chain.mirrored() == parse_camera("truck left quickly, then pan right and tilt down")
+    assert chain.mirrored().mirrored() == chain and STATIC.mirrored() == STATIC

@@ -87,6 +87,37 @@ _SEQUENTIAL = re.compile(r",|;|\band then\b|\bthen\b|\bfollowed by\b|\bafter tha
 _SIMULTANEOUS = re.compile(r"\b(?:and|while|whilst|as|with)\b")
 
 
+#: what each motion kind does to the camera, positive direction first (OpenCV axes; :mod:`world_r1.camera.trajectory`)
+MEANINGS: dict[str, str] = {
+    "pan": "turns about the vertical axis; right: the view swings right",
+    "tilt": "turns about the camera's x axis; up: the view swings up",
+    "dolly": "travels along its heading; in: towards the scene (zoom too: no focal-length change is modelled)",
+    "truck": "travels sideways; right: to its right, the scene slides left",
+    "crane": "travels vertically; up: the scene slides down",
+    "orbit": "travels around a point ahead, turning to keep facing it; right: moves to its right and turns left",
+}
+
+
+def camera_words_table() -> str:
+    """The grammar's verbs as a Markdown table (words, motion, directions, default, what the camera does): the one
+    table the grammar, the noise warp and every reward read, as printed in the README."""
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
+    for verb, (kind, directions, default) in _VERBS.items():
+        positive = "/".join(d for d, sign in directions.items() if sign > 0) or "-"
+        negative = "/".join(d for d, sign in directions.items() if sign < 0) or "-"
+        fallback = {None: "required", 1: positive.split("/")[0], -1: negative.split("/")[0]}[default]
+        groups.setdefault((kind, positive, negative, fallback), []).append(verb)
+    rows = ["| words | motion | directions (+ / -) | no direction | what the camera does |", "|---|---|---|---|---|"]
+    for (kind, positive, negative, fallback), verbs in groups.items():
+        rows.append(f"| {', '.join(verbs)} | {kind} | {positive} / {negative} | {fallback} | {MEANINGS[kind]} |")
+    by_kind: dict[str, list[str]] = {}
+    for direction, (kind, _) in _MOVE.items():
+        by_kind.setdefault(kind, []).append(direction)
+    moves = "; ".join(f"{kind}: {'/'.join(directions)}" for kind, directions in by_kind.items())
+    rows.append(f"| move, travel | by direction | {moves} | required | as that motion |")
+    return "\n".join(rows) + "\n"
+
+
 class CameraParseError(ValueError):
     """A camera description uses a word or construction outside the grammar of this module."""
 
