@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from world_r1.hub import pretrained_config
 from world_r1.settings import resolve_dtype
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -33,15 +34,9 @@ class PerceptualDistance(nn.Module):
 
     def __init__(self, model: str = "microsoft/resnet-50", layers: list[int] | None = None, dtype: str = "fp32"):
         super().__init__()
-        from transformers import AutoConfig, AutoModel  # heavy import, only when a perceptual distance is asked for
+        from transformers import AutoModel  # heavy import, only when a perceptual distance is asked for
 
-        try:
-            AutoConfig.from_pretrained(model)
-        except OSError as error:
-            raise FileNotFoundError(
-                f"perceptual model {model!r} not found ({error.__class__.__name__}): pass a hub id such as "
-                "'microsoft/resnet-50' or a local directory saved with save_pretrained."
-            ) from error
+        pretrained_config(model, "perceptual model", "microsoft/resnet-50")
         self.name = model
         self.backbone = AutoModel.from_pretrained(model, dtype=resolve_dtype(dtype)).eval().requires_grad_(False)
         self.layers = layers

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from world_r1.hub import pretrained_config
 from world_r1.rewards.base import Reward, check_videos
 from world_r1.seeding import derive_seed
 from world_r1.settings import resolve_dtype
@@ -19,15 +20,9 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 def load_clip(model: str, tokenizer: str | None = None, dtype: str = "fp32") -> tuple[torch.nn.Module, Any]:
     """A frozen ``transformers`` CLIP model (hub id or directory) and its tokenizer, checked at start-up: a missing
     path or a model of another kind fails here with a message, not at the first reward."""
-    from transformers import AutoConfig, AutoTokenizer, CLIPModel  # heavy import, only for the CLIP terms
+    from transformers import AutoTokenizer, CLIPModel  # heavy import, only for the CLIP terms
 
-    try:
-        config = AutoConfig.from_pretrained(model)
-    except OSError as error:
-        raise FileNotFoundError(
-            f"CLIP model {model!r} not found ({error.__class__.__name__}): pass a hub id such as "
-            "'yuvalkirstain/PickScore_v1' or a local directory saved with save_pretrained."
-        ) from error
+    config = pretrained_config(model, "CLIP model", "yuvalkirstain/PickScore_v1")
     if config.model_type != "clip":
         raise ValueError(
             f"{model!r} is a {config.model_type!r} model; this reward needs a CLIP-style model (CLIPModel)."

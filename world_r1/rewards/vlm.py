@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from world_r1.hub import pretrained_config
 from world_r1.settings import resolve_dtype
 
 _OUT_OF = re.compile(r"(\d+(?:\.\d+)?)\s*(?:/|out of)\s*(\d+)", re.IGNORECASE)
@@ -45,20 +46,9 @@ def _in_range(text: str, top: int) -> float | None:
 def load_vision_language_model(model: str, dtype: str = "bf16") -> tuple[torch.nn.Module, Any, Any]:
     """The frozen model, its tokenizer and its image processor; a missing path, a model of another kind or a tokenizer
     without a chat template fail here, at start-up, with a message naming the fix."""
-    from transformers import (  # heavy imports, only for the critic
-        AutoConfig,
-        AutoImageProcessor,
-        AutoModelForImageTextToText,
-        AutoTokenizer,
-    )
+    from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer  # only for the critic
 
-    try:
-        config = AutoConfig.from_pretrained(model)
-    except OSError as error:
-        raise FileNotFoundError(
-            f"vision-language model {model!r} not found ({error.__class__.__name__}): pass a hub id such as "
-            "'Qwen/Qwen2.5-VL-7B-Instruct' or a local directory saved with save_pretrained."
-        ) from error
+    config = pretrained_config(model, "vision-language model", "Qwen/Qwen2.5-VL-7B-Instruct")
     if getattr(config, "vision_config", None) is None or getattr(config, "image_token_id", None) is None:
         raise ValueError(
             f"{model!r} is a {config.model_type!r} model without an image placeholder token; the critic needs a "
