@@ -17,6 +17,7 @@ from kornia.geometry.homography import find_homography_dlt_iterated
 from kornia.geometry.transform import warp_perspective
 from kornia.metrics import ssim
 
+from world_r1.geometry.depth import DepthSource
 from world_r1.geometry.pose import relative_pose, triangulate
 from world_r1.geometry.video import VideoGeometry
 
@@ -95,6 +96,23 @@ def reconstruct_pairs(
         if rec is not None:
             reconstructions[k] = rec
     return reconstructions
+
+
+def densify(
+    source: DepthSource, image_i: torch.Tensor, image_j: torch.Tensor, reconstructions: list[PairReconstruction]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Dense depth maps (N, 1, H, W) of frames ``image_i`` and ``image_j`` (N, 3, H, W) of N reconstructed pairs, from
+    ``source`` anchored at each pair's triangulated matches (non-finite or negative values become 0: no depth), and
+    the pairs' rotations (N, 3, 3) and translations (N, 3) on the images' device. Raises ``ValueError`` where the
+    source has too few anchors."""
+    anchors = [r.points_i for r in reconstructions] + [r.points_j for r in reconstructions]
+    anchor_depths = [r.depth_i for r in reconstructions] + [r.depth_j for r in reconstructions]
+    depth = source(torch.cat([image_i, image_j]), anchors, anchor_depths)
+    depth = torch.nan_to_num(depth.float(), nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0)
+    rotation = torch.stack([r.rotation for r in reconstructions]).to(image_i.device)
+    translation = torch.stack([r.translation for r in reconstructions]).to(image_i.device)
+    n = len(reconstructions)
+    return depth[:n], depth[n:], rotation, translation
 
 
 @dataclass

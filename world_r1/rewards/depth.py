@@ -14,6 +14,7 @@ from world_r1.geometry.depth import DepthSource, TriangulatedDepth
 from world_r1.geometry.perceptual import PerceptualDistance
 from world_r1.geometry.reprojection import (
     PairReconstruction,
+    densify,
     depth_agreement,
     explained_error,
     homography_prediction,
@@ -220,19 +221,14 @@ class DepthConsistencyReward(GeometricReward):
         have = [k for k, r in enumerate(reconstructions) if r is not None]
         if not have:
             return None
-        recs = [reconstructions[k] for k in have]
-        anchors = [r.points_i for r in recs] + [r.points_j for r in recs]
-        anchor_depths = [r.depth_i for r in recs] + [r.depth_j for r in recs]
-        sub_i, sub_j = image_i[have], image_j[have]
+        sub_i = image_i[have]
         try:
-            depth = self.depth(torch.cat([sub_i, sub_j]), anchors, anchor_depths)
+            depth_i, depth_j, rotation, translation = densify(
+                self.depth, sub_i, image_j[have], [reconstructions[k] for k in have]
+            )
         except ValueError:  # too few anchors for this source: these pairs have only their homography
             return None
-        n = len(recs)
-        depth = torch.nan_to_num(depth.float(), nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0)
-        rotation = torch.stack([r.rotation for r in recs]).to(image_i.device)
-        translation = torch.stack([r.translation for r in recs]).to(image_i.device)
-        result = reproject(sub_i, depth[:n], depth[n:], rotation, translation, intrinsics)
+        result = reproject(sub_i, depth_i, depth_j, rotation, translation, intrinsics)
         rows = torch.tensor(have, device=image_i.device)
         image = torch.zeros_like(image_i).index_copy(0, rows, result.image)
         valid = torch.zeros_like(image_i[:, :1], dtype=torch.bool).index_copy(0, rows, result.valid)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from world_r1.geometry import VideoGeometry, intrinsics_from_fov
 from world_r1.geometry.depth import DepthSource, TriangulatedDepth
 from world_r1.geometry.novel_view import fill_small_holes, render_novel_view
-from world_r1.geometry.reprojection import PairReconstruction, reconstruct_pairs
+from world_r1.geometry.reprojection import PairReconstruction, densify, reconstruct_pairs
 from world_r1.rewards.base import GeometricReward
 from world_r1.rewards.vlm import VisionLanguageJudge, parse_score
 
@@ -140,14 +140,8 @@ class NovelViewReward(GeometricReward):
         frames = videos[rows[:, None], index].float().clamp(0, 1)  # (N, 2, 3, H, W)
         frames = F.interpolate(frames.flatten(0, 1), size=analysis.size, mode="area").unflatten(0, (len(rows), 2))
         image_i, image_j = frames[:, 0], frames[:, 1]
-        anchors = [r.points_i for r in reconstructions] + [r.points_j for r in reconstructions]
-        anchor_depths = [r.depth_i for r in reconstructions] + [r.depth_j for r in reconstructions]
-        depth = self.depth(torch.cat([image_i, image_j]), anchors, anchor_depths)
-        depth = torch.nan_to_num(depth.float(), nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0)
-        n = len(rows)
-        rotation = torch.stack([r.rotation for r in reconstructions]).to(videos.device)
-        translation = torch.stack([r.translation for r in reconstructions]).to(videos.device)
+        depth_i, depth_j, rotation, translation = densify(self.depth, image_i, image_j, reconstructions)
         view, covered = render_novel_view(
-            image_i, image_j, depth[:n], depth[n:], rotation, translation, intrinsics, self.offset
+            image_i, image_j, depth_i, depth_j, rotation, translation, intrinsics, self.offset
         )
         return fill_small_holes(view, covered), covered.float().mean((1, 2, 3))
