@@ -90,11 +90,17 @@ class NovelViewReward(GeometricReward):
         batch, num_pairs = videos.shape[0], len(analysis.pairs)
         out = self.worst_case(batch, videos.device)
         intrinsics = intrinsics_from_fov(self.fov_deg, *analysis.size).to(videos.device)
-        reconstructions = reconstruct_pairs(analysis, intrinsics, self.min_points)
-        parallax = analysis.per_video(analysis.geometry.parallax_px)
-        chosen: dict[int, int] = {}  # video -> flat pair index with the most parallax among the reconstructed
-        for k in sorted(reconstructions, key=lambda k: -float(analysis.geometry.parallax_px[k])):
-            chosen.setdefault(k // num_pairs, k)
+        geometry = analysis.geometry
+        parallax = analysis.per_video(geometry.parallax_px)
+        chosen: dict[int, int] = {}  # video -> flat pair index with the most parallax among those that reconstruct
+        reconstructions: dict[int, PairReconstruction] = {}
+        valid = [k for k in range(len(geometry.valid)) if bool(geometry.valid[k])]
+        for k in sorted(valid, key=lambda k: -float(geometry.parallax_px[k])):
+            if k // num_pairs in chosen:
+                continue  # this video's view is chosen: its other pairs need no reconstruction
+            reconstructions |= reconstruct_pairs(analysis, intrinsics, self.min_points, [k])
+            if k in reconstructions:
+                chosen[k // num_pairs] = k
         if not chosen:
             return out
         videos_shown, keys = list(chosen), list(chosen.values())
