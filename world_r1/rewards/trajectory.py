@@ -353,7 +353,6 @@ class TrajectoryReward(GeometricReward):
         self, analysis: VideoGeometry, b: int, poses: torch.Tensor, intrinsics: torch.Tensor, static: bool
     ) -> dict[str, float]:
         """Path- or shape-form scores of video ``b``; see the class docstring."""
-        self.check_settings(analysis.settings)
         path = estimate_path(analysis, b, intrinsics, self.homography_px, estimate_focal=self.estimate_fov)
         known = path.measured
         parallax = analysis.per_video(analysis.geometry.parallax_px)[b]
