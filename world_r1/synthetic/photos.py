@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from world_r1.camera.grammar import parse_camera
+from world_r1.camera.grammar import STATIC, parse_camera
 from world_r1.camera.trajectory import MotionScale, camera_trajectory
 from world_r1.geometry.pose import intrinsics_from_fov
 from world_r1.synthetic.inconsistency import MORPH_PX, evolving_field, warp_frames
@@ -191,19 +191,19 @@ def _camera(spec: PhotoClipSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """World-to-camera poses (F, 4, 4) and intrinsics (F, 3, 3) of the clip's camera."""
     height, width = spec.size
     base = intrinsics_from_fov(spec.fov_deg, height, width)
+    plan = parse_camera(spec.camera)
     static = spec.kind == "static" or spec.is_zoom
-    plan = parse_camera("Camera is static." if static else spec.camera)
     scale = replace(
         PHOTO_MOTION,
         rotation_deg=PHOTO_MOTION.rotation_deg * spec.speed,
         orbit_deg=PHOTO_MOTION.orbit_deg * spec.speed,
         translation=PHOTO_MOTION.translation * spec.speed,
     )
-    poses = camera_trajectory(plan, spec.num_frames, scale)
+    poses = camera_trajectory(STATIC if static else plan, spec.num_frames, scale)
     intrinsics = base.repeat(spec.num_frames, 1, 1)
-    if spec.is_zoom and spec.kind != "static":
-        direction = -1.0 if any(word in spec.camera.lower() for word in ("out", "back")) else 1.0
-        ratio = ZOOM_PER_SEGMENT ** (direction * spec.speed * torch.linspace(0, 1, spec.num_frames))
+    if spec.is_zoom and spec.kind != "static":  # the grammar reads "zoom in" as dolly in: its sign and speed
+        motion = plan.segments[0][0]
+        ratio = ZOOM_PER_SEGMENT ** (motion.sign * motion.speed * spec.speed * torch.linspace(0, 1, spec.num_frames))
         intrinsics[:, :2, :2] *= ratio[:, None, None]
     return poses, intrinsics
 
@@ -238,7 +238,8 @@ def _sample(image: torch.Tensor, coords: torch.Tensor, padding: str) -> torch.Te
     return F.grid_sample(image[None], coords[None], mode="bilinear", padding_mode=padding, align_corners=False)[0]
 
 
-def _render(spec: PhotoClipSpec, supersample: int = 2) -> PhotoClip:
+def render_photo_clip(spec: PhotoClipSpec, supersample: int = 2) -> PhotoClip:
+    """Render ``spec`` (see the module docstring), ``supersample`` x ``supersample`` rays per pixel."""
     layers = _layers(spec)
     poses, intrinsics = _camera(spec)
     drift, swim, ripple = _layer_motion(spec, len(layers))
@@ -285,11 +286,6 @@ def _distort(video: torch.Tensor, spec: PhotoClipSpec) -> torch.Tensor:
         amplitude = spec.severity * FLICKER_PX * width / 128
         return warp_frames(video, fields * amplitude).clamp(0, 1)
     return video
-
-
-def render_photo_clip(spec: PhotoClipSpec) -> PhotoClip:
-    """Render ``spec`` (see the module docstring)."""
-    return _render(spec)
 
 
 def photo_clip_specs(
