@@ -158,12 +158,13 @@ def validate(
     kinds: Sequence[str] = KINDS,
     severities: Sequence[float] = SEVERITIES,
     speeds: Sequence[float] = SPEEDS,
+    geometry: GeometrySettings | None = None,
     console: Console | None = None,
 ) -> dict[str, dict]:
-    """Render, score and summarise one split (see the module docstring)."""
+    """Render, score and summarise one split (see the module docstring) under ``geometry`` (default settings)."""
     base = photo_clip_specs(split, tuple(cameras), num_frames, size)
     cases = validation_cases(base, kinds, severities, speeds)
-    values = score_cases(cases, terms or default_terms(), console=console)
+    values = score_cases(cases, terms or default_terms(), geometry, console=console)
     return summarise(values, kinds=kinds, severities=severities, speeds=speeds)
 
 
@@ -213,11 +214,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--size", type=int, default=128, help="clip height and width (pixels)")
     parser.add_argument("--frames", type=int, default=17)
     parser.add_argument("--out", type=Path, default=RESULTS / "reward_validation.json")
+    parser.add_argument("--no-upsample", action="store_true", help="geometry.upsample: false (SIFT on the frames)")
+    parser.add_argument("--upright", action="store_true", help="geometry.upright: true (no keypoint orientation)")
     args = parser.parse_args(argv)
     console = Console()
-    results = validate(args.split, size=(args.size, args.size), num_frames=args.frames, console=console)
+    geometry = GeometrySettings(upsample=not args.no_upsample, upright=args.upright)
+    results = validate(
+        args.split, size=(args.size, args.size), num_frames=args.frames, geometry=geometry, console=console
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"split": args.split, "size": args.size, "frames": args.frames, "terms": results}
+    payload = {
+        "split": args.split,
+        "size": args.size,
+        "frames": args.frames,
+        "geometry": {"upsample": geometry.upsample, "upright": geometry.upright},
+        "terms": results,
+    }
     args.out.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n", encoding="utf-8")
     text = markdown(results, args.split)
     args.out.with_suffix(".md").write_text(text, encoding="utf-8")

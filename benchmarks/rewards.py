@@ -44,6 +44,9 @@ REWARD_CANDIDATES: tuple[tuple[str, str], ...] = (
 PROMPT = "Camera push in, then pan right. A textured room with a tiled floor."
 #: the analysis every method runs: pairs a quarter of the clip apart (frames 4 apart of 16), 512 keypoints a frame
 GEOMETRY = GeometrySettings(gaps=(0.25,), max_pairs=4, max_side=192, num_features=512)
+#: the same with the detector's speed settings: no doubled first octave, no keypoint orientation
+FAST_GEOMETRY = dataclasses.replace(GEOMETRY, upsample=False, upright=True)
+FAST = "EpipolarReward, fast SIFT (upsample off, upright)"
 
 
 def available_rewards(names: Sequence[str] | None = None) -> tuple[dict[str, torch.nn.Module], dict[str, str]]:
@@ -133,7 +136,7 @@ def stage_seconds(videos: torch.Tensor, settings: dict) -> dict[str, float]:
     slot[used] = torch.arange(len(used))
     offsets = (torch.arange(len(videos)) * len(used)).repeat_interleave(len(pairs))
     first, second = slot[pairs[:, 0]].repeat(len(videos)) + offsets, slot[pairs[:, 1]].repeat(len(videos)) + offsets
-    detector = SIFTDetector(settings["num_features"])
+    detector = SIFTDetector(settings["num_features"], settings["upsample"], settings["upright"])
     estimator = EpipolarEstimator(
         settings["ransac_px"], settings["inlier_px"], settings["ransac_iters"], settings["min_matches"]
     )
@@ -200,6 +203,8 @@ def run(
         return lambda: quality.__setitem__(name, fn(videos.clone()))
 
     functions = {name: timed(name, _inliers_of(name, reward, prompts)) for name, reward in rewards.items()}
+    if "EpipolarReward" in rewards:
+        functions[FAST] = timed(FAST, _inliers_of("EpipolarReward", rewards["EpipolarReward"], prompts, FAST_GEOMETRY))
     if len(rewards) > 1:
         functions["all rewards, shared"] = timed("all rewards, shared", _all_of(rewards, prompts))
     functions["opencv"] = timed("opencv", lambda v: opencv_baseline(v, pairs, max_side, num_features))
@@ -207,7 +212,7 @@ def run(
     naive_fn = {"kornia_naive": timed("kornia_naive", lambda v: naive(v, pairs, max_side))}
     seconds |= interleaved_medians(naive_fn, repeats=naive_repeats, warmup=0)
     figures = {}
-    for name in [*rewards, "all rewards, shared"]:
+    for name in [*rewards, FAST, "all rewards, shared"]:
         if name not in seconds:
             continue
         faster = seconds[name] < seconds["opencv"]
@@ -237,10 +242,12 @@ def run(
     return result
 
 
-def _inliers_of(name: str, reward: torch.nn.Module, prompts: Sequence[str]) -> Callable[[torch.Tensor], float]:
-    """Score with ``reward`` alone (its own analysis of the batch); its mean inlier ratio where it reports one, else
-    its mean score."""
-    composite = WeightedReward({name: reward}, geometry=GEOMETRY)
+def _inliers_of(
+    name: str, reward: torch.nn.Module, prompts: Sequence[str], geometry: GeometrySettings = GEOMETRY
+) -> Callable[[torch.Tensor], float]:
+    """Score with ``reward`` alone (its own analysis of the batch under ``geometry``); its mean inlier ratio where it
+    reports one, else its mean score."""
+    composite = WeightedReward({name: reward}, geometry=geometry)
 
     def call(videos: torch.Tensor) -> float:
         out = composite(videos, prompts)

@@ -32,6 +32,9 @@ class GeometrySettings:
         inlier_px: Sampson distance (analysis pixels) under which a match counts as consistent.
         ransac_iters: RANSAC batches of minimal samples (each batch is Kornia's ``"auto"`` size).
         min_matches: pairs with fewer matches are degenerate.
+        upsample: detect on frames doubled in size, as SIFT does by default (False: on the frames themselves, about
+            3x faster, fewer keypoints on small frames).
+        upright: describe keypoints without orientation (faster; for cameras that do not roll in the image plane).
         anchors: also pair frame 0 with this many frames spread over the clip (0: none), for the terms that read the
             camera path relative to frame 0 (``TrajectoryReward(form="shape" | "path")``); they form the separate
             :attr:`VideoGeometry.anchored` analysis, so the other terms' pairs stay as ``gaps`` makes them.
@@ -46,6 +49,8 @@ class GeometrySettings:
     inlier_px: float = 0.5
     ransac_iters: int = 8
     min_matches: int = 16
+    upsample: bool = True
+    upright: bool = False
     anchors: int = 0
 
     def __post_init__(self) -> None:
@@ -91,9 +96,9 @@ class VideoGeometry:
 
 
 @lru_cache(maxsize=8)
-def _detector(num_features: int, device: torch.device) -> SIFTDetector:
-    """One detector per size and device: building Kornia's scale-space modules costs more than a small batch."""
-    return SIFTDetector(num_features).to(device)
+def _detector(num_features: int, upsample: bool, upright: bool, device: torch.device) -> SIFTDetector:
+    """One detector per setting and device: building Kornia's scale-space modules costs more than a small batch."""
+    return SIFTDetector(num_features, upsample, upright).to(device)
 
 
 def analyse(videos: torch.Tensor, settings: GeometrySettings | None = None) -> VideoGeometry:
@@ -112,7 +117,7 @@ def analyse(videos: torch.Tensor, settings: GeometrySettings | None = None) -> V
         matches = PairMatches(empty, empty, torch.zeros(0, dtype=torch.long, device=videos.device), 0)
         return VideoGeometry(pairs, estimator(matches), matches, 1.0, tuple(videos.shape[-2:]), settings)
     gray, scale = grayscale_resized(videos[:, used].flatten(0, 1), settings.max_side)
-    features = _detector(settings.num_features, videos.device)(gray)
+    features = _detector(settings.num_features, settings.upsample, settings.upright, videos.device)(gray)
     slot = torch.full((num_frames,), -1, dtype=torch.long, device=videos.device)
     slot[used] = torch.arange(len(used), device=videos.device)
     size = tuple(gray.shape[-2:])
