@@ -44,6 +44,13 @@ def test_model_depth_loads_resizes_to_patches_and_fits_anchors(tiny_depth_anythi
         ModelDepth(tiny_depth_anything, output="disparity")
 
 
+def test_model_depth_names_the_fix_for_a_missing_or_wrong_model(tmp_path, tiny_clip):
+    with pytest.raises(FileNotFoundError, match=r"depth model .*not found.*Depth-Anything"):
+        ModelDepth(str(tmp_path / "no-such-model"))
+    with pytest.raises(ValueError, match="'clip' model, not a depth-estimation model"):
+        ModelDepth(tiny_clip)
+
+
 def test_depth_reward_with_a_model_depth_source(tiny_depth_anything):
     reward = DepthConsistencyReward(depth=ModelDepth(tiny_depth_anything, input_size=56))
     video = rigid_video(9, 96, 96, seed=0).video[None]

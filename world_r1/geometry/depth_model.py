@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from world_r1.geometry.depth import DepthSource, inlier_anchors, sample_at
+from world_r1.hub import pretrained_config
 from world_r1.settings import resolve_dtype
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -66,7 +67,17 @@ class ModelDepth(DepthSource):
         if output not in ("inverse_depth", "depth"):
             raise ValueError(f"output must be 'inverse_depth' or 'depth', got {output!r}")
         torch_dtype = resolve_dtype(dtype)
-        self.model = AutoModelForDepthEstimation.from_pretrained(model, dtype=torch_dtype).eval().requires_grad_(False)
+        config = pretrained_config(model, "depth model", "depth-anything/Depth-Anything-V2-Small-hf")
+        try:
+            network = AutoModelForDepthEstimation.from_pretrained(model, dtype=torch_dtype)
+        except (
+            ValueError
+        ) as error:  # transformers: "Unrecognized configuration class ... for AutoModelForDepthEstimation"
+            raise ValueError(
+                f"{model!r} is a {config.model_type!r} model, not a depth-estimation model; pass one that "
+                "AutoModelForDepthEstimation loads, such as 'depth-anything/Depth-Anything-V2-Small-hf'."
+            ) from error
+        self.model = network.eval().requires_grad_(False)
         backbone = getattr(self.model.config, "backbone_config", None)
         self.patch = int(getattr(backbone, "patch_size", None) or getattr(self.model.config, "patch_size", 14) or 14)
         self.output, self.input_size = output, input_size
