@@ -216,9 +216,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS / "reward_validation.json")
     parser.add_argument("--no-upsample", action="store_true", help="geometry.upsample: false (SIFT on the frames)")
     parser.add_argument("--upright", action="store_true", help="geometry.upright: true (no keypoint orientation)")
+    parser.add_argument("--upscale", action="store_true", help="geometry.upscale: true (small clips enlarged)")
     args = parser.parse_args(argv)
     console = Console()
-    geometry = GeometrySettings(upsample=not args.no_upsample, upright=args.upright)
+    geometry = GeometrySettings(upsample=not args.no_upsample, upright=args.upright, upscale=args.upscale)
     results = validate(
         args.split, size=(args.size, args.size), num_frames=args.frames, geometry=geometry, console=console
     )
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
         "split": args.split,
         "size": args.size,
         "frames": args.frames,
-        "geometry": {"upsample": geometry.upsample, "upright": geometry.upright},
+        "geometry": {"upsample": geometry.upsample, "upright": geometry.upright, "upscale": geometry.upscale},
         "terms": results,
     }
     args.out.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n", encoding="utf-8")

@@ -65,7 +65,7 @@ def available_rewards(names: Sequence[str] | None = None) -> tuple[dict[str, tor
 
 def _gray_frames(video: torch.Tensor, frames: list[int], max_side: int) -> torch.Tensor:
     """Grayscale frames (N, 1, h, w) of one video (F, 3, H, W), resized exactly as the reward does."""
-    return grayscale_resized(video[frames], max_side)[0]
+    return grayscale_resized(video[frames], max_side, GEOMETRY.upscale)[0]
 
 
 def opencv_baseline(
@@ -142,7 +142,7 @@ def stage_seconds(videos: torch.Tensor, settings: dict) -> dict[str, float]:
     )
     times: dict[str, float] = {}
     start = time.perf_counter()
-    gray, _ = grayscale_resized(videos[:, used].flatten(0, 1), settings["max_side"])
+    gray, _ = grayscale_resized(videos[:, used].flatten(0, 1), settings["max_side"], settings["upscale"])
     times["grayscale + resize"] = time.perf_counter() - start
     start = time.perf_counter()
     features = detector(gray)

@@ -4,7 +4,15 @@ its input (no cache to go stale)."""
 import pytest
 import torch
 
-from world_r1.geometry import GeometrySettings, analyse, anchor_pairs, frame_pairs, gap_frames
+from world_r1.geometry import (
+    GeometrySettings,
+    analyse,
+    anchor_pairs,
+    frame_pairs,
+    gap_frames,
+    grayscale_resized,
+    resized,
+)
 from world_r1.synthetic import rigid_video
 
 
@@ -59,3 +67,26 @@ def test_anchored_pairs_are_a_separate_analysis_from_the_same_features():
     assert both.anchored.num_videos == 2 and both.anchored.size == both.size
     with pytest.raises(ValueError, match="anchors"):
         GeometrySettings(anchors=-1)
+
+
+def test_upscale_analyses_small_frames_at_max_side_in_the_inputs_pixels():
+    videos = rigid_video(9, 96, 96, seed=0).video[None]
+    plain = analyse(videos, GeometrySettings(gaps=(0.5,), max_pairs=1, max_side=192))
+    enlarged = analyse(videos, GeometrySettings(gaps=(0.5,), max_pairs=1, max_side=192, upscale=True))
+    assert plain.size == (96, 96) and plain.scale == 1.0
+    assert enlarged.size == (192, 192) and enlarged.scale == 0.5  # analysis pixels -> input pixels
+    assert enlarged.geometry.valid.all() and enlarged.geometry.inlier_ratio[0] > 0.8
+    # the same camera motion, measured in analysis pixels: twice the displacement at twice the size
+    ratio = enlarged.geometry.parallax_px / plain.geometry.parallax_px
+    torch.testing.assert_close(ratio, torch.tensor([2.0]), atol=0.15, rtol=0)
+
+
+def test_resized_averages_to_shrink_and_interpolates_to_enlarge():
+    frames = torch.arange(16.0).reshape(1, 1, 4, 4)
+    assert resized(frames, (4, 4)) is frames
+    torch.testing.assert_close(resized(frames, (2, 2))[0, 0], torch.tensor([[2.5, 4.5], [10.5, 12.5]]))
+    enlarged = resized(frames, (8, 8))
+    assert enlarged.shape == (1, 1, 8, 8) and len(enlarged.unique()) > 16  # bilinear, not repeated pixels
+    gray, scale = grayscale_resized(torch.rand(2, 3, 48, 64), 128, upscale=True)
+    assert gray.shape == (2, 1, 96, 128) and scale == 0.5
+    assert grayscale_resized(torch.rand(2, 3, 48, 64), 128)[0].shape == (2, 1, 48, 64)

@@ -3,7 +3,7 @@
 from world_r1.geometry.depth import DepthSource, TriangulatedDepth
 from world_r1.geometry.depth_model import ModelDepth
 from world_r1.geometry.epipolar import EpipolarEstimator, PairGeometry
-from world_r1.geometry.frames import anchor_pairs, frame_pairs, gap_frames, grayscale_resized
+from world_r1.geometry.frames import anchor_pairs, frame_pairs, gap_frames, grayscale_resized, resized
 from world_r1.geometry.matching import Features, PairMatches, SIFTDetector, match_pairs
 from world_r1.geometry.perceptual import PerceptualDistance
 from world_r1.geometry.pose import intrinsics_from_fov, relative_pose, rotation_angle_deg, triangulate
@@ -29,6 +29,7 @@ __all__ = [
     "intrinsics_from_fov",
     "match_pairs",
     "relative_pose",
+    "resized",
     "rotation_angle_deg",
     "triangulate",
 ]

@@ -33,15 +33,27 @@ def frame_pairs(num_frames: int, gaps: tuple[float, ...] = (0.5,), max_pairs: in
     return torch.tensor(sorted(set(pairs)), dtype=torch.long).reshape(-1, 2)
 
 
-def grayscale_resized(frames: torch.Tensor, max_side: int) -> tuple[torch.Tensor, float]:
-    """``(N, 3, H, W)`` in [0, 1] -> grayscale ``(N, 1, h, w)`` with the long side at most ``max_side``.
+def resized(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``frames`` (N, C, H, W) at ``size`` (h, w): area averaging to shrink, bilinear to enlarge."""
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    shrink = size[0] <= frames.shape[-2] and size[1] <= frames.shape[-1]
+    return (
+        F.interpolate(frames, size=size, mode="area") if shrink else F.interpolate(frames, size=size, mode="bilinear")
+    )
+
+
+def grayscale_resized(frames: torch.Tensor, max_side: int, upscale: bool = False) -> tuple[torch.Tensor, float]:
+    """``(N, 3, H, W)`` in [0, 1] -> grayscale ``(N, 1, h, w)`` with the long side at most ``max_side`` (exactly
+    ``max_side`` with ``upscale``: smaller frames are enlarged too).
 
     Returns the frames and the factor that maps coordinates of the resized frames back to the input's pixels.
     """
     gray = (0.299 * frames[:, 0] + 0.587 * frames[:, 1] + 0.114 * frames[:, 2]).unsqueeze(1).float()
     height, width = gray.shape[-2:]
-    scale = min(1.0, max_side / max(height, width))
-    if scale < 1.0:
-        size = (max(8, round(height * scale)), max(8, round(width * scale)))
-        gray = F.interpolate(gray, size=size, mode="area")
+    scale = max_side / max(height, width)
+    if not upscale:
+        scale = min(1.0, scale)
+    if scale != 1.0:
+        gray = resized(gray, (max(8, round(height * scale)), max(8, round(width * scale))))
     return gray, 1.0 / scale

@@ -25,7 +25,10 @@ class GeometrySettings:
         gaps: how far apart the frames of a pair are, as fractions of the clip (frame ``i`` with frame
             ``i + round(g * (F - 1))``), each in (0, 1]: one setting serves 9-frame test clips and 81-frame Wan videos.
         max_pairs: pairs per gap, spread evenly over the video.
-        max_side: frames are analysed with their long side resized to at most this many pixels.
+        max_side: frames are analysed with their long side resized to at most this many pixels (to exactly this many
+            with ``upscale``).
+        upscale: enlarge smaller frames to ``max_side`` too, so every pixel threshold (``ransac_px``, ``inlier_px``,
+            the terms' parallax gates) is the same share of the frame whatever the video's size.
         num_features: SIFT keypoints per frame.
         ratio: Lowe ratio of the mutual nearest-neighbour matching.
         ransac_px: RANSAC inlier threshold (analysis pixels).
@@ -43,6 +46,7 @@ class GeometrySettings:
     gaps: tuple[float, ...] = (0.25, 0.5)
     max_pairs: int = 4
     max_side: int = 192
+    upscale: bool = False
     num_features: int = 256
     ratio: float = 0.9
     ransac_px: float = 1.0
@@ -116,7 +120,7 @@ def analyse(videos: torch.Tensor, settings: GeometrySettings | None = None) -> V
         empty = videos.new_zeros(0, 2)
         matches = PairMatches(empty, empty, torch.zeros(0, dtype=torch.long, device=videos.device), 0)
         return VideoGeometry(pairs, estimator(matches), matches, 1.0, tuple(videos.shape[-2:]), settings)
-    gray, scale = grayscale_resized(videos[:, used].flatten(0, 1), settings.max_side)
+    gray, scale = grayscale_resized(videos[:, used].flatten(0, 1), settings.max_side, settings.upscale)
     features = _detector(settings.num_features, settings.upsample, settings.upright, videos.device)(gray)
     slot = torch.full((num_frames,), -1, dtype=torch.long, device=videos.device)
     slot[used] = torch.arange(len(used), device=videos.device)

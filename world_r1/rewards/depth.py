@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from world_r1.geometry import VideoGeometry, intrinsics_from_fov
+from world_r1.geometry import VideoGeometry, intrinsics_from_fov, resized
 from world_r1.geometry.depth import DepthSource, TriangulatedDepth
 from world_r1.geometry.perceptual import PerceptualDistance
 from world_r1.geometry.reprojection import (
@@ -113,7 +112,7 @@ class DepthConsistencyReward(GeometricReward):
         size = analysis.size
         # only the frames some pair uses, at the analysis size; ``slots`` maps frame indices into them
         used, slots = torch.unique(pairs, return_inverse=True)
-        frames = F.interpolate(videos[:, used].float().clamp(0, 1).flatten(0, 1), size=size, mode="area")
+        frames = resized(videos[:, used].float().clamp(0, 1).flatten(0, 1), size)
         frames = frames.reshape(batch, len(used), 3, *size)
         intrinsics = intrinsics_from_fov(self.fov_deg, *size).to(frames.device)
 

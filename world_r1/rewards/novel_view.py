@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from world_r1.geometry import VideoGeometry, intrinsics_from_fov
+from world_r1.geometry import VideoGeometry, intrinsics_from_fov, resized
 from world_r1.geometry.depth import DepthSource, TriangulatedDepth
 from world_r1.geometry.novel_view import fill_small_holes, render_novel_view
 from world_r1.geometry.reprojection import PairReconstruction, densify, reconstruct_pairs
@@ -144,7 +143,7 @@ class NovelViewReward(GeometricReward):
         rows = torch.tensor(video_rows, device=videos.device)
         index = torch.stack(pairs).to(videos.device)
         frames = videos[rows[:, None], index].float().clamp(0, 1)  # (N, 2, 3, H, W)
-        frames = F.interpolate(frames.flatten(0, 1), size=analysis.size, mode="area").unflatten(0, (len(rows), 2))
+        frames = resized(frames.flatten(0, 1), analysis.size).unflatten(0, (len(rows), 2))
         image_i, image_j = frames[:, 0], frames[:, 1]
         depth_i, depth_j, rotation, translation = densify(self.depth, image_i, image_j, reconstructions)
         view, covered = render_novel_view(
