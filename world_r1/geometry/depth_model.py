@@ -70,9 +70,8 @@ class ModelDepth(DepthSource):
         config = pretrained_config(model, "depth model", "depth-anything/Depth-Anything-V2-Small-hf")
         try:
             network = AutoModelForDepthEstimation.from_pretrained(model, dtype=torch_dtype)
-        except (
-            ValueError
-        ) as error:  # transformers: "Unrecognized configuration class ... for AutoModelForDepthEstimation"
+        # transformers: "Unrecognized configuration class ... for AutoModelForDepthEstimation"
+        except ValueError as error:
             raise ValueError(
                 f"{model!r} is a {config.model_type!r} model, not a depth-estimation model; pass one that "
                 "AutoModelForDepthEstimation loads, such as 'depth-anything/Depth-Anything-V2-Small-hf'."

@@ -38,9 +38,7 @@ def resized(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(frames.shape[-2:]) == tuple(size):
         return frames
     shrink = size[0] <= frames.shape[-2] and size[1] <= frames.shape[-1]
-    return (
-        F.interpolate(frames, size=size, mode="area") if shrink else F.interpolate(frames, size=size, mode="bilinear")
-    )
+    return F.interpolate(frames, size=size, mode="area" if shrink else "bilinear")
 
 
 def grayscale_resized(frames: torch.Tensor, max_side: int, upscale: bool = False) -> tuple[torch.Tensor, float]:
