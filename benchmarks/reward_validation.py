@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
         "split": args.split,
         "size": args.size,
         "frames": args.frames,
-        "geometry": {"upsample": geometry.upsample, "upright": geometry.upright, "upscale": geometry.upscale},
+        "geometry": asdict(geometry),
         "terms": results,
     }
     args.out.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n", encoding="utf-8")

@@ -31,7 +31,7 @@ def test_keypoints_are_in_the_frames_pixels_in_every_mode(upsample, upright):
     assert count >= 40 and correct > 0.8  # the rest are where the roll wraps the frame around
 
 
-def test_the_native_resolution_pyramid_is_faster_work_with_fewer_keypoints():
+def test_the_native_resolution_pyramid_finds_fewer_but_enough_keypoints():
     frame = _frame()
     doubled, native = SIFTDetector(512, upsample=True)(frame), SIFTDetector(512, upsample=False)(frame)
     assert native.mask.sum() < doubled.mask.sum()  # the finest octave (of the doubled frame) is gone
@@ -54,14 +54,16 @@ def test_upright_descriptors_lose_an_image_rotation_that_oriented_ones_keep():
 def test_matrix_product_distances_pick_kornias_matches():
     generator = torch.Generator().manual_seed(0)
     descriptors = torch.nn.functional.normalize(torch.rand(4, 200, 128, generator=generator), dim=-1)
-    noisy = torch.nn.functional.normalize(descriptors + 0.02 * torch.rand(4, 200, 128, generator=generator), dim=-1)
+    # noise growing over the descriptors, so the ratios of the matches reach up to the threshold
+    noise = torch.linspace(0, 0.12, 200)[None, :, None] * torch.randn(4, 200, 128, generator=generator)
+    noisy = torch.nn.functional.normalize(descriptors + noise, dim=-1)
     both = torch.cat([descriptors, noisy[:, torch.randperm(200, generator=generator)]])
     mask = torch.rand(8, 200, generator=generator) > 0.1
     features = Features(torch.rand(8, 200, 2, generator=generator), both, mask)
     first, second = torch.arange(4), torch.arange(4, 8)
     ours = match_pairs(features, first, second, ratio=0.9)
-    _, exact = match_smnn_batched(both[first], both[second], th=0.9, mask1=mask[first], mask2=mask[second])
-    assert len(exact) > 400
+    ratios, exact = match_smnn_batched(both[first], both[second], th=0.9, mask1=mask[first], mask2=mask[second])
+    assert len(exact) > 300 and (ratios > 0.8).sum() >= 20  # many matches decided close to the ratio test's edge
     assert torch.equal(ours.pair, exact[:, 0])
     assert torch.equal(ours.points1, features.keypoints[first[exact[:, 0]], exact[:, 1]])
     assert torch.equal(ours.points2, features.keypoints[second[exact[:, 0]], exact[:, 2]])
