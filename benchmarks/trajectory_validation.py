@@ -1,14 +1,14 @@
 """Does the trajectory term score videos that follow their camera words high and those that do not low?
 
 Checked on the layered photograph clips (:mod:`world_r1.synthetic.photos`), whose camera paths are known exactly:
-every camera of :data:`~world_r1.synthetic.photos.CAMERAS` (every verb of the grammar, a chain, a true focal zoom),
+every camera of :data:`~world_r1.synthetic.photos.CAMERAS` (every verb of the grammar, zoom included, and a chain),
 at 0.5x, 1x and 2x speed, and at speed 1 with a 45 or 75 degree field of view, while the term assumes the configs'
 camera model (60 degrees, :class:`~world_r1.camera.MotionScale` defaults: 30 degree pans, 1 unit of travel), as it
 must for real videos whose speed and lens are unknown. Each clip is scored against its own camera sentence, the
 mirrored one (every direction reversed) and every other camera of the list. Per form of the term:
 
 * **right**: the median score with the clip's own sentence (goal >= 0.5) and the share of clips whose estimated path
-  goes the right way (travel and turning both in the intended direction; goal >= 80 %; read off the path the
+  goes the right way (travel, turning and zoom all in the intended direction; goal >= 80 %; read off the path the
   ``shape`` form estimates, so reported for it alone);
 * **mirrored**: the median score with the mirrored sentence (goal < 0.2);
 * **other**: the median score with the other cameras' sentences, and the share of clips that score their own sentence
@@ -65,7 +65,7 @@ def score_clips(
     """Per form: ``right`` (N,) and ``mirrored`` (N,) scores, ``others`` (the scores with every other camera's
     sentence, flat), ``beats`` (N,) (the own sentence above every wrong one) and ``direction_right`` (N,) over the N
     clips (splits x cameras x speeds at 60 degrees, and x the other fields of view at speed 1), each analysed once.
-    "Other" cameras are those whose plan differs (the grammar reads "zoom in" as "dolly in")."""
+    "Other" cameras are those whose plan differs."""
     terms = {form: TrajectoryReward(form=form) for form in forms}
     variants = [(speed, 60.0) for speed in speeds] + [(1.0, fov) for fov in fovs if fov != 60.0]
     specs = [
@@ -91,7 +91,8 @@ def score_clips(
                 out[form]["others"] += wrong[1:]
                 out[form]["beats"].append(float(own["score"]) > max(wrong))
                 if form == "shape":
-                    out[form]["direction_right"].append(float(own["direction"] > 0 and own["turning"] > 0))
+                    ways = (own["direction"], own["turning"], own["zooming"])
+                    out[form]["direction_right"].append(float(all(way > 0 for way in ways)))
             progress.advance(task)
     return {form: {key: torch.tensor(values) for key, values in entry.items()} for form, entry in out.items()}
 

@@ -5,7 +5,15 @@ import math
 import pytest
 import torch
 
-from world_r1.camera import MotionScale, camera_trajectory, forward_flow, parse_camera, relative_motion
+from world_r1.camera import (
+    MotionScale,
+    camera_trajectory,
+    forward_flow,
+    parse_camera,
+    relative_motion,
+    zoom_schedule,
+    zoomed,
+)
 from world_r1.geometry import intrinsics_from_fov, rotation_angle_deg
 
 
@@ -105,3 +113,25 @@ def test_flow_of_a_pan_and_a_push():
     push = camera_trajectory(parse_camera("push in"), 2)
     targets, _ = forward_flow(push[0], push[1], intrinsics, 16, 16)
     assert targets[15, 15, 1] > 15.5 and targets[15, 0, 0] < 0.5  # the ground below expands outwards
+
+
+def test_a_zoom_scales_the_focal_length_not_the_pose():
+    scale = MotionScale(zoom=1.5)
+    plan = parse_camera("zoom in, then zoom out slowly")
+    assert torch.equal(camera_trajectory(plan, 9, scale), torch.eye(4).expand(9, 4, 4))
+    focal = zoom_schedule(plan, 9, scale)  # frames at t = k / 8; segment 1 ends at t = 0.5 (frame 4)
+    expected = [1.5 ** (k / 4) for k in range(5)] + [1.5 * 1.5 ** (-0.5 * k / 4) for k in range(1, 5)]
+    torch.testing.assert_close(focal, torch.tensor(expected), rtol=1e-6, atol=0)
+    assert torch.equal(zoom_schedule(parse_camera("pan left"), 5), torch.ones(5))
+    assert zoom_schedule(parse_camera("zoom in quickly"), 3, scale)[-1] == pytest.approx(2.25)
+    with pytest.raises(ValueError, match="zoom"):
+        MotionScale(zoom=0.8)
+
+
+def test_flow_of_a_zoom_scales_about_the_centre_whatever_the_depth():
+    intrinsics = intrinsics_from_fov(60.0, 16, 16)
+    still = camera_trajectory(parse_camera("fixed"), 2)
+    targets, valid = forward_flow(still[0], still[1], intrinsics, 16, 16, intrinsics_to=zoomed(intrinsics, 2.0))
+    v, u = torch.meshgrid(torch.arange(16) + 0.5, torch.arange(16) + 0.5, indexing="ij")
+    expected = torch.stack([8 + 2 * (u - 8), 8 + 2 * (v - 8)], -1)  # ground and backdrop alike: no parallax
+    assert valid.all() and torch.allclose(targets, expected, atol=1e-4)

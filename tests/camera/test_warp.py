@@ -16,6 +16,8 @@ from world_r1.camera import (
     transport_noise,
     upsample_noise,
     warp_noise,
+    zoom_schedule,
+    zoomed,
 )
 from world_r1.geometry import intrinsics_from_fov
 
@@ -50,7 +52,15 @@ def noise(seed: int = 0) -> torch.Tensor:
     return torch.randn(C, T, H, W, generator=torch.Generator().manual_seed(seed))
 
 
-MOTIONS = ["pan right", "tilt up quickly", "push in quickly", "pull back", "orbit left", "crane up, then truck left"]
+MOTIONS = [
+    "pan right",
+    "tilt up quickly",
+    "push in quickly",
+    "pull back",
+    "orbit left",
+    "crane up, then truck left",
+    "zoom in quickly",
+]
 
 
 @pytest.mark.parametrize("motion", MOTIONS)
@@ -82,15 +92,15 @@ def correlation_along_flow(previous: torch.Tensor, current: torch.Tensor, target
     return float((a * b).mean()), a.numel()
 
 
-@pytest.mark.parametrize("motion", ["pan right", "truck left quickly", "push in"])
+@pytest.mark.parametrize("motion", ["pan right", "truck left quickly", "push in", "zoom out quickly"])
 def test_consecutive_frames_are_correlated_along_the_flow(motion):
     strength = 0.5
     config = CameraConfig(enabled=True, strength=strength)
     out = camera_noise(noise(), f"Camera {motion}.", None, config, torch.Generator().manual_seed(1))
     poses = camera_trajectory(parse_camera(motion), T)
-    intrinsics = intrinsics_from_fov(config.fov_deg, H, W)
+    intrinsics = zoomed(intrinsics_from_fov(config.fov_deg, H, W), zoom_schedule(parse_camera(motion), T))
     for k in range(T - 1):
-        targets, valid = forward_flow(poses[k], poses[k + 1], intrinsics, H, W, config.scene)
+        targets, valid = forward_flow(poses[k], poses[k + 1], intrinsics[k], H, W, config.scene, 1, intrinsics[k + 1])
         along, n = correlation_along_flow(out[:, k], out[:, k + 1], targets, valid)
         in_place = float((out[:, k] * out[:, k + 1]).mean())
         # sub-pixel flow spreads a pixel over up to 4 targets: at least half of the strength survives in one

@@ -79,9 +79,25 @@ def test_the_opposite_orbit_has_the_right_travel_and_the_wrong_turning():
     assert shape["score"] == 0.0
 
 
+def test_zooms_are_compared_in_log_scale_free_of_their_amount():
+    zoom_in, stronger = torch.tensor([1.0, 1.1, 1.21]), torch.tensor([1.0, 1.2, 1.44])  # constant rates, in log
+    shape = shape_score(PathPair(STILL, STILL, EYE, EYE, zoom_in, stronger))
+    assert shape["zoom"] == pytest.approx(1.0) and shape["score"] == pytest.approx(1.0)
+    opposite = shape_score(PathPair(STILL, STILL, EYE, EYE, 1 / zoom_in, stronger))
+    assert opposite["zooming"] == pytest.approx(-1.0) and opposite["score"] == 0.0
+    # a dolly in has travel and no lens change: against "zoom in" it has neither the zoom nor the stillness
+    assert shape_score(PathPair(TRUCK.roll(1, 1), STILL, EYE, EYE, None, stronger))["score"] == 0.0
+    # a zoom of 1.1 and 1.21 where none is intended: mean |ln z| = (0 + ln 1.1 + ln 1.21) / 3 = ln 1.1
+    unwanted = shape_score(PathPair(STILL, STILL, EYE, EYE, zoom_in, None))
+    assert unwanted["zoom"] == pytest.approx(math.exp(-math.log(1.1) / 0.03)) and unwanted["zooming"] == 1.0
+    assert release_score(PathPair(STILL, STILL, EYE, EYE, zoom_in, None))["score"] == 1.0  # the release: no lens
+
+
 def test_paths_of_different_lengths_are_refused():
     with pytest.raises(ValueError, match="PathPair"):
         PathPair(TRUCK, TRUCK[:2], EYE, EYE)
+    with pytest.raises(ValueError, match="zooms"):
+        PathPair(TRUCK, TRUCK, EYE, EYE, torch.ones(2))
 
 
 @pytest.mark.parametrize("true_fov", [45.0, 75.0, 95.0])

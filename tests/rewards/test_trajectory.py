@@ -17,7 +17,7 @@ from world_r1.geometry.pose import rotation_angle_deg
 from world_r1.rewards import WeightedReward
 from world_r1.rewards.trajectory import TrajectoryReward
 from world_r1.synthetic import render
-from world_r1.synthetic.photos import PhotoClipSpec, render_photo_clip
+from world_r1.synthetic.photos import PHOTO_MOTION, PhotoClipSpec, render_photo_clip
 
 SIZE, FRAMES = 128, 9
 MOTIONS = ["pan left", "pan right", "push in", "pull back", "truck right", "tilt up", "fixed"]
@@ -231,6 +231,27 @@ def test_the_estimated_path_goes_where_the_camera_went(camera, travel, turning):
         direction = torch.nn.functional.normalize(path.centres[-1], dim=0)
         assert float(direction @ torch.tensor(travel, dtype=torch.float64)) > 0.95
     assert float(rotation_angle_deg(path.rotations[-1])) == pytest.approx(turning, abs=1.5)
+
+
+def test_a_zoom_is_read_as_a_lens_change_and_told_apart_from_a_dolly():
+    """A zoom's anchors obey homographies that scale the view (no travel); a dolly's show parallax. The shape form
+    scores each against its own sentence only; the flow form at least ranks its own first."""
+    cameras = ("Camera zooms in.", "Camera dollies in.", "Camera zooms out.")
+    videos = torch.cat([_photo_clip(c) for c in cameras])
+    analysis = analyse(videos, GeometrySettings(max_side=128, anchors=4))
+    path = estimate_path(analysis, 0, intrinsics_from_fov(60.0, *analysis.size))
+    expected = PHOTO_MOTION.zoom ** (path.frames.double() / 16)  # 17 frames, one segment
+    assert bool(path.rotation_only.all()) and torch.allclose(path.zooms, expected, rtol=0.02)
+    assert float(rotation_angle_deg(path.rotations).max()) < 0.5
+    assert not bool(estimate_path(analysis, 1, intrinsics_from_fov(60.0, *analysis.size)).rotation_only[-1])
+    for form in ("shape", "flow"):
+        term = _Term(TrajectoryReward(form=form))
+        table = torch.stack([term(videos, [""] * 3, cameras=[c] * 3)["score"] for c in cameras])  # sentence x clip
+        wrong = (table - 2 * torch.eye(3)).amax(0)  # each clip's best score for another sentence
+        if form == "shape":
+            assert table.diagonal().min() > 0.9 and wrong.max() < 0.05, table
+        else:  # the dolly's flow expands the view too, so the flow form only ranks: own sentence first
+            assert table.diagonal().min() > 0.6 and (table.diagonal() - wrong).min() > 0.15, table
 
 
 @pytest.mark.parametrize("speed", [0.5, 2.0])

@@ -72,7 +72,7 @@ def test_a_zoom_changes_the_focal_length_not_the_pose():
     clip = render_photo_clip(PhotoClipSpec(("chelsea", "coins", "moon"), "Camera zooms in.", num_frames=5))
     assert torch.equal(clip.poses, torch.eye(4).expand(5, 4, 4))
     focal = clip.intrinsics[:, 0, 0]
-    assert torch.all(focal[1:] > focal[:-1]) and focal[-1] / focal[0] == pytest.approx(photos.ZOOM_PER_SEGMENT)
+    assert torch.all(focal[1:] > focal[:-1]) and focal[-1] / focal[0] == pytest.approx(photos.PHOTO_MOTION.zoom)
 
 
 def _angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -1,8 +1,8 @@
 """World-R1's camera path: prompt -> camera plan -> per-frame poses -> flow over a default scene -> warped noise."""
 
-from world_r1.camera.flow import DefaultScene, flow_at, forward_flow
+from world_r1.camera.flow import DefaultScene, flow_at, forward_flow, zoomed
 from world_r1.camera.grammar import STATIC, CameraParseError, CameraPlan, Motion, parse_camera, plan_for_prompt
-from world_r1.camera.trajectory import MotionScale, camera_trajectory, relative_motion
+from world_r1.camera.trajectory import MotionScale, camera_trajectory, relative_motion, zoom_schedule
 from world_r1.camera.warp import CameraConfig, camera_noise, transport_noise, upsample_noise, warp_noise
 
 __all__ = [
@@ -23,4 +23,6 @@ __all__ = [
     "transport_noise",
     "upsample_noise",
     "warp_noise",
+    "zoom_schedule",
+    "zoomed",
 ]

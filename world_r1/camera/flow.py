@@ -68,6 +68,15 @@ def project(points: torch.Tensor, pose: torch.Tensor, intrinsics: torch.Tensor) 
     return pixels[..., :2] / z.clamp_min(1e-9)[..., None], z > 1e-9
 
 
+def zoomed(intrinsics: torch.Tensor, zooms: torch.Tensor | float) -> torch.Tensor:
+    """``intrinsics`` (3, 3) with the focal length multiplied by each of ``zooms`` (F,) -> (F, 3, 3) (a float:
+    (3, 3)); the principal point stays, so the image scales about it (:func:`world_r1.camera.zoom_schedule`)."""
+    zooms = torch.as_tensor(zooms, dtype=intrinsics.dtype, device=intrinsics.device)
+    out = intrinsics.expand(*zooms.shape, 3, 3).clone()
+    out[..., :2, :2] *= zooms[..., None, None]
+    return out
+
+
 def forward_flow(
     pose_from: torch.Tensor,
     pose_to: torch.Tensor,
@@ -76,15 +85,17 @@ def forward_flow(
     width: int,
     scene: DefaultScene | None = None,
     supersample: int = 1,
+    intrinsics_to: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where each sub-pixel of the ``from`` frame lands in the ``to`` frame.
+    """Where each sub-pixel of the ``from`` frame lands in the ``to`` frame (whose intrinsics are ``intrinsics_to``
+    where the lens changes between them, e.g. in a zoom; else ``intrinsics``).
 
     Returns target coordinates (height * s, width * s, 2) as (u, v) pixels of the ``to`` frame, and a mask of
     sub-pixels that land in front of the camera. The flow is ``target - source``.
     """
     rays = pixel_rays(intrinsics, height, width, supersample)
     points = scene_points(pose_from, rays, scene or DefaultScene())
-    return project(points, pose_to, intrinsics)
+    return project(points, pose_to, intrinsics if intrinsics_to is None else intrinsics_to)
 
 
 def flow_at(
@@ -93,10 +104,10 @@ def flow_at(
     pose_to: torch.Tensor,
     intrinsics: torch.Tensor,
     scene: DefaultScene | None = None,
+    intrinsics_to: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Where the points seen at ``pixels`` (M, 2) (u, v) of the ``from`` frame land in the ``to`` frame: target
     pixels (M, 2) and a mask (M,) of points in front of the ``to`` camera. :func:`forward_flow` at any pixels, e.g.
     the matched keypoints of two frames, whose measured displacement can then be held against the expected one."""
-    return project(
-        scene_points(pose_from, rays_through(pixels, intrinsics), scene or DefaultScene()), pose_to, intrinsics
-    )
+    points = scene_points(pose_from, rays_through(pixels, intrinsics), scene or DefaultScene())
+    return project(points, pose_to, intrinsics if intrinsics_to is None else intrinsics_to)

@@ -9,18 +9,20 @@ Grammar (case-insensitive; a leading ``Camera``/``The camera`` and the final ful
     SIM      := "and" | "while" | "whilst" | "as" | "with"
     speed    := slowly/slow/gently/gradually/slightly (x0.5) | quickly/fast/rapidly/swiftly (x2)
 
-Verbs (any of the forms ``pan``, ``pans``, ``panning``, ``panned``) and their directions, each mapped to one of six
+Verbs (any of the forms ``pan``, ``pans``, ``panning``, ``panned``) and their directions, each mapped to one of seven
 motion kinds with a sign (positive first):
 
     pan, rotate, turn, yaw       -> pan    right | left        (the view turns about the vertical axis)
     tilt                         -> tilt   up | down           (the view turns about the camera's x axis)
-    dolly, push, pull, zoom      -> dolly  in/forward | out/back/backward   (push: in by default; pull: out)
+    dolly, push, pull            -> dolly  in/forward | out/back/backward   (push: in by default; pull: out)
     truck, track                 -> truck  right | left        (sideways travel)
     crane, pedestal, boom        -> crane  up | down           (vertical travel); rise/ascend: up, descend: down
     orbit, arc, circle           -> orbit  right | left        (travel around a point ahead, still facing it)
+    zoom                         -> zoom   in | out                   (the focal length grows / shrinks; no travel)
     move, travel                 -> forward/in/back/out: dolly, left/right: truck, up/down: crane
 
-``zoom`` maps to dolly: the noise warping and the reward model camera motion, not focal-length changes.
+A zoom changes the lens, not the pose: the image scales about its centre with no parallax, where a dolly travels and
+near things grow faster than far ones. ``"dolly in while zooming out"`` is the vertigo shot.
 Sign conventions (OpenCV camera axes, x right, y down, z forward) are applied in :mod:`world_r1.camera.trajectory`.
 
 :func:`parse_camera` is strict and raises :class:`CameraParseError` naming the unknown word; :func:`plan_for_prompt`
@@ -36,7 +38,7 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-KINDS = ("pan", "tilt", "dolly", "truck", "crane", "orbit")
+KINDS = ("pan", "tilt", "dolly", "truck", "crane", "orbit", "zoom")
 
 _RIGHT_LEFT = {"right": 1, "left": -1}
 _UP_DOWN = {"up": 1, "upward": 1, "upwards": 1, "down": -1, "downward": -1, "downwards": -1}
@@ -52,7 +54,6 @@ _VERBS: dict[str, tuple[str, dict[str, int], int | None]] = {
     "dolly": ("dolly", _IN_OUT, None),
     "push": ("dolly", _IN_OUT, 1),
     "pull": ("dolly", _IN_OUT, -1),
-    "zoom": ("dolly", _IN_OUT, None),
     "truck": ("truck", _RIGHT_LEFT, None),
     "track": ("truck", _RIGHT_LEFT, None),
     "crane": ("crane", _UP_DOWN, None),
@@ -64,6 +65,7 @@ _VERBS: dict[str, tuple[str, dict[str, int], int | None]] = {
     "orbit": ("orbit", _RIGHT_LEFT, None),
     "arc": ("orbit", _RIGHT_LEFT, None),
     "circle": ("orbit", _RIGHT_LEFT, None),
+    "zoom": ("zoom", {"in": 1, "out": -1}, None),
 }
 # "move"/"travel": the direction picks the kind
 _MOVE = {**{d: ("dolly", s) for d, s in _IN_OUT.items()}, **{d: ("truck", s) for d, s in _RIGHT_LEFT.items()}}
@@ -91,10 +93,11 @@ _SIMULTANEOUS = re.compile(r"\b(?:and|while|whilst|as|with)\b")
 MEANINGS: dict[str, str] = {
     "pan": "turns about the vertical axis; right: the view swings right",
     "tilt": "turns about the camera's x axis; up: the view swings up",
-    "dolly": "travels along its heading; in: towards the scene (zoom too: no focal-length change is modelled)",
+    "dolly": "travels along its heading; in: towards the scene (near things grow faster than far ones)",
     "truck": "travels sideways; right: to its right, the scene slides left",
     "crane": "travels vertically; up: the scene slides down",
     "orbit": "travels around a point ahead, turning to keep facing it; right: moves to its right and turns left",
+    "zoom": "stays put and changes its focal length; in: longer, the whole view grows about its centre",
 }
 
 
@@ -132,7 +135,7 @@ class Motion:
 
     def describe(self) -> str:
         words = {"pan": ("right", "left"), "tilt": ("up", "down"), "dolly": ("in", "out"), "truck": ("right", "left")}
-        words |= {"crane": ("up", "down"), "orbit": ("right", "left")}
+        words |= {"crane": ("up", "down"), "orbit": ("right", "left"), "zoom": ("in", "out")}
         speed = {0.5: " slowly", 2.0: " quickly"}.get(self.speed, "" if self.speed == 1.0 else f" x{self.speed:g}")
         return f"{self.kind} {words[self.kind][0 if self.sign > 0 else 1]}{speed}"
 

@@ -12,7 +12,9 @@ segment of the plan takes an equal share of the time and moves at constant speed
 right are positive. Pan turns about the world's vertical axis and tilt about the camera's x axis (yaw, then pitch: no
 roll builds up); dolly and truck travel horizontally along the current heading, crane travels vertically; orbit
 travels around a pivot ``orbit_radius`` ahead along the heading, turning to keep facing it (orbit right: the camera
-moves to its right and turns left).
+moves to its right and turns left). A zoom leaves the poses alone and scales the focal length
+(:func:`zoom_schedule`): zoom in multiplies it by ``MotionScale.zoom`` over its segment, at a constant rate in log
+scale, so the view grows by the same factor in every frame interval.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ class MotionScale:
     orbit_deg: float = 30.0  # arc of one orbit segment, seen from the pivot
     translation: float = 1.0  # dolly/truck/crane distance of one segment (scene units; ground 1 unit below)
     orbit_radius: float = 4.0  # distance from the camera to the orbit pivot (scene units)
+    zoom: float = 1.5  # focal-length ratio of one zoom segment (zoom in: x1.5, zoom out: /1.5)
 
     def __post_init__(self) -> None:
         if self.orbit_radius <= 0:
             raise ValueError(f"orbit_radius must be > 0, got {self.orbit_radius}.")
+        if self.zoom <= 1:
+            raise ValueError(f"zoom, the focal-length ratio of a zoom in, must be > 1 (e.g. 1.5); got {self.zoom}.")
 
 
 def _rot_y(angle: float) -> torch.Tensor:
@@ -58,6 +63,7 @@ def _rates(plan: CameraPlan, scale: MotionScale) -> list[dict[str, float]]:
         "dolly": scale.translation,
         "truck": scale.translation,
         "crane": scale.translation,
+        "zoom": math.log(scale.zoom),
     }
     count = len(plan.segments)
     return [{m.kind: m.sign * m.speed * amount[m.kind] * count for m in segment} for segment in plan.segments]
@@ -87,6 +93,20 @@ def camera_trajectory(
             yaw, pitch, centre = _advance(yaw, pitch, centre, rate, dt, scale.orbit_radius)
         poses.append(_pose(yaw, pitch, centre))
     return torch.stack(poses).float()
+
+
+def zoom_schedule(plan: CameraPlan, num_frames: int, scale: MotionScale | None = None) -> torch.Tensor:
+    """Focal length of each of ``num_frames`` evenly spaced frames relative to frame 0's (F,) float32: 1 throughout
+    unless the plan zooms. Exact: the log focal length is the integral of the piecewise constant zoom rate."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}.")
+    rates = [rate.get("zoom", 0.0) for rate in _rates(plan, scale or MotionScale())]
+    times = torch.linspace(0.0, 1.0, num_frames, dtype=torch.float64)
+    log_focal = torch.zeros_like(times)
+    for s, rate in enumerate(rates):
+        start, end = s / len(rates), (s + 1) / len(rates)
+        log_focal += rate * (times.clamp(start, end) - start)
+    return log_focal.exp().float()
 
 
 def _advance(yaw: float, pitch: float, centre: torch.Tensor, rate: dict[str, float], dt: float, radius: float):

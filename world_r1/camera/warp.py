@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from world_r1.camera.flow import DefaultScene, pixel_rays, project, scene_points
+from world_r1.camera.flow import DefaultScene, pixel_rays, project, scene_points, zoomed
 from world_r1.camera.grammar import plan_for_prompt
-from world_r1.camera.trajectory import MotionScale, camera_trajectory
+from world_r1.camera.trajectory import MotionScale, camera_trajectory, zoom_schedule
 from world_r1.geometry.pose import intrinsics_from_fov
 
 
@@ -106,9 +106,14 @@ def transport_noise(
 
 
 def warp_noise(
-    noise: torch.Tensor, poses: torch.Tensor, config: CameraConfig, generator: torch.Generator | None = None
+    noise: torch.Tensor,
+    poses: torch.Tensor,
+    config: CameraConfig,
+    generator: torch.Generator | None = None,
+    zooms: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Warp latent noise ``(C, T, h, w)`` along world-to-camera ``poses`` (T, 4, 4), one per latent frame.
+    """Warp latent noise ``(C, T, h, w)`` along world-to-camera ``poses`` (T, 4, 4), one per latent frame, with the
+    focal length of frame ``k`` scaled by ``zooms[k]`` (T,) where the camera zooms (None: a fixed lens).
 
     Frame 0 is kept; frame ``k + 1`` blends the chain-warped frame ``k`` with ``noise[:, k + 1]`` as
     ``sqrt(strength) * warped + sqrt(1 - strength) * noise``, so ``strength = 0`` returns ``noise`` unchanged and
@@ -116,16 +121,19 @@ def warp_noise(
     """
     if noise.ndim != 4 or poses.shape != (noise.shape[1], 4, 4):
         raise ValueError(f"noise must be (C, T, h, w) and poses (T, 4, 4); got {tuple(noise.shape)}, {poses.shape}.")
+    if zooms is not None and zooms.shape != (noise.shape[1],):
+        raise ValueError(f"zooms must be (T,) = ({noise.shape[1]},), one per latent frame; got {tuple(zooms.shape)}.")
     if config.strength == 0:
         return noise.clone()
     _, frames, height, width = noise.shape
-    intrinsics = intrinsics_from_fov(config.fov_deg, height, width)
-    rays = pixel_rays(intrinsics, height, width, config.supersample)
+    intrinsics = zoomed(intrinsics_from_fov(config.fov_deg, height, width), 1.0 if zooms is None else zooms)
+    intrinsics = intrinsics.expand(frames, 3, 3)
     out = noise.clone()
     chain = noise[:, 0].float()
     keep, mix = math.sqrt(config.strength), math.sqrt(1.0 - config.strength)
     for k in range(frames - 1):
-        targets, valid = project(scene_points(poses[k], rays, config.scene), poses[k + 1], intrinsics)
+        rays = pixel_rays(intrinsics[k], height, width, config.supersample)
+        targets, valid = project(scene_points(poses[k], rays, config.scene), poses[k + 1], intrinsics[k + 1])
         chain = transport_noise(chain, targets, valid, generator)
         out[:, k + 1] = (keep * chain + mix * noise[:, k + 1].float()).to(noise.dtype)
     return out
@@ -142,8 +150,9 @@ def camera_noise(
     explicit ``camera`` string, which must parse) when :func:`warps`; else ``noise`` itself."""
     if not warps(prompt, camera, config, noise.shape[1]):
         return noise
-    plan = plan_for_prompt(prompt, camera)
-    return warp_noise(noise, camera_trajectory(plan, noise.shape[1], config.motion), config, generator)
+    plan, frames = plan_for_prompt(prompt, camera), noise.shape[1]
+    poses, zooms = camera_trajectory(plan, frames, config.motion), zoom_schedule(plan, frames, config.motion)
+    return warp_noise(noise, poses, config, generator, zooms)
 
 
 def warps(prompt: str, camera: str | None, config: CameraConfig, latent_frames: int) -> bool:

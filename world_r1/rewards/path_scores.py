@@ -20,19 +20,27 @@ from world_r1.geometry.pose import rotation_angle_deg
 @dataclass
 class PathPair:
     """An estimated and an intended path over the same N cameras (frame 0 first): centres (N, 3), rotations
-    (N, 3, 3)."""
+    (N, 3, 3) and zooms (N,) (focal length over frame 0's; None: a fixed lens, all 1)."""
 
     estimated_centres: torch.Tensor
     intended_centres: torch.Tensor
     estimated_rotations: torch.Tensor
     intended_rotations: torch.Tensor
+    estimated_zooms: torch.Tensor | None = None
+    intended_zooms: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = len(self.estimated_centres)
+        for name in ("estimated_zooms", "intended_zooms"):
+            if getattr(self, name) is None:
+                setattr(self, name, torch.ones(n))
         shapes = (self.intended_centres.shape, self.estimated_rotations.shape, self.intended_rotations.shape)
-        if shapes != ((n, 3), (n, 3, 3), (n, 3, 3)):
-            raise ValueError(f"PathPair needs N centres (N, 3) and rotations (N, 3, 3) for both paths, got {shapes}.")
-        for name in ("estimated_centres", "intended_centres", "estimated_rotations", "intended_rotations"):
+        shapes += (self.estimated_zooms.shape, self.intended_zooms.shape)
+        if shapes != ((n, 3), (n, 3, 3), (n, 3, 3), (n,), (n,)):
+            raise ValueError(
+                f"PathPair needs N centres (N, 3), rotations (N, 3, 3) and zooms (N,) for both paths, got {shapes}."
+            )
+        for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name).double().cpu())
 
 
@@ -64,7 +72,8 @@ def release_score(
     ``rot = 0.5 exp(-mean_geodesic / rotation_deg) + 0.3 exp(-final / rotation_deg) + 0.2 extent``, geodesic angles
     between corresponding rotations in degrees, ``final`` at the last camera, ``extent = min / max`` of the two
     final rotation angles (1 when both are under 1 degree); ``score = 0.5 (trans + rot)``. Where no travel is intended
-    (``len_gt < min_translation``), ``trans = exp(-len_raw / still)``: the camera earns it by not travelling.
+    (``len_gt < min_translation``), ``trans = exp(-len_raw / still)``: the camera earns it by not travelling. The
+    release's formula has no lens: zooms are not compared (:func:`shape_score` compares them).
     """
     estimated, intended = paths.estimated_centres, paths.intended_centres
     length_gt, length_raw = arc_length(intended), arc_length(estimated)
@@ -105,8 +114,10 @@ def shape_score(
     still_deg: float = 3.0,
     min_translation: float = 1e-3,
     min_rotation_deg: float = 1.0,
+    still_zoom: float = 0.03,
+    min_zoom: float = 0.01,
 ) -> dict[str, float]:
-    """The path's shape and direction, free of scale in both travel and turning: ``score = trans * rot``.
+    """The path's shape and direction, free of scale in travel, turning and zoom: ``score = trans * rot * zoom``.
 
     Travel: ``trans = max(0, cos_t) * exp(-e_t)`` with ``cos_t`` the length-weighted cosine of corresponding centres
     (a truck left against a truck right: -1, so 0) and ``e_t`` the mean distance of the centres after the least-squares
@@ -114,8 +125,11 @@ def shape_score(
     along the right path loses nothing. Turning: the same on rotation vectors (axis times angle), so a pan of 10
     degrees matches "pan right" as well as one of 30, and a field of view assumed wrong (which scales the recovered
     angles) costs nothing. Where no travel is intended, ``trans = exp(-len_raw / still)``; where no turning is
-    intended (under ``min_rotation_deg``), ``rot = exp(-mean angle / still_deg)``. Both must agree (a product): the
-    opposite orbit has the right travel and the wrong turning.
+    intended (under ``min_rotation_deg``), ``rot = exp(-mean angle / still_deg)``. Zoom: the same on the log focal
+    ratios (zoom in against zoom out: 0; a 1.2x zoom matches "zoom in" as well as a 1.5x one); where none is intended
+    (every ``|ln z|`` under ``min_zoom``), ``zoom = exp(-mean |ln z| / still_zoom)``. All must agree (a product): the
+    opposite orbit has the right travel and the wrong turning, and a dolly in has none of a zoom in's lens change
+    (and a zoom in none of its travel).
     """
     estimated, intended = paths.estimated_centres, paths.intended_centres
     if arc_length(intended) < min_translation:
@@ -131,15 +145,30 @@ def shape_score(
     else:
         turning = _cosine(spin_estimated, spin_intended)
         rotation, rotation_error = _shape_agreement(spin_estimated, spin_intended, turning)
+    zoom, zooming = _zoom_agreement(paths.estimated_zooms.log(), paths.intended_zooms.log(), still_zoom, min_zoom)
     return {
-        "score": translation * rotation,
+        "score": translation * rotation * zoom,
         "translation": translation,
         "rotation": rotation,
+        "zoom": zoom,
         "direction": direction,
         "turning": turning,
+        "zooming": zooming,
         "path_error": error,
         "rotation_shape_error": rotation_error,
     }
+
+
+def _zoom_agreement(
+    estimated: torch.Tensor, intended: torch.Tensor, still: float, minimum: float
+) -> tuple[float, float]:
+    """The zoom factor of :func:`shape_score` from log focal ratios (N,), their shape agreement or stillness, and
+    their cosine (1 where no zoom is intended)."""
+    if float(intended.abs().max()) < minimum:
+        return math.exp(-float(estimated.abs().mean()) / still), 1.0
+    estimated, intended = (torch.nn.functional.pad(logs[:, None], (0, 2)) for logs in (estimated, intended))
+    cosine = _cosine(estimated, intended)  # as vectors [ln z, 0, 0]
+    return _shape_agreement(estimated, intended, cosine)[0], cosine
 
 
 def _shape_agreement(estimated: torch.Tensor, intended: torch.Tensor, cosine: float) -> tuple[float, float]:

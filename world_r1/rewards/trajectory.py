@@ -4,8 +4,9 @@ The intended motion comes from the prompt's camera plan (:mod:`world_r1.camera`)
 Two ways to compare it with the video, on frame pairs ``(i, j)`` of the geometry core:
 
 * ``form="flow"`` (default): the measured displacements of the matches that obey the pair's rigid geometry against
-  the displacements the intended camera path induces at the same pixels over the default scene (ground plane and
-  backdrop, :mod:`world_r1.camera.flow`: the flow that warps the noise), in direction and in size. A camera that
+  the displacements the intended camera path (and lens, where it zooms) induces at the same pixels over the default
+  scene (ground plane and backdrop, :mod:`world_r1.camera.flow`: the flow that warps the noise), in direction and in
+  size. A camera that
   moves the right way but too little (or freezes) loses the size part, as World-R1's path-length term does.
 * ``form="pose"``: the relative camera rotation and the direction of translation recovered from the essential matrix
   (intrinsics from an assumed field of view) against the intended ones, both ``X_j = R X_i + t`` in OpenCV axes.
@@ -18,9 +19,10 @@ Two ways to compare it with the video, on frame pairs ``(i, j)`` of the geometry
   (:func:`~world_r1.rewards.path_scores.release_score`). Its rotation part is not free of scale (a 10 degree pan
   against an intended 30 loses most of it) and either half alone earns up to 0.5, so the opposite camera still
   scores about half.
-* ``form="shape"``: the same estimated path compared in shape and direction only, free of scale in both travel and
-  turning (:func:`~world_r1.rewards.path_scores.shape_score`): the right camera at any speed or assumed field of view
-  scores high, the opposite one 0.
+* ``form="shape"``: the same estimated path compared in shape and direction only, free of scale in travel, turning
+  and zoom (:func:`~world_r1.rewards.path_scores.shape_score`): the right camera at any speed or assumed field of view
+  scores high, the opposite one 0, and a zoom (a homography that scales the view, no travel) is told apart from a
+  dolly (travel, with parallax).
 """
 
 from __future__ import annotations
@@ -32,7 +34,16 @@ from typing import Any
 
 import torch
 
-from world_r1.camera import DefaultScene, MotionScale, camera_trajectory, flow_at, plan_for_prompt, relative_motion
+from world_r1.camera import (
+    DefaultScene,
+    MotionScale,
+    camera_trajectory,
+    flow_at,
+    plan_for_prompt,
+    relative_motion,
+    zoom_schedule,
+    zoomed,
+)
 from world_r1.geometry import GeometrySettings, VideoGeometry, intrinsics_from_fov, relative_pose
 from world_r1.geometry.path import estimate_path
 from world_r1.geometry.pose import rotation_angle_deg
@@ -51,7 +62,17 @@ _PATH_KEYS = (
     "final_rotation_error_deg",
     "known",
 )
-_SHAPE_KEYS = ("translation", "rotation", "direction", "turning", "path_error", "rotation_shape_error", "known")
+_SHAPE_KEYS = (
+    "translation",
+    "rotation",
+    "zoom",
+    "direction",
+    "turning",
+    "zooming",
+    "path_error",
+    "rotation_shape_error",
+    "known",
+)
 #: anchors the path form asks for when it analyses videos itself
 PATH_ANCHORS = 8
 
@@ -95,9 +116,10 @@ class TrajectoryReward(GeometricReward):
       ``exp(-len_pred_raw / path_still)``: a camera that only turns, or stays, earns it by not travelling.
 
     ``score = clip(0.5 (trans + rot), 0, 1)``. ``form="shape"`` reads the same path with
-    :func:`~world_r1.rewards.path_scores.shape_score`: ``score = trans * rot``, each ``max(0, cos) * exp(-e)`` on
+    :func:`~world_r1.rewards.path_scores.shape_score`: ``score = trans * rot * zoom``, each ``max(0, cos) * exp(-e)`` on
     the centres and on the rotation vectors after a least-squares scale (``still_deg`` for turning where none is
-    intended). Anchors that cannot be reconstructed are left out; none at all scores 0,
+    intended) and, the same way, on the log zoom of rotation-only anchors (``still_zoom`` where none is intended).
+    Anchors that cannot be reconstructed are left out; none at all scores 0,
     fewer than half sets ``degenerate``. The shared analysis must pair frame 0 with other frames:
     ``geometry.anchors`` > 0 (checked at start-up).
 
@@ -113,8 +135,9 @@ class TrajectoryReward(GeometricReward):
     ``translation_error_deg`` (means over the pairs where they apply, 0 where none do); path form: ``translation``
     and ``rotation`` (the two parts), ``direction`` (cos), ``length_ratio``, ``path_error`` (mean_err / len_gt; 0
     without intended travel), ``rotation_error_deg``, ``final_rotation_error_deg`` and ``known`` (share of anchors
-    reconstructed); shape form: ``translation``, ``rotation``, ``direction`` and ``turning`` (the cosines of travel
-    and of turning; 1 where none is intended), ``path_error``, ``rotation_shape_error`` and ``known``.
+    reconstructed); shape form: ``translation``, ``rotation``, ``zoom`` (the three factors), ``direction``,
+    ``turning`` and ``zooming`` (the cosines of travel, of turning and of zoom; 1 where none is intended),
+    ``path_error``, ``rotation_shape_error`` and ``known``.
     """
 
     def __init__(
@@ -136,6 +159,7 @@ class TrajectoryReward(GeometricReward):
         still_deg: float = 3.0,
         homography_px: float = 1.0,
         estimate_fov: bool = False,
+        still_zoom: float = 0.03,
     ) -> None:
         """
         Args:
@@ -159,18 +183,22 @@ class TrajectoryReward(GeometricReward):
             still_deg: shape form: estimated turning (degrees, mean over the path) scoring exp(-1) where none is
                 intended.
             homography_px: path and shape forms: a pair whose matches obey one homography within this error
-                (analysis pixels, 90th percentile) is read as turning or zooming, without travel.
+                (analysis pixels, 90th percentile of its rigid matches) is read as turning or zooming, without travel.
             estimate_fov: path and shape forms: read the path with the focal length the video's anchors agree on
                 best (:func:`~world_r1.geometry.path.estimate_focal_length`) instead of ``fov_deg``. Off by default:
                 on the photograph clips of ``benchmarks.trajectory_validation`` (45-75 degree lenses) it lowered the
                 shape form's own-sentence median from 0.90 to 0.86 and its right directions from 97 % to 92 %
                 (two-view focal estimates are noisy); the shape form is already free of the turning's scale.
+            still_zoom: shape form: estimated zoom (mean |ln focal ratio| over the path) scoring exp(-1) where none
+                is intended.
         """
         super().__init__()
         if form not in ("flow", "pose", "path", "shape"):
             raise ValueError(f"TrajectoryReward.form must be 'flow', 'pose', 'path' or 'shape', got {form!r}.")
-        if min(path_rotation_deg, path_still, still_deg, homography_px) <= 0:
-            raise ValueError("TrajectoryReward needs path_rotation_deg, path_still, still_deg and homography_px > 0.")
+        if min(path_rotation_deg, path_still, still_deg, homography_px, still_zoom) <= 0:
+            raise ValueError(
+                "TrajectoryReward needs path_rotation_deg, path_still, still_deg, homography_px and still_zoom > 0."
+            )
         if size_tolerance <= 1.0 or motion_slack_px <= 0:
             raise ValueError("TrajectoryReward needs size_tolerance > 1 (e.g. 2.0) and motion_slack_px > 0 (e.g. 1.0).")
         self.fov_deg = fov_deg
@@ -185,6 +213,7 @@ class TrajectoryReward(GeometricReward):
         self.min_translation = min_translation
         self.align_rotation, self.path_rotation_deg, self.path_still = align_rotation, path_rotation_deg, path_still
         self.still_deg, self.homography_px, self.estimate_fov = still_deg, homography_px, estimate_fov
+        self.still_zoom = still_zoom
         keys = {
             "flow": ("direction", "size", "motion_ratio"),
             "pose": ("rotation_error_deg", "translation_error_deg"),
@@ -228,7 +257,8 @@ class TrajectoryReward(GeometricReward):
         }[self.form]
         for b, plan in enumerate(plans):
             poses = camera_trajectory(plan, num_frames, self.motion).to(videos.device)
-            terms = score_video(analysis, b, poses, intrinsics, plan.is_static)
+            zooms = zoom_schedule(plan, num_frames, self.motion).to(videos.device)
+            terms = score_video(analysis, b, poses, zoomed(intrinsics, zooms), plan.is_static)
             for key, value in terms.items():
                 out[key][b] = value
         return {k: v.to(videos.device) for k, v in out.items()}
@@ -236,7 +266,8 @@ class TrajectoryReward(GeometricReward):
     def _score_flow(
         self, analysis: VideoGeometry, b: int, poses: torch.Tensor, intrinsics: torch.Tensor, static: bool
     ) -> dict[str, float]:
-        """Flow-form scores of video ``b``'s pairs, averaged; see the class docstring."""
+        """Flow-form scores of video ``b``'s pairs, averaged, with the intended path's ``poses`` and ``intrinsics``
+        (F, 3, 3: the lens of each frame); see the class docstring."""
         num_pairs, geometry = len(analysis.pairs), analysis.geometry
         scores, directions, sizes, log_ratios, parallaxes = [], [], [], [], []
         degenerate = num_pairs == 0
@@ -244,7 +275,7 @@ class TrajectoryReward(GeometricReward):
             k = b * num_pairs + p
             start, end = analysis.matches.of_pair(k)
             parallaxes.append(float(geometry.parallax_px[k]) if len(start) else 0.0)
-            target, in_front = flow_at(start, poses[i], poses[j], intrinsics, self.scene)
+            target, in_front = flow_at(start, poses[i], poses[j], intrinsics[i], self.scene, intrinsics[j])
             # too few matches, or an intended path that turns the camera away from every point: nothing to compare
             if len(start) < analysis.settings.min_matches or not bool(in_front.any()):
                 degenerate = True
@@ -282,7 +313,9 @@ class TrajectoryReward(GeometricReward):
     def _score_pose(
         self, analysis: VideoGeometry, b: int, poses: torch.Tensor, intrinsics: torch.Tensor, static: bool
     ) -> dict[str, float]:
-        """Pose-form scores of video ``b``'s pairs, averaged; see the class docstring."""
+        """Pose-form scores of video ``b``'s pairs, averaged; see the class docstring. The pose form reads the video
+        with frame 0's lens throughout: an intended zoom is no pose motion to it."""
+        intrinsics = intrinsics[0]
         num_pairs = len(analysis.pairs)
         geometry = analysis.geometry
         rotation_gt, translation_gt = relative_motion(poses, analysis.pairs[:, 0], analysis.pairs[:, 1])
@@ -352,8 +385,9 @@ class TrajectoryReward(GeometricReward):
     def _score_path(
         self, analysis: VideoGeometry, b: int, poses: torch.Tensor, intrinsics: torch.Tensor, static: bool
     ) -> dict[str, float]:
-        """Path- or shape-form scores of video ``b``; see the class docstring."""
-        path = estimate_path(analysis, b, intrinsics, self.homography_px, estimate_focal=self.estimate_fov)
+        """Path- or shape-form scores of video ``b``; see the class docstring. The path is read with frame 0's lens
+        (``intrinsics[0]``); the intended zooms are the others' focal lengths over it."""
+        path = estimate_path(analysis, b, intrinsics[0], self.homography_px, estimate_focal=self.estimate_fov)
         known = path.measured
         parallax = analysis.per_video(analysis.geometry.parallax_px)[b]
         base = {"parallax_px": float(parallax.mean()) if len(parallax) else 0.0, "known": 0.0}
@@ -361,6 +395,8 @@ class TrajectoryReward(GeometricReward):
             return dict.fromkeys(self.worst, 0.0) | base | {"degenerate": 1.0}
         frames = path.frames[known]
         intended = poses[frames.to(poses.device)].double().cpu()
+        zoom_gt = (intrinsics[frames.to(intrinsics.device), 0, 0] / intrinsics[0, 0, 0]).double().cpu()
+        one = torch.ones(1, dtype=torch.float64)
         rotation_gt = intended[:, :3, :3]
         centre_gt = -(rotation_gt.transpose(1, 2) @ intended[:, :3, 3:])[..., 0]
         origin, eye = torch.zeros(1, 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64)[None]
@@ -369,12 +405,14 @@ class TrajectoryReward(GeometricReward):
             torch.cat([origin, centre_gt]),
             torch.cat([eye, path.rotations[known]]),
             torch.cat([eye, rotation_gt]),
+            torch.cat([one, path.zooms[known]]),
+            torch.cat([one, zoom_gt]),
         )
         if self.form == "path":
             terms = release_score(
                 paths, self.align_rotation, self.path_rotation_deg, self.path_still, self.min_translation
             )
         else:
-            terms = shape_score(paths, self.path_still, self.still_deg, self.min_translation)
+            terms = shape_score(paths, self.path_still, self.still_deg, self.min_translation, 1.0, self.still_zoom)
         share = float(path.known.float().mean())
         return terms | base | {"known": share, "degenerate": float(share < 0.5)}

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from world_r1.camera.flow import zoomed
 from world_r1.camera.grammar import STATIC, parse_camera
-from world_r1.camera.trajectory import MotionScale, camera_trajectory
+from world_r1.camera.trajectory import MotionScale, camera_trajectory, zoom_schedule
 from world_r1.geometry.pose import intrinsics_from_fov
 from world_r1.synthetic.inconsistency import MORPH_PX, evolving_field, warp_frames
 
@@ -48,8 +49,8 @@ PHOTOS: dict[str, tuple[str, str]] = {
 TUNE_PHOTOS = ("astronaut", "brick", "camera", "coffee", "grace_hopper", "grass")
 HELD_OUT_PHOTOS = ("chelsea", "coins", "gravel", "ihc", "moon", "motorcycle", "rocket")
 
-#: every camera verb of the grammar, one chain, and a true zoom (focal length, rendered specially: the grammar's
-#: "zoom" means dolly); motions are exact along :func:`camera_trajectory`
+#: every camera verb of the grammar and one chain; motions (and the zoom's focal lengths) are exact along
+#: :func:`camera_trajectory` and :func:`zoom_schedule`
 CAMERAS = (
     "Camera pans right.",
     "Camera tilts up.",
@@ -63,8 +64,7 @@ CAMERAS = (
 )
 CLIP_KINDS = ("consistent", "morph", "swim", "drift", "flicker", "static")
 #: how far one segment at speed 1 goes in these scenes (backdrop 6 units ahead, cards at 3.5 and 2)
-PHOTO_MOTION = MotionScale(rotation_deg=10.0, orbit_deg=12.0, translation=0.6, orbit_radius=3.5)
-ZOOM_PER_SEGMENT = 1.35  # focal-length ratio of a true zoom at speed 1
+PHOTO_MOTION = MotionScale(rotation_deg=10.0, orbit_deg=12.0, translation=0.6, orbit_radius=3.5, zoom=1.35)
 SWIM_FRACTION = 0.15  # how far (share of a layer's width) a severity-1 photograph slides inside its card
 RIPPLE_FRACTION = 0.02  # largest ripple (share of a layer's width) of a severity-1 swim, at the end of the clip
 RIPPLE_WAVES = 3.0  # ripple waves across a layer
@@ -119,10 +119,6 @@ class PhotoClipSpec:
             raise ValueError(f"kind must be one of {CLIP_KINDS}, got {self.kind!r}.")
         if not 0.0 <= self.severity <= 1.0 or self.speed <= 0 or self.num_frames < 2:
             raise ValueError("severity must be in [0, 1], speed > 0 and num_frames >= 2.")
-
-    @property
-    def is_zoom(self) -> bool:
-        return "zoom" in self.camera.lower()
 
     @property
     def prompt(self) -> str:
@@ -191,21 +187,16 @@ def _camera(spec: PhotoClipSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """World-to-camera poses (F, 4, 4) and intrinsics (F, 3, 3) of the clip's camera."""
     height, width = spec.size
     base = intrinsics_from_fov(spec.fov_deg, height, width)
-    plan = parse_camera(spec.camera)
-    static = spec.kind == "static" or spec.is_zoom
+    plan = STATIC if spec.kind == "static" else parse_camera(spec.camera)
     scale = replace(
         PHOTO_MOTION,
         rotation_deg=PHOTO_MOTION.rotation_deg * spec.speed,
         orbit_deg=PHOTO_MOTION.orbit_deg * spec.speed,
         translation=PHOTO_MOTION.translation * spec.speed,
+        zoom=PHOTO_MOTION.zoom**spec.speed,
     )
-    poses = camera_trajectory(STATIC if static else plan, spec.num_frames, scale)
-    intrinsics = base.repeat(spec.num_frames, 1, 1)
-    if spec.is_zoom and spec.kind != "static":  # the grammar reads "zoom in" as dolly in: its sign and speed
-        motion = plan.segments[0][0]
-        ratio = ZOOM_PER_SEGMENT ** (motion.sign * motion.speed * spec.speed * torch.linspace(0, 1, spec.num_frames))
-        intrinsics[:, :2, :2] *= ratio[:, None, None]
-    return poses, intrinsics
+    poses = camera_trajectory(plan, spec.num_frames, scale)
+    return poses, zoomed(base, zoom_schedule(plan, spec.num_frames, scale))
 
 
 def _layer_motion(spec: PhotoClipSpec, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

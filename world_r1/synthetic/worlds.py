@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from world_r1.camera.flow import zoomed
 from world_r1.camera.grammar import CameraPlan, plan_for_prompt
-from world_r1.camera.trajectory import MotionScale, camera_trajectory
+from world_r1.camera.trajectory import MotionScale, camera_trajectory, zoom_schedule
 from world_r1.geometry.pose import intrinsics_from_fov
 from world_r1.seeding import derive_seed
 from world_r1.synthetic.inconsistency import (
@@ -307,14 +308,14 @@ def _plane_hits(centre: torch.Tensor, dirs: torch.Tensor) -> tuple[torch.Tensor,
 def _screen_rect(
     lo: torch.Tensor, hi: torch.Tensor, poses: torch.Tensor, intrinsics: torch.Tensor, size: tuple[int, int]
 ) -> tuple[int, int, int, int] | None:
-    """Rectangle ``(top, bottom, left, right)`` of the (sub-)pixel grid ``size`` with ``intrinsics`` that covers the
-    box ``lo``/``hi`` (F, 3) in every frame (the whole grid if a corner is near or behind a camera), or None if the
-    box is out of view in all frames."""
+    """Rectangle ``(top, bottom, left, right)`` of the (sub-)pixel grid ``size`` with ``intrinsics`` (F, 3, 3) that
+    covers the box ``lo``/``hi`` (F, 3) in every frame (the whole grid if a corner is near or behind a camera), or
+    None if the box is out of view in all frames."""
     corners = torch.where(_CORNERS, hi[:, None], lo[:, None])  # (F, 8, 3)
     camera = corners @ poses[:, :3, :3].transpose(1, 2) + poses[:, None, :3, 3]
     if bool((camera[..., 2] < 0.05).any()):
         return 0, size[0], 0, size[1]
-    pixels = ((camera / camera[..., 2:]) @ intrinsics.T)[..., :2].reshape(-1, 2)
+    pixels = ((camera / camera[..., 2:]) @ intrinsics.transpose(-1, -2))[..., :2].reshape(-1, 2)
     left, top = (pixels.amin(0).floor() - 1).long().tolist()
     right, bottom = (pixels.amax(0).ceil() + 1).long().tolist()
     top, left, bottom, right = max(top, 0), max(left, 0), min(bottom, size[0]), min(right, size[1])
@@ -343,17 +344,18 @@ def _box_hits(
 
 
 def _cast(poses: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, rays: torch.Tensor, intrinsics: torch.Tensor):
-    """Z-buffered ray casting of sub-pixel ``rays`` (h, w, 3) (``intrinsics`` of that grid) from world-to-camera
-    ``poses`` (F, 4, 4), with boxes ``lo``/``hi`` (F, B, 3). Returns per ray (F, h, w) the ray parameter (the
-    z-depth: rays have camera z = 1), the primitive hit and its face orientation code, then the world-space rays
-    (F, h, w, 3) and the camera centres (F, 3). A box is only tested on the screen rectangle it covers."""
+    """Z-buffered ray casting of sub-pixel ``rays`` (F, h, w, 3) (``intrinsics`` (F, 3, 3) of that grid) from
+    world-to-camera ``poses`` (F, 4, 4), with boxes ``lo``/``hi`` (F, B, 3). Returns per ray (F, h, w) the ray
+    parameter (the z-depth: rays have camera z = 1), the primitive hit and its face orientation code, then the
+    world-space rays (F, h, w, 3) and the camera centres (F, 3). A box is only tested on the screen rectangle it
+    covers."""
     rotation = poses[:, :3, :3]
     centre = -(rotation.transpose(1, 2) @ poses[:, :3, 3:])[..., 0]
-    dirs = (rays.reshape(-1, 3) @ rotation).reshape(len(poses), *rays.shape)  # R^T applied to row vectors
+    dirs = (rays.reshape(len(poses), -1, 3) @ rotation).reshape(rays.shape)  # R^T applied to row vectors
     depth, prim = _plane_hits(centre, dirs)
     code = torch.where(prim == 0, _GROUND_CODE, _BACKDROP_CODE)
     for b in range(lo.shape[1]):
-        rect = _screen_rect(lo[:, b], hi[:, b], poses, intrinsics, rays.shape[:2])
+        rect = _screen_rect(lo[:, b], hi[:, b], poses, intrinsics, rays.shape[1:3])
         if rect is None:
             continue
         top, bottom, left, right = rect
@@ -419,8 +421,10 @@ def render_world(
     distortion: Distortion | None = None,
     supersample: int = SUPERSAMPLE,
     texture_scale: float = 1.0,
+    zooms: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ray cast ``world`` from world-to-camera ``poses`` (F, 4, 4): colour (F, 3, H, W) in [0, 1] and z-depth
+    """Ray cast ``world`` from world-to-camera ``poses`` (F, 4, 4), each frame's focal length scaled by ``zooms``
+    (F,) where the camera zooms (:func:`world_r1.camera.zoom_schedule`): colour (F, 3, H, W) in [0, 1] and z-depth
     (F, 1, H, W) (the nearest sub-pixel's; ``inf`` where nothing is hit), float32.
 
     Each pixel averages ``supersample``^2 sub-pixel rays (anti-aliasing). ``distortion`` moves boxes and textures
@@ -430,8 +434,10 @@ def render_world(
     distortion = distortion or Distortion()
     poses = poses.float()
     num_frames, s = len(poses), supersample
-    rays = _pixel_rays(height, width, float(fov_deg), s)
-    intrinsics = intrinsics_from_fov(fov_deg, height, width) * torch.tensor([[s], [s], [1.0]])  # sub-pixel grid
+    zooms = torch.ones(num_frames) if zooms is None else zooms.float()
+    lens = torch.stack([zooms, zooms, torch.ones_like(zooms)], -1)[:, None, None]  # (F, 1, 1, 3)
+    rays = _pixel_rays(height, width, float(fov_deg), s) / lens  # (K Z)^-1 (u, v, 1): a z times narrower view
+    intrinsics = zoomed(intrinsics_from_fov(fov_deg, height, width) * torch.tensor([[s], [s], [1.0]]), zooms)
     lo = world.box_lo.expand(num_frames, -1, -1)
     hi = world.box_hi.expand(num_frames, -1, -1)
     if distortion.box_shift is not None:
@@ -580,8 +586,8 @@ def render_prompt(
     ``kind`` inconsistency (one of ``INCONSISTENCY_KINDS``; None: picked by ``seed``) with directions from ``seed``.
 
     Returns ``video`` (F, 3, H, W) in [0, 1], ``depth`` (F, 1, H, W), ``poses`` (F, 4, 4) world-to-camera,
-    ``intrinsics`` (3, 3), ``prompt``, ``camera`` (its camera sentence), ``consistent``, ``severity`` and ``kind``
-    (``"none"`` when consistent).
+    ``intrinsics`` (3, 3) of frame 0, ``zooms`` (F,) (each frame's focal length over frame 0's), ``prompt``,
+    ``camera`` (its camera sentence), ``consistent``, ``severity`` and ``kind`` (``"none"`` when consistent).
     """
     config = config or WorldConfig()
     if kind is not None and kind not in INCONSISTENCY_KINDS:
@@ -590,20 +596,30 @@ def render_prompt(
         raise ValueError(f"severity must be in [0, 1] (0: consistent), got {severity}.")
     camera, scene = split_prompt(prompt)
     world = build_world(scene)
-    poses = _trajectory(plan_for_prompt(prompt), config.num_frames, astuple(config.motion))
+    plan = plan_for_prompt(prompt)
+    poses = _trajectory(plan, config.num_frames, astuple(config.motion))
+    zooms = zoom_schedule(plan, config.num_frames, config.motion)
     distortion = None
     if severity > 0:
         kind = kind or INCONSISTENCY_KINDS[seed % len(INCONSISTENCY_KINDS)]
         size = (config.height, config.width)
         distortion = make_distortion(kind, severity, config.num_frames, world.num_boxes, world.cell_sizes, size, seed)
     video, depth = render_world(
-        world, poses, config.height, config.width, config.fov_deg, distortion, texture_scale=config.texture_scale
+        world,
+        poses,
+        config.height,
+        config.width,
+        config.fov_deg,
+        distortion,
+        texture_scale=config.texture_scale,
+        zooms=zooms,
     )
     return {
         "video": video,
         "depth": depth,
         "poses": poses.clone(),
         "intrinsics": intrinsics_from_fov(config.fov_deg, config.height, config.width),
+        "zooms": zooms,
         "prompt": prompt,
         "camera": camera,
         "consistent": severity == 0,
