@@ -89,7 +89,7 @@ def test_zooms_are_compared_in_log_scale_free_of_their_amount():
     assert shape_score(PathPair(TRUCK.roll(1, 1), STILL, EYE, EYE, None, stronger))["score"] == 0.0
     # a zoom of 1.1 and 1.21 where none is intended: mean |ln z| = (0 + ln 1.1 + ln 1.21) / 3 = ln 1.1
     unwanted = shape_score(PathPair(STILL, STILL, EYE, EYE, zoom_in, None))
-    assert unwanted["zoom"] == pytest.approx(math.exp(-math.log(1.1) / 0.03)) and unwanted["zooming"] == 1.0
+    assert unwanted["zoom"] == pytest.approx(math.exp(-math.log(1.1) / 0.05)) and unwanted["zooming"] == 1.0
     assert release_score(PathPair(STILL, STILL, EYE, EYE, zoom_in, None))["score"] == 1.0  # the release: no lens
 
 

@@ -1,10 +1,10 @@
 """The camera path of a video relative to its first frame, and the Umeyama alignment of two paths.
 
-Each analysed pair ``(0, k)`` gives camera k's pose relative to camera 0: where nine in ten of the pair's rigid
-matches obey one homography (a camera that only turns, or zooms; or travel too small to show parallax), the rotation
-and zoom of that homography and no travel; otherwise the rotation and translation direction of the essential matrix,
-with the travel's length from the depths the pairs give the frame-0 keypoints they share. A monocular video has no
-metric scale; the unit is the median depth of the reference anchor's points.
+Each analysed pair ``(0, k)`` gives camera k's pose relative to camera 0: where nine in ten of the pair's matches
+(mismatches aside) obey one homography (a camera that only turns, or zooms; or travel too small to show parallax),
+the rotation and zoom of that homography and no travel; otherwise the rotation and translation direction of the
+essential matrix, with the travel's length from the depths the pairs give the frame-0 keypoints they share. A
+monocular video has no metric scale; the unit is the median depth of the reference anchor's points.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ import torch
 
 from world_r1.geometry.reprojection import fit_homographies, reconstruct_pair
 from world_r1.geometry.video import VideoGeometry
+
+#: matches off the homography by more than this many ``homography_px`` and off the epipolar geometry: mismatches
+GROSS = 4.0
 
 
 @dataclass
@@ -41,9 +44,9 @@ class CameraPath:
 
     @property
     def measured(self) -> torch.Tensor:
-        """(M,) bool, the anchors to compare: every known one for a camera that only turns; where some anchor shows
-        travel, the rotation-only ones are those whose travel was too small to see (early frames of a slow truck,
-        read as a slight turn), and are left out."""
+        """(M,) bool, the anchors to compare: every known one for a camera that only turns or zooms; where some
+        anchor shows travel, the rotation-only ones are those whose travel was too small to see (early frames of a
+        slow truck, read as a slight turn), and are left out."""
         travels = self.known & ~self.rotation_only
         return travels if bool(travels.any()) else self.known
 
@@ -95,10 +98,11 @@ def estimate_path(
         analysis: the batch's shared analysis.
         video: which video of the batch.
         intrinsics: (3, 3) assumed intrinsics at the analysis size.
-        homography_px: a pair whose rigid matches (those within ``ransac_px`` of its fundamental matrix, where it
-            has one) obey one homography within this transfer error (analysis pixels; 90th percentile, so the
-            parallax of a minority of matches off the dominant plane counts, while the 5-10 % of mismatches SIFT
-            makes under a turn or a zoom of a third does not) shows no measurable parallax: rotation and zoom only.
+        homography_px: a pair whose matches obey one homography within this transfer error (analysis pixels; 90th
+            percentile, so the parallax of a minority of matches off the dominant plane counts; times the zoom
+            where the view grows, which magnifies frame 0's localisation error) shows no measurable parallax:
+            rotation and zoom only. Mismatches (off the homography by ``GROSS`` times this and off the pair's
+            epipolar geometry: the 5-10 % SIFT makes under a turn or a zoom of a third) are left out of the test.
         min_points: triangulated matches a translating pair needs.
         estimate_focal: replace the assumed focal length by the one the anchors agree on best
             (:func:`estimate_focal_length`); the principal point stays at the centre.
@@ -116,10 +120,12 @@ def estimate_path(
         if len(points_i) < anchored.settings.min_matches:
             continue
         error = transfer_error(homographies[row], points_i.cpu(), points_j.cpu())
-        if bool(anchored.geometry.valid[key]):  # judge the rigid matches: mismatches obey neither model
-            rigid = anchored.geometry.match_error_px[anchored.matches.pair == key].cpu() < anchored.settings.ransac_px
-            error = error[rigid] if int(rigid.sum()) >= anchored.settings.min_matches else error
-        if bool(usable[row]) and float(error.quantile(0.9)) < homography_px:
+        if bool(anchored.geometry.valid[key]):  # mismatches obey neither model: leave them out
+            epipolar = anchored.geometry.match_error_px[anchored.matches.pair == key].cpu()
+            error = error[(epipolar < anchored.settings.ransac_px) | (error < GROSS * homography_px)]
+        # a zoom in by z magnifies frame 0's localisation error z times where the transfer error is measured
+        zoom = homography_motion(homographies[row], intrinsics.double().cpu())[1]
+        if bool(usable[row]) and float(error.quantile(0.9)) < homography_px * max(1.0, zoom):
             turning.append(row)
         elif bool(anchored.geometry.valid[key]):
             travelling.append(row)

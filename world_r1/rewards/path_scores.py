@@ -114,7 +114,7 @@ def shape_score(
     still_deg: float = 3.0,
     min_translation: float = 1e-3,
     min_rotation_deg: float = 1.0,
-    still_zoom: float = 0.03,
+    still_zoom: float = 0.05,
     min_zoom: float = 0.01,
 ) -> dict[str, float]:
     """The path's shape and direction, free of scale in travel, turning and zoom: ``score = trans * rot * zoom``.

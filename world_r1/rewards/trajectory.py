@@ -159,7 +159,7 @@ class TrajectoryReward(GeometricReward):
         still_deg: float = 3.0,
         homography_px: float = 1.0,
         estimate_fov: bool = False,
-        still_zoom: float = 0.03,
+        still_zoom: float = 0.05,
     ) -> None:
         """
         Args:
@@ -183,7 +183,7 @@ class TrajectoryReward(GeometricReward):
             still_deg: shape form: estimated turning (degrees, mean over the path) scoring exp(-1) where none is
                 intended.
             homography_px: path and shape forms: a pair whose matches obey one homography within this error
-                (analysis pixels, 90th percentile of its rigid matches) is read as turning or zooming, without travel.
+                (analysis pixels, 90th percentile, mismatches aside) is read as turning or zooming, without travel.
             estimate_fov: path and shape forms: read the path with the focal length the video's anchors agree on
                 best (:func:`~world_r1.geometry.path.estimate_focal_length`) instead of ``fov_deg``. Off by default:
                 on the photograph clips of ``benchmarks.trajectory_validation`` (45-75 degree lenses) it lowered the
