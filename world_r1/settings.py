@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Literal, get_args
 
 import torch
@@ -15,6 +17,24 @@ def resolve_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise ValueError(f"Unknown dtype {name!r}; choose one of {sorted(DTYPES)}.")
     return DTYPES[name]
+
+
+def cpu_has_bf16_instructions(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU multiplies bf16 in hardware (x86 AVX512-BF16 or AMX, Arm's BF16), from ``/proc/cpuinfo``
+    (or the given text). Without them PyTorch emulates bf16 matrix products, measured 66x slower than fp32 on an
+    AVX2 CPU; where the file is missing (not Linux) the answer is no."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    flags = {
+        word
+        for line in cpuinfo.splitlines()
+        if re.match(r"(flags|features)\b", line, re.I)
+        for word in line.split(":", 1)[-1].split()
+    }
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def check_choice(name: str, value: object, choices: object) -> None:

@@ -3,6 +3,7 @@
 import pytest
 
 from world_r1.commands import smoke as smoke_command
+from world_r1.settings import cpu_has_bf16_instructions
 
 SMALL = {"num_attention_heads": 2, "attention_head_dim": 32, "ffn_dim": 64, "num_layers": 2}
 
@@ -27,6 +28,16 @@ def test_smoke_trains_exports_and_reloads_in_plain_diffusers(monkeypatch, tmp_pa
 def test_unknown_size_lists_the_choices(tmp_path):
     with pytest.raises(ValueError, match="size must be one of"):
         smoke_command.build_realsize_wan(tmp_path, size="7b")
+    with pytest.raises(ValueError, match="choose one of"):
+        smoke_command.smoke(workdir=str(tmp_path), device="cpu", dtype="int8")
+
+
+def test_bf16_only_where_the_cpu_multiplies_it():
+    """The real-size run picks bf16 on a CPU only with bf16 instructions: emulated, it is 66x slower than fp32."""
+    assert cpu_has_bf16_instructions("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile\n")
+    assert cpu_has_bf16_instructions("Features\t: fp asimd sve bf16 i8mm\n")  # Arm
+    assert not cpu_has_bf16_instructions("flags\t\t: fpu sse2 avx2 fma\nmodel name\t: a bf16 lookalike\n")
+    assert not cpu_has_bf16_instructions("")
 
 
 @pytest.mark.realsize

@@ -33,6 +33,7 @@ from world_r1.module import WorldR1
 from world_r1.policy import WAN_NEGATIVE_PROMPT, LoRAConfig, PolicyConfig, VideoSpec, resolve_dtype
 from world_r1.policy.schedule import wan_unipc_scheduler
 from world_r1.policy.tiny import build_tokenizer
+from world_r1.settings import cpu_has_bf16_instructions
 
 #: The transformer of each Wan 2.1 text-to-video size (the rest of diffusers' defaults is shared by both).
 TRANSFORMERS: dict[str, dict[str, int]] = {
@@ -119,11 +120,12 @@ def _run(
     steps: int,
     rank: int,
     device: str,
+    dtype: str,
 ) -> tuple[WorldR1, StepClock, L.Trainer]:
     module = WorldR1(
         policy=PolicyConfig(
             model=str(model_dir),
-            dtype="bf16",
+            dtype=dtype,
             lora=LoRAConfig(rank=rank, alpha=2.0 * rank),
             negative_prompt=WAN_NEGATIVE_PROMPT,
             gradient_checkpointing=True,
@@ -155,12 +157,13 @@ def _run(
 
 
 @torch.no_grad()
-def _diffusers_agreement(module: WorldR1, model_dir: Path, lora: Path) -> tuple[float, float]:
-    """How far plain diffusers' velocity (``WanPipeline`` with the exported LoRA from ``load_lora_weights``) is from
-    the policy's, and how far the policy's is from the base model's, each as the largest difference relative to the
-    largest value, on one random input: the first must be far below the second."""
+def _diffusers_agreement(module: WorldR1, model_dir: Path, lora: Path, dtype: str) -> tuple[float, float]:
+    """How far plain diffusers' velocity (``WanPipeline`` in the run's ``dtype`` with the exported LoRA from
+    ``load_lora_weights``) is from the policy's, and how far the policy's is from the base model's, each as the largest
+    difference relative to the largest value, on one random input: the first must be far below the second."""
     policy = module.policy
-    pipe = WanPipeline.from_pretrained(model_dir, dtype=torch.bfloat16)
+    weights = resolve_dtype(dtype)
+    pipe = WanPipeline.from_pretrained(model_dir, dtype=weights)
     pipe.load_lora_weights(str(lora))
     transformer = pipe.transformer.to(policy.device)
     generator = torch.Generator().manual_seed(0)
@@ -169,11 +172,12 @@ def _diffusers_agreement(module: WorldR1, model_dir: Path, lora: Path) -> tuple[
     ours = policy.velocity(x, 0.5, embeds)
     with policy.reference():
         base = policy.velocity(x, 0.5, embeds)
-    with torch.autocast(policy.device.type, dtype=torch.bfloat16):
+    mixed = weights != torch.float32
+    with torch.autocast(policy.device.type, dtype=weights) if mixed else contextlib.nullcontext():
         theirs = transformer(
-            hidden_states=x.to(torch.bfloat16),
+            hidden_states=x.to(weights),
             timestep=torch.tensor([500.0], device=policy.device),
-            encoder_hidden_states=embeds.to(torch.bfloat16),
+            encoder_hidden_states=embeds.to(weights),
             return_dict=False,
         )[0].float()
     del pipe, transformer
@@ -190,6 +194,7 @@ def smoke(
     rank: int = 32,
     workdir: str | None = None,
     device: str = "cuda" if torch.cuda.is_available() else "cpu",
+    dtype: str | None = None,
 ) -> dict[str, float]:
     """Run World-R1 on the real-size Wan 2.1 architecture with random weights and report time, memory and sizes.
 
@@ -202,7 +207,12 @@ def smoke(
         rank: LoRA rank (the configs use 32).
         workdir: where the random model, checkpoint and LoRA go (default: a temporary folder, removed after).
         device: where to run (cuda when there is a GPU).
+        dtype: the transformer's weights, bf16, fp16 or fp32 (default: bf16 on a GPU or on a CPU with bf16
+            instructions; fp32 on other CPUs, where emulated bf16 would make the run an hour instead of minutes).
     """
+    if dtype is None:
+        dtype = "bf16" if device.startswith("cuda") or cpu_has_bf16_instructions() else "fp32"
+    resolve_dtype(dtype)  # a bad name fails here, naming the choices
     console = Console()
     video = VideoSpec(height, width, num_frames)
     if torch.cuda.is_available():
@@ -213,7 +223,7 @@ def smoke(
         console.print(f"[bold]building Wan 2.1 {size}[/] with random weights in {work}")
         model_dir = build_realsize_wan(work / "wan", size)
         built = time.perf_counter() - began
-        module, clock, trainer = _run(model_dir, work, video, steps, rank, device)
+        module, clock, trainer = _run(model_dir, work, video, steps, rank, device, dtype)
         peak = peak_memory_gb(module.policy.device)
         trainer.save_checkpoint(work / "smoke.ckpt")
         lora = module.policy.save_lora(work / "lora")
@@ -235,10 +245,10 @@ def smoke(
         }
         if module.policy.device.type == "cuda" and video == REAL_VIDEO and size in ESTIMATED_PEAK_GB:
             figures["README's estimated peak (GB)"] = ESTIMATED_PEAK_GB[size]
-        agreement, lora_effect = _diffusers_agreement(module, model_dir, lora)
+        agreement, lora_effect = _diffusers_agreement(module, model_dir, lora, dtype)
         figures["velocity: policy vs plain diffusers + LoRA (relative)"] = agreement
         figures["velocity: policy vs base model, the LoRA's effect (relative)"] = lora_effect
-    table = Table(title=f"world-r1 smoke: Wan 2.1 {size} at {width}x{height}x{num_frames} on {device}")
+    table = Table(title=f"world-r1 smoke: Wan 2.1 {size} at {width}x{height}x{num_frames} on {device} in {dtype}")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in figures.items():

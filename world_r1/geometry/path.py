@@ -122,10 +122,11 @@ def estimate_path(
         error = transfer_error(homographies[row], points_i.cpu(), points_j.cpu())
         if bool(anchored.geometry.valid[key]):  # mismatches obey neither model: leave them out
             epipolar = anchored.geometry.match_error_px[anchored.matches.pair == key].cpu()
-            error = error[(epipolar < anchored.settings.ransac_px) | (error < GROSS * homography_px)]
+            plausible = (epipolar < anchored.settings.ransac_px) | (error < GROSS * homography_px)
+            error = error[plausible] if int(plausible.sum()) >= anchored.settings.min_matches else error
         # a zoom in by z magnifies frame 0's localisation error z times where the transfer error is measured
-        zoom = homography_motion(homographies[row], intrinsics.double().cpu())[1]
-        if bool(usable[row]) and float(error.quantile(0.9)) < homography_px * max(1.0, zoom):
+        zoom = min(max(1.0, homography_motion(homographies[row], intrinsics.double().cpu())[1]), GROSS)
+        if bool(usable[row]) and float(error.quantile(0.9)) < homography_px * zoom:
             turning.append(row)
         elif bool(anchored.geometry.valid[key]):
             travelling.append(row)
@@ -177,6 +178,7 @@ def estimate_focal_length(
     A travelling pair's essential matrix ``K^T F K`` has two equal singular values only for the right ``K``
     (Mendonca and Cipolla 1999); a turning pair's ``K^-1 H K`` is a rotation, three equal singular values, only for
     the right ``K``. The cost is the mean of ``(s1 - s2) / (s1 + s2)`` and ``(s1 - s3) / (s1 + s3)`` over them.
+    A zooming pair's ``K^-1 H K`` is no rotation for any ``K`` (singular values ``z, z, 1``): zooms mislead it.
     """
     if len(fundamentals) + len(homographies) == 0:
         return intrinsics

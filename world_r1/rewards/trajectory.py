@@ -188,7 +188,9 @@ class TrajectoryReward(GeometricReward):
                 best (:func:`~world_r1.geometry.path.estimate_focal_length`) instead of ``fov_deg``. Off by default:
                 on the photograph clips of ``benchmarks.trajectory_validation`` (45-75 degree lenses) it lowered the
                 shape form's own-sentence median from 0.90 to 0.86 and its right directions from 97 % to 92 %
-                (two-view focal estimates are noisy); the shape form is already free of the turning's scale.
+                (two-view focal estimates are noisy; measured before zoom was a motion of its own, and a zooming
+                anchor, whose homography is no rotation, misleads the estimate); the shape form is already free
+                of the turning's scale.
             still_zoom: shape form: estimated zoom (mean |ln focal ratio| over the path) scoring exp(-1) where none
                 is intended.
         """
