@@ -208,7 +208,7 @@ def smoke(
         workdir: where the random model, checkpoint and LoRA go (default: a temporary folder, removed after).
         device: where to run (cuda when there is a GPU).
         dtype: the transformer's weights, bf16, fp16 or fp32 (default: bf16 on a GPU or on a CPU with bf16
-            instructions; fp32 on other CPUs, where emulated bf16 would make the run an hour instead of minutes).
+            instructions; fp32 on other CPUs, where emulated bf16 matrix products are tens of times slower).
     """
     if dtype is None:
         dtype = "bf16" if device.startswith("cuda") or cpu_has_bf16_instructions() else "fp32"
