@@ -115,6 +115,7 @@ def estimate_path(
     matches = [anchored.matches.of_pair(k) for k in keys]
     homographies, usable = fit_homographies([m[0] for m in matches], [m[1] for m in matches])
     homographies = homographies.cpu()
+    k_matrix = intrinsics.double().cpu()
     turning, travelling = [], []  # rows read through their homography / through their fundamental matrix
     for row, (key, (points_i, points_j)) in enumerate(zip(keys, matches, strict=True)):
         if len(points_i) < anchored.settings.min_matches:
@@ -125,12 +126,11 @@ def estimate_path(
             plausible = (epipolar < anchored.settings.ransac_px) | (error < GROSS * homography_px)
             error = error[plausible] if int(plausible.sum()) >= anchored.settings.min_matches else error
         # a zoom in by z magnifies frame 0's localisation error z times where the transfer error is measured
-        zoom = min(max(1.0, homography_motion(homographies[row], intrinsics.double().cpu())[1]), GROSS)
+        zoom = min(max(1.0, homography_motion(homographies[row], k_matrix)[1]), GROSS)
         if bool(usable[row]) and float(error.quantile(0.9)) < homography_px * zoom:
             turning.append(row)
         elif bool(anchored.geometry.valid[key]):
             travelling.append(row)
-    k_matrix = intrinsics.double().cpu()
     if estimate_focal:
         fundamentals = anchored.geometry.fundamental[[keys[row] for row in travelling]].double().cpu()
         k_matrix = estimate_focal_length(fundamentals, homographies[turning], k_matrix)
