@@ -30,7 +30,7 @@ import torch
 from rich.console import Console
 from rich.progress import Progress
 
-from world_r1.geometry import GeometrySettings
+from world_r1.geometry import DETECTORS, GeometrySettings
 from world_r1.metrics import score_terms
 from world_r1.rewards import EpipolarReward, MotionReward, Reward
 from world_r1.rewards.depth import DepthConsistencyReward
@@ -214,12 +214,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--size", type=int, default=128, help="clip height and width (pixels)")
     parser.add_argument("--frames", type=int, default=17)
     parser.add_argument("--out", type=Path, default=RESULTS / "reward_validation.json")
+    parser.add_argument("--detector", choices=DETECTORS, default="sift", help="geometry.detector")
     parser.add_argument("--no-upsample", action="store_true", help="geometry.upsample: false (SIFT on the frames)")
     parser.add_argument("--upright", action="store_true", help="geometry.upright: true (no keypoint orientation)")
     parser.add_argument("--upscale", action="store_true", help="geometry.upscale: true (small clips enlarged)")
     args = parser.parse_args(argv)
     console = Console()
-    geometry = GeometrySettings(upsample=not args.no_upsample, upright=args.upright, upscale=args.upscale)
+    geometry = GeometrySettings(
+        detector=args.detector, upsample=not args.no_upsample, upright=args.upright, upscale=args.upscale
+    )
     results = validate(
         args.split, size=(args.size, args.size), num_frames=args.frames, geometry=geometry, console=console
     )

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from world_r1.camera import parse_camera
-from world_r1.geometry import GeometrySettings, VideoGeometry, analyse
+from world_r1.geometry import DETECTORS, GeometrySettings, VideoGeometry, analyse
 from world_r1.rewards.trajectory import PATH_ANCHORS, TrajectoryReward
 from world_r1.synthetic.photos import CAMERAS, photo_clip_specs, render_photo_clip
 
@@ -60,12 +60,13 @@ def score_clips(
     speeds: Sequence[float] = SPEEDS,
     fovs: Sequence[float] = FOVS,
     forms: Sequence[str] = FORMS,
+    geometry: GeometrySettings = GEOMETRY,
     console: Console | None = None,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """Per form: ``right`` (N,) and ``mirrored`` (N,) scores, ``others`` (the scores with every other camera's
     sentence, flat), ``beats`` (N,) (the own sentence above every wrong one) and ``direction_right`` (N,) over the N
     clips (splits x cameras x speeds at 60 degrees, and x the other fields of view at speed 1), each analysed once.
-    "Other" cameras are those whose plan differs."""
+    "Other" cameras are those whose plan differs. ``geometry`` is the analysis (the real configs' by default)."""
     terms = {form: TrajectoryReward(form=form) for form in forms}
     variants = [(speed, 60.0) for speed in speeds] + [(1.0, fov) for fov in fovs if fov != 60.0]
     specs = [
@@ -81,7 +82,7 @@ def score_clips(
         task = progress.add_task("scoring camera sentences", total=len(specs))
         for spec in specs:
             video = render_photo_clip(spec).video[None]
-            analysis = analyse(video, GEOMETRY)
+            analysis = analyse(video, geometry)
             others = [c for c in cameras if parse_camera(c) != parse_camera(spec.camera)]
             for form, term in terms.items():
                 own = _score(term, video, analysis, spec.camera)
@@ -145,9 +146,10 @@ def markdown(summary: dict[str, dict[str, float]]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for trajectory_validation.{json,md}")
+    parser.add_argument("--detector", choices=DETECTORS, default=GEOMETRY.detector, help="geometry.detector")
     args = parser.parse_args(argv)
     console = Console()
-    summary = summarise(score_clips(console=console))
+    summary = summarise(score_clips(geometry=replace(GEOMETRY, detector=args.detector), console=console))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "trajectory_validation.json").write_text(json.dumps(summary, indent=2) + "\n")
     text = markdown(summary)

@@ -53,8 +53,10 @@ def test_rewards_benchmark():
     for name in set(result["seconds"]) - {"opencv", "kornia_naive"}:
         assert result["seconds"][name] > 0, name
     if "EpipolarReward" in result["seconds"]:
-        assert result["figures"][f"{rewards.FAST}: speed vs OpenCV"]["value"] > 0  # timed in the same run
-        assert set(result["stages_s"]) and result["profile"][0]["tottime_s"] >= 0
+        for variant in (rewards.FAST, rewards.CORNERS):  # timed in the same run
+            assert result["figures"][f"{variant}: speed vs OpenCV"]["value"] > 0, variant
+        assert {"sift: detection (batched)", "corners: detection (batched)"} <= set(result["stages_s"])
+        assert result["profile"][0]["tottime_s"] >= 0
 
 
 def test_scaling_benchmark():

@@ -5,6 +5,7 @@ moved by the camera's speed once it moves at all. ``python -m benchmarks.reward_
 import pytest
 
 from benchmarks.reward_validation import JUDGED, KINDS, SPEED_GOAL, validate
+from world_r1.geometry import GeometrySettings
 
 CAMERAS = (
     "Camera pans right.",
@@ -45,3 +46,12 @@ def test_reprojection_consistency_changes_little_with_camera_speed(results):
     more of the scene, which no re-rendering can explain; the test holds the measured state."""
     speed = results["depth/explained"]["speed"]
     assert all(entry["change"] <= 0.08 for entry in speed.values()), speed
+
+
+def test_the_corner_detector_keeps_the_separation():
+    """``geometry.detector: corners`` (5x faster epipolar reward) judged like SIFT above, at full severity."""
+    corners = validate("held_out", CAMERAS, severities=(1.0,), speeds=(), geometry=GeometrySettings(detector="corners"))
+    for key in JUDGED:
+        ordering = corners[key]["ordering"]
+        assert all(ordering[kind]["1"] == 1.0 for kind in KINDS), (key, ordering)
+        assert key == "epipolar/inlier_ratio" or ordering["static"] == 1.0, (key, ordering)

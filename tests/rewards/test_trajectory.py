@@ -277,3 +277,13 @@ def test_the_path_forms_need_pairs_with_frame_0():
         WeightedReward({"trajectory": TrajectoryReward(form="shape")}, geometry=GEOMETRY)
     alone = TrajectoryReward(form="shape")(_photo_clip("Camera cranes up."), ["Camera cranes up."])
     assert float(alone["score"][0]) > 0.5  # on its own the term analyses with anchors itself
+
+
+def test_the_path_forms_warn_that_corners_read_zooms_as_travel(caplog):
+    with caplog.at_level("WARNING", logger="world_r1.rewards.trajectory"):
+        WeightedReward({"trajectory": TrajectoryReward(form="shape")}, geometry=replace(GEOMETRY, anchors=4))
+        assert not caplog.records
+        corners = replace(GEOMETRY, anchors=4, detector="corners")
+        WeightedReward({"trajectory": TrajectoryReward(form="shape")}, geometry=corners)
+        WeightedReward({"trajectory": TrajectoryReward(form="flow")}, geometry=corners)  # reads no path: no warning
+    assert len(caplog.records) == 1 and "detector: sift" in caplog.records[0].getMessage()

@@ -12,9 +12,13 @@ from functools import lru_cache
 
 import torch
 
+from world_r1.geometry.corners import CornerDetector
 from world_r1.geometry.epipolar import EpipolarEstimator, PairGeometry
 from world_r1.geometry.frames import anchor_pairs, frame_pairs, grayscale_resized
-from world_r1.geometry.matching import PairMatches, SIFTDetector, match_pairs
+from world_r1.geometry.matching import Features, PairMatches, SIFTDetector, match_pairs
+
+#: the feature detectors an analysis can use (``GeometrySettings.detector``)
+DETECTORS = ("sift", "corners")
 
 
 @dataclass(frozen=True)
@@ -29,15 +33,19 @@ class GeometrySettings:
             with ``upscale``).
         upscale: enlarge smaller frames to ``max_side`` too, so every pixel threshold (``ransac_px``, ``inlier_px``,
             the terms' parallax gates) is the same share of the frame whatever the video's size.
-        num_features: SIFT keypoints per frame.
+        detector: ``"sift"``, Kornia's scale-space SIFT (scale- and rotation-invariant), or ``"corners"``,
+            :class:`~world_r1.geometry.corners.CornerDetector` (Harris corners with upright SIFT-style descriptors at
+            one scale: about 10x cheaper, for pairs that differ by tens of percent in scale at most and do not roll).
+        num_features: keypoints per frame.
         ratio: Lowe ratio of the mutual nearest-neighbour matching.
         ransac_px: RANSAC inlier threshold (analysis pixels).
         inlier_px: Sampson distance (analysis pixels) under which a match counts as consistent.
         ransac_iters: RANSAC batches of minimal samples (each batch is Kornia's ``"auto"`` size).
         min_matches: pairs with fewer matches are degenerate.
-        upsample: detect on frames doubled in size, as SIFT does by default (False: on the frames themselves, about
-            3x faster, fewer keypoints on small frames).
-        upright: describe keypoints without orientation (faster; for cameras that do not roll in the image plane).
+        upsample: SIFT detects on frames doubled in size, as SIFT does by default (False: on the frames themselves,
+            about 3x faster, fewer keypoints on small frames). Not read by ``"corners"``.
+        upright: SIFT describes keypoints without orientation (faster; for cameras that do not roll in the image
+            plane). ``"corners"`` is always upright.
         anchors: also pair frame 0 with this many frames spread over the clip (0: none), for the terms that read the
             camera path relative to frame 0 (``TrajectoryReward(form="shape" | "path")``); they form the separate
             :attr:`VideoGeometry.anchored` analysis, so the other terms' pairs stay as ``gaps`` makes them.
@@ -47,6 +55,7 @@ class GeometrySettings:
     max_pairs: int = 4
     max_side: int = 192
     upscale: bool = False
+    detector: str = "sift"
     num_features: int = 256
     ratio: float = 0.9
     ransac_px: float = 1.0
@@ -64,6 +73,8 @@ class GeometrySettings:
                 f"geometry.gaps are fractions of the clip in (0, 1] (0.5: frames half the video apart), got "
                 f"{list(self.gaps)}."
             )
+        if self.detector not in DETECTORS:
+            raise ValueError(f"geometry.detector must be one of {', '.join(DETECTORS)}, got {self.detector!r}.")
         if self.anchors < 0:
             raise ValueError(
                 f"geometry.anchors must be >= 0 (0: no pairs with frame 0 for a path), got {self.anchors}."
@@ -100,9 +111,17 @@ class VideoGeometry:
 
 
 @lru_cache(maxsize=8)
-def _detector(num_features: int, upsample: bool, upright: bool, device: torch.device) -> SIFTDetector:
+def _detector(detector: str, num_features: int, upsample: bool, upright: bool, device: torch.device) -> torch.nn.Module:
     """One detector per setting and device: building Kornia's scale-space modules costs more than a small batch."""
+    if detector == "corners":
+        return CornerDetector(num_features).to(device)
     return SIFTDetector(num_features, upsample, upright).to(device)
+
+
+def detect(gray: torch.Tensor, settings: GeometrySettings) -> Features:
+    """Keypoints and descriptors of grey frames (N, 1, H, W) with the detector ``settings`` choose."""
+    build = _detector(settings.detector, settings.num_features, settings.upsample, settings.upright, gray.device)
+    return build(gray)
 
 
 def analyse(videos: torch.Tensor, settings: GeometrySettings | None = None) -> VideoGeometry:
@@ -121,7 +140,7 @@ def analyse(videos: torch.Tensor, settings: GeometrySettings | None = None) -> V
         matches = PairMatches(empty, empty, torch.zeros(0, dtype=torch.long, device=videos.device), 0)
         return VideoGeometry(pairs, estimator(matches), matches, 1.0, tuple(videos.shape[-2:]), settings)
     gray, scale = grayscale_resized(videos[:, used].flatten(0, 1), settings.max_side, settings.upscale)
-    features = _detector(settings.num_features, settings.upsample, settings.upright, videos.device)(gray)
+    features = detect(gray, settings)
     slot = torch.full((num_frames,), -1, dtype=torch.long, device=videos.device)
     slot[used] = torch.arange(len(used), device=videos.device)
     size = tuple(gray.shape[-2:])
