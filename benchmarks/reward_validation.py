@@ -168,8 +168,9 @@ def validate(
     return summarise(values, kinds=kinds, severities=severities, speeds=speeds)
 
 
-def markdown(results: dict[str, dict], split: str) -> str:
-    """The summary as Markdown tables: ordering at full severity, monotonicity and speed per term."""
+def markdown(results: dict[str, dict], split: str, detector: str = "sift") -> str:
+    """The summary as Markdown tables: ordering at full severity, monotonicity and speed per term; the detector of the
+    analysis in the title where it is not SIFT."""
     any_key = next(iter(results.values()))
     kinds = [k for k in any_key["ordering"] if k != "static"]
     full = max(any_key["ordering"][kinds[0]], key=float)
@@ -177,7 +178,9 @@ def markdown(results: dict[str, dict], split: str) -> str:
     header = ["term"] + [f"> {k} {full}" for k in kinds] + ["> static", "monotone"]
     header += [f"speed x{s}: mean (all clips) / clips within 5 %" for s in speeds]
     lines = [
-        f"# Reward validation on photograph clips ({split} split)",
+        f"# Reward validation on photograph clips ({split} split"
+        + ("" if detector == "sift" else f", geometry.detector: {detector}")
+        + ")",
         "",
         "Share of clips whose consistent rendering scores above the broken one, whether the mean falls with every"
         " step of severity, and the change of the mean at other camera speeds over the clips that move at least the"
@@ -235,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
         "terms": results,
     }
     args.out.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n", encoding="utf-8")
-    text = markdown(results, args.split)
+    text = markdown(results, args.split, args.detector)
     args.out.with_suffix(".md").write_text(text, encoding="utf-8")
     console.print(text)
     return results

@@ -119,9 +119,11 @@ def summarise(scores: dict[str, dict[str, torch.Tensor]]) -> dict[str, dict[str,
     return summary
 
 
-def markdown(summary: dict[str, dict[str, float]]) -> str:
+def markdown(summary: dict[str, dict[str, float]], detector: str = "sift") -> str:
+    """The summary as one Markdown table, the detector of the analysis in the title where it is not SIFT."""
     lines = [
-        "# Trajectory term on photograph clips with known camera paths",
+        "# Trajectory term on photograph clips with known camera paths"
+        + ("" if detector == "sift" else f" (geometry.detector: {detector})"),
         "",
         f"{next(iter(summary.values()))['clips']} clips: {len(CAMERAS)} cameras x 2 photograph splits x (speeds "
         f"{', '.join(f'{s:g}' for s in SPEEDS)} at 60 degrees, and fields of view "
@@ -152,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     summary = summarise(score_clips(geometry=replace(GEOMETRY, detector=args.detector), console=console))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "trajectory_validation.json").write_text(json.dumps(summary, indent=2) + "\n")
-    text = markdown(summary)
+    text = markdown(summary, args.detector)
     (args.out / "trajectory_validation.md").write_text(text)
     console.print(text)
 

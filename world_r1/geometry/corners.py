@@ -6,6 +6,12 @@ pyramid and the orientation search that make SIFT invariant to both buy little t
 detector keeps what the consistency terms need: many well-localised keypoints (Harris corners refined to sub-pixel
 positions) and distinctive descriptors (SIFT's 4 x 4 cells of 8 gradient-orientation bins, Gaussian-weighted, clipped
 and renormalised), both computed densely with a handful of whole-image operations and no per-keypoint patch.
+
+What it gives up is scale covariance: a corner found at one scale moves against the scene as the picture is
+magnified (the median transfer error of a zoom's homography grows to 0.7 px over a 1.35x zoom, where SIFT's stays at
+0.15-0.2 px). Pairs a fraction of a clip
+apart do not notice, but a camera path read from frame 0 through a zoom no longer fits one homography and reads as
+travel, so the trajectory term's path forms keep SIFT for prompts that zoom.
 """
 
 from __future__ import annotations

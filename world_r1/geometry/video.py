@@ -35,7 +35,8 @@ class GeometrySettings:
             the terms' parallax gates) is the same share of the frame whatever the video's size.
         detector: ``"sift"``, Kornia's scale-space SIFT (scale- and rotation-invariant), or ``"corners"``,
             :class:`~world_r1.geometry.corners.CornerDetector` (Harris corners with upright SIFT-style descriptors at
-            one scale: about 10x cheaper, for pairs that differ by tens of percent in scale at most and do not roll).
+            one scale: about 10x cheaper, for pairs that differ by tens of percent in scale at most and do not roll;
+            not scale-covariant, so a path from frame 0 through a zoom reads as travel).
         num_features: keypoints per frame.
         ratio: Lowe ratio of the mutual nearest-neighbour matching.
         ransac_px: RANSAC inlier threshold (analysis pixels).
