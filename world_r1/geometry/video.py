@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal, get_args
 
 import torch
 
@@ -18,7 +19,8 @@ from world_r1.geometry.frames import anchor_pairs, frame_pairs, grayscale_resize
 from world_r1.geometry.matching import Features, PairMatches, SIFTDetector, match_pairs
 
 #: the feature detectors an analysis can use (``GeometrySettings.detector``)
-DETECTORS = ("sift", "corners")
+Detector = Literal["sift", "corners"]
+DETECTORS: tuple[str, ...] = get_args(Detector)
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class GeometrySettings:
     max_pairs: int = 4
     max_side: int = 192
     upscale: bool = False
-    detector: str = "sift"
+    detector: Detector = "sift"
     num_features: int = 256
     ratio: float = 0.9
     ransac_px: float = 1.0
