@@ -216,12 +216,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--split", choices=("held_out", "tune"), default="held_out")
     parser.add_argument("--size", type=int, default=128, help="clip height and width (pixels)")
     parser.add_argument("--frames", type=int, default=17)
-    parser.add_argument("--out", type=Path, default=RESULTS / "reward_validation.json")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON path (default results/reward_validation[_<detector>].json)"
+    )
     parser.add_argument("--detector", choices=DETECTORS, default="sift", help="geometry.detector")
     parser.add_argument("--no-upsample", action="store_true", help="geometry.upsample: false (SIFT on the frames)")
     parser.add_argument("--upright", action="store_true", help="geometry.upright: true (no keypoint orientation)")
     parser.add_argument("--upscale", action="store_true", help="geometry.upscale: true (small clips enlarged)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        suffix = "" if args.detector == "sift" else f"_{args.detector}"
+        args.out = RESULTS / f"reward_validation{suffix}.json"
     console = Console()
     geometry = GeometrySettings(
         detector=args.detector, upsample=not args.no_upsample, upright=args.upright, upscale=args.upscale

@@ -147,15 +147,18 @@ def markdown(summary: dict[str, dict[str, float]], detector: str = "sift") -> st
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for trajectory_validation.{json,md}")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="folder for trajectory_validation[_<detector>].{json,md}"
+    )
     parser.add_argument("--detector", choices=DETECTORS, default=GEOMETRY.detector, help="geometry.detector")
     args = parser.parse_args(argv)
     console = Console()
     summary = summarise(score_clips(geometry=replace(GEOMETRY, detector=args.detector), console=console))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "trajectory_validation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    name = "trajectory_validation" + ("" if args.detector == "sift" else f"_{args.detector}")
+    (args.out / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
     text = markdown(summary, args.detector)
-    (args.out / "trajectory_validation.md").write_text(text)
+    (args.out / f"{name}.md").write_text(text)
     console.print(text)
 
 
