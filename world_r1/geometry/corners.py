@@ -9,9 +9,8 @@ and renormalised), both computed densely with a handful of whole-image operation
 
 What it gives up is scale covariance: a corner found at one scale moves against the scene as the picture is
 magnified (the median transfer error of a zoom's homography grows to 0.7 px over a 1.35x zoom, where SIFT's stays at
-0.15-0.2 px). Pairs a fraction of a clip
-apart do not notice, but a camera path read from frame 0 through a zoom no longer fits one homography and reads as
-travel, so the trajectory term's path forms keep SIFT for prompts that zoom.
+0.15-0.2 px). Pairs a fraction of a clip apart do not notice, but a camera path read from frame 0 through a zoom no
+longer fits one homography and reads as travel, so the trajectory term's path forms keep SIFT for prompts that zoom.
 """
 
 from __future__ import annotations
