@@ -91,5 +91,5 @@ def test_bad_detector_settings_name_the_problem(bad):
 
 
 def test_an_unknown_detector_names_the_choices():
-    with pytest.raises(ValueError, match="sift, corners"):
+    with pytest.raises(ValueError, match=r"geometry.detector must be one of \['sift', 'corners'\], got 'orb'"):
         GeometrySettings(detector="orb")

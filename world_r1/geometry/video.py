@@ -17,6 +17,7 @@ from world_r1.geometry.corners import CornerDetector
 from world_r1.geometry.epipolar import EpipolarEstimator, PairGeometry
 from world_r1.geometry.frames import anchor_pairs, frame_pairs, grayscale_resized
 from world_r1.geometry.matching import Features, PairMatches, SIFTDetector, match_pairs
+from world_r1.settings import check_choice
 
 #: the feature detectors an analysis can use (``GeometrySettings.detector``)
 Detector = Literal["sift", "corners"]
@@ -76,8 +77,7 @@ class GeometrySettings:
                 f"geometry.gaps are fractions of the clip in (0, 1] (0.5: frames half the video apart), got "
                 f"{list(self.gaps)}."
             )
-        if self.detector not in DETECTORS:
-            raise ValueError(f"geometry.detector must be one of {', '.join(DETECTORS)}, got {self.detector!r}.")
+        check_choice("geometry.detector", self.detector, Detector)
         if self.anchors < 0:
             raise ValueError(
                 f"geometry.anchors must be >= 0 (0: no pairs with frame 0 for a path), got {self.anchors}."
