@@ -19,8 +19,8 @@ import math
 
 import torch
 import torch.nn.functional as F
-from kornia.feature import harris_response
-from kornia.filters import gaussian_blur2d, spatial_gradient
+from kornia.feature import DenseSIFTDescriptor, harris_response
+from kornia.filters import gaussian_blur2d
 
 from world_r1.geometry.matching import Features
 
@@ -39,22 +39,6 @@ def box_sum(images: torch.Tensor, size: int) -> torch.Tensor:
     for shift in range(1, size):
         out += rows[..., shift : shift + height, :]
     return out
-
-
-def orientation_histograms(gray: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) -> (N, 8, H, W): each pixel's gradient magnitude split linearly between its two nearest of 8
-    orientation bins, as SIFT's descriptor votes."""
-    gradients = spatial_gradient(gray, "diff")[:, 0]
-    gx, gy = gradients[:, 0], gradients[:, 1]
-    magnitude = torch.sqrt(gx**2 + gy**2 + 1e-10)
-    position = torch.atan2(gy, gx + 1e-10) % (2 * math.pi) * (ORIENTATION_BINS / (2 * math.pi))
-    lower = torch.floor(position)
-    upper_weight = position - lower
-    lower = lower.long() % ORIENTATION_BINS
-    histograms = gray.new_zeros(gray.shape[0], ORIENTATION_BINS, *gray.shape[-2:])
-    histograms.scatter_add_(1, lower[:, None], ((1 - upper_weight) * magnitude)[:, None])
-    histograms.scatter_add_(1, ((lower + 1) % ORIENTATION_BINS)[:, None], (upper_weight * magnitude)[:, None])
-    return histograms
 
 
 class CornerDetector(torch.nn.Module):
@@ -89,6 +73,8 @@ class CornerDetector(torch.nn.Module):
         # SIFT's Gaussian window, sigma half the descriptor's width, taken at the cell centres
         window = torch.exp(-(dx**2 + dy**2).flatten() / (2 * (SPATIAL_BINS * cell / 2) ** 2))
         self.register_buffer("cell_weights", window, persistent=False)
+        # only its gradient stage is used: each pixel's magnitude split between its two nearest orientation bins
+        self.histograms = DenseSIFTDescriptor(num_ang_bins=ORIENTATION_BINS)
 
     def corners(self, gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 1, H, W) -> the strongest corners' positions (N, K, 2) in pixels (x, y), sub-pixel, and their Harris
@@ -134,7 +120,7 @@ class CornerDetector(torch.nn.Module):
         """(N, 1, H, W) and keypoints (N, K, 2) -> unit descriptors (N, K, 128), in cell-major order of 8 bins."""
         height, width = gray.shape[-2:]
         pad = self.cell - 1
-        histograms = F.pad(orientation_histograms(gray), (pad, pad, pad, pad))
+        histograms = F.pad(self.histograms.get_gradient_histograms(gray), (pad, pad, pad, pad))
         pooled = box_sum(box_sum(histograms, self.cell), self.cell)  # a triangle of half-width ``cell``: (N, 8, H, W)
         centres = keypoints[:, :, None, :] + self.cell_offsets  # (N, K, 16, 2)
         grid = torch.stack([(centres[..., 0] + 0.5) / width, (centres[..., 1] + 0.5) / height], -1) * 2 - 1
