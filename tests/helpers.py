@@ -4,6 +4,7 @@ import lightning as L
 import torch
 
 from world_r1.policy import VideoSpec, WanPolicy
+from world_r1.synthetic import rigid_video
 
 SPEC = VideoSpec(height=32, width=32, num_frames=5)
 
@@ -42,3 +43,8 @@ class StepOutputs(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.outputs.append(outputs)
+
+
+def textured_frame(size: int = 128) -> torch.Tensor:
+    """One textured grey frame (1, 1, size, size) of a rendered rigid scene, for detector and matching tests."""
+    return rigid_video(2, size, size, seed=0).video[:1].mean(1, keepdim=True)

@@ -5,15 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.helpers import textured_frame
 from world_r1.geometry import CornerDetector, GeometrySettings, analyse, match_pairs
 from world_r1.geometry.corners import box_sum
 from world_r1.synthetic import rigid_video
 from world_r1.synthetic.scenes import morph
-
-
-def _frame(size: int = 128) -> torch.Tensor:
-    """One textured grey frame (1, 1, size, size)."""
-    return rigid_video(2, size, size, seed=0).video[:1].mean(1, keepdim=True)
 
 
 def _warped(frame: torch.Tensor, zoom: float, shift: tuple[float, float]) -> torch.Tensor:
@@ -36,7 +32,7 @@ def _errors(frame: torch.Tensor, moved: torch.Tensor, where) -> torch.Tensor:
 
 
 def test_keypoints_are_sub_pixel_in_the_frames_pixels():
-    frame = _frame()
+    frame = textured_frame()
     shift = torch.tensor([2.5, 1.5])  # half a pixel off the grid both ways
     errors = _errors(frame, _warped(frame, 1.0, (2.5, 1.5)), lambda p: p + shift)
     assert len(errors) >= 60
@@ -46,14 +42,14 @@ def test_keypoints_are_sub_pixel_in_the_frames_pixels():
 
 @pytest.mark.parametrize("zoom", [0.75, 1.15, 1.35])
 def test_descriptors_match_across_the_scale_changes_of_video_pairs(zoom):
-    frame = _frame()
+    frame = textured_frame()
     centre = (frame.shape[-1] - 1) / 2
     errors = _errors(frame, _warped(frame, zoom, (0.0, 0.0)), lambda p: centre + zoom * (p - centre))
     assert len(errors) >= 40 and (errors < 1.0).float().mean() > 0.8
 
 
 def test_descriptors_are_upright():
-    frame = _frame()
+    frame = textured_frame()
     size = frame.shape[-1]
     turned = torch.rot90(frame, 1, dims=(2, 3))  # a roll of the camera: (x, y) -> (y, size - 1 - x)
     errors = _errors(frame, turned, lambda p: torch.stack([p[:, 1], size - 1 - p[:, 0]], 1))

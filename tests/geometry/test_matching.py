@@ -5,13 +5,9 @@ import pytest
 import torch
 from kornia.feature import match_smnn_batched
 
+from tests.helpers import textured_frame
 from world_r1.geometry import Features, GeometrySettings, SIFTDetector, analyse, match_pairs
 from world_r1.synthetic import rigid_video
-
-
-def _frame(size: int = 128) -> torch.Tensor:
-    """One textured grey frame (1, 1, size, size)."""
-    return rigid_video(2, size, size, seed=0).video[:1].mean(1, keepdim=True)
 
 
 def _correct_share(detector: SIFTDetector, frame: torch.Tensor, moved: torch.Tensor, where) -> tuple[int, float]:
@@ -24,7 +20,7 @@ def _correct_share(detector: SIFTDetector, frame: torch.Tensor, moved: torch.Ten
 @pytest.mark.parametrize("upsample", [True, False])
 @pytest.mark.parametrize("upright", [True, False])
 def test_keypoints_are_in_the_frames_pixels_in_every_mode(upsample, upright):
-    frame = _frame()
+    frame = textured_frame()
     moved = torch.roll(frame, shifts=(3, 5), dims=(2, 3))  # 5 px right, 3 px down
     shift = torch.tensor([5.0, 3.0])
     count, correct = _correct_share(SIFTDetector(256, upsample, upright), frame, moved, lambda p: p + shift)
@@ -32,14 +28,14 @@ def test_keypoints_are_in_the_frames_pixels_in_every_mode(upsample, upright):
 
 
 def test_the_native_resolution_pyramid_finds_fewer_but_enough_keypoints():
-    frame = _frame()
+    frame = textured_frame()
     doubled, native = SIFTDetector(512, upsample=True)(frame), SIFTDetector(512, upsample=False)(frame)
     assert native.mask.sum() < doubled.mask.sum()  # the finest octave (of the doubled frame) is gone
     assert native.mask.sum() >= 50
 
 
 def test_upright_descriptors_lose_an_image_rotation_that_oriented_ones_keep():
-    frame = _frame()
+    frame = textured_frame()
     size = frame.shape[-1]
     turned = torch.rot90(frame, 1, dims=(2, 3))  # (x, y) -> (y, size - 1 - x)
 
