@@ -37,6 +37,7 @@ from benchmarks.report import machine_line
 from world_r1.data import load_prompts
 from world_r1.metrics import paired_difference, score_terms
 from world_r1.pretrain.manifest import MANIFEST_NAME, read_manifest
+from world_r1.pretrain.module import vae_input
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -148,9 +149,22 @@ class Evaluator:
         self.module.eval()
         self.terms = dict(self.module.reward.terms)
         self.geometry = self.module.reward.geometry
+        self.config, self.seeds = config, seeds
         self.pairs = [(p, s) for s in seeds for p in range(len(prompts))]
         self.prompts = prompts
         self.batch_size = batch_size
+
+    @torch.no_grad()
+    def score(self, videos: torch.Tensor, prompts: list[str]) -> dict[str, torch.Tensor]:
+        """Raw scores of the 3D terms (and sharpness) for videos ``(B, F, 3, H, W)`` in [0, 1] of ``prompts``."""
+        columns: dict[str, list[torch.Tensor]] = {}
+        for start in range(0, len(videos), self.batch_size):
+            part, text = videos[start : start + self.batch_size].float(), prompts[start : start + self.batch_size]
+            values = score_terms(self.terms, part, text, geometry=self.geometry)
+            values["sharpness"] = sharpness(part)
+            for key, value in values.items():
+                columns.setdefault(key, []).append(value.float().cpu())
+        return {key: torch.cat(value) for key, value in columns.items()}
 
     @torch.no_grad()
     def run(
@@ -166,14 +180,25 @@ class Evaluator:
             prompts = [self.prompts[p] for p, _ in part]
             seeds = [1000 * s + p for p, s in part]
             videos = self.module.generate(prompts, seeds)
-            values = score_terms(self.terms, videos, prompts, geometry=self.geometry)
-            values["sharpness"] = sharpness(videos)
-            for key, value in values.items():
-                columns.setdefault(key, []).append(value.float().cpu())
+            for key, value in self.score(videos, prompts).items():
+                columns.setdefault(key, []).append(value)
             kept |= {i: videos[i - start].cpu() for i in keep or [] if start <= i < start + len(part)}
             console.print(f"  scored {start + len(part)}/{len(self.pairs)} videos")
         strips = torch.stack([kept[i] for i in keep]) if keep else None
         return {key: torch.cat(value) for key, value in columns.items()}, strips
+
+    @torch.no_grad()
+    def round_trip(self, videos: torch.Tensor) -> torch.Tensor:
+        """``videos`` (B, F, 3, H, W) in [0, 1] encoded and decoded by the model's VAE: what the VAE alone keeps."""
+        policy = self.module.policy
+        vae = policy.vae
+        dtype = next(vae.parameters()).dtype
+        latents = [
+            vae.encode(vae_input(part, policy.latents_std.device, dtype)).latent_dist.mode().float()
+            for part in videos.split(self.batch_size)
+        ]
+        normalised = (torch.cat(latents) - policy.latents_mean) / policy.latents_std
+        return policy.decode(normalised).cpu()
 
 
 def degenerate_as_nan(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -187,9 +212,9 @@ def degenerate_as_nan(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return out
 
 
-def calibrate_consistency(evaluator: Evaluator, model: Path, clips: int, console: Console) -> dict[str, float]:
-    """The epipolar inlier ratio that best separates ground-truth consistent from inconsistent renders of the
-    held-out prompts (balanced accuracy), with the world settings the model was trained on (its manifest)."""
+def world_renders(model: Path, clips: int) -> tuple[torch.Tensor, list[str], torch.Tensor]:
+    """``clips`` ground-truth renders of the held-out prompts with the world settings the model was trained on (its
+    manifest): videos (N, F, 3, H, W), prompts, and which clips are rigid (the rest are inconsistent renderings)."""
     from world_r1.synthetic import SyntheticWorld, WorldConfig
 
     config = WorldConfig()
@@ -200,29 +225,59 @@ def calibrate_consistency(evaluator: Evaluator, model: Path, clips: int, console
     world = SyntheticWorld(config, split="eval", length=clips)
     items = [world[i] for i in range(clips)]
     videos = torch.stack([item["video"] for item in items]).float()
-    prompts = [item["prompt"] for item in items]
-    ratio = torch.cat(
-        [
-            score_terms(evaluator.terms, videos[i : i + 10], prompts[i : i + 10], geometry=evaluator.geometry)[
-                "epipolar/inlier_ratio"
-            ]
-            for i in range(0, clips, 10)
-        ]
-    )
-    rigid = torch.tensor([bool(item["consistent"]) for item in items])
+    return videos, [item["prompt"] for item in items], torch.tensor([bool(item["consistent"]) for item in items])
+
+
+def consistency_threshold(ratio: torch.Tensor, rigid: torch.Tensor) -> dict[str, float]:
+    """The epipolar inlier ratio that best separates rigid from inconsistent clips (balanced accuracy)."""
     best = (0.0, 0.5)
     for threshold in torch.unique(ratio).tolist():
         above = ratio >= threshold
         accuracy = 0.5 * (above[rigid].float().mean() + (~above[~rigid]).float().mean())
         best = max(best, (float(accuracy), float(threshold)))
-    console.print(f"consistency threshold: inlier ratio >= {best[1]:.3f} (balanced accuracy {best[0]:.2f})")
     return {
         "threshold": best[1],
         "balanced_accuracy": best[0],
-        "clips": clips,
+        "clips": len(ratio),
         "consistent_mean": float(ratio[rigid].mean()),
         "inconsistent_mean": float(ratio[~rigid].mean()),
     }
+
+
+def _means(values: dict[str, torch.Tensor], threshold: float, rows: torch.Tensor | None = None) -> dict[str, float]:
+    """Table means (NaN-masked, with the consistent share) of the videos selected by ``rows`` (all if None)."""
+    values = with_consistency(values, threshold)
+    return {key: float(torch.nanmean(values[key] if rows is None else values[key][rows])) for _, key, _ in METRICS}
+
+
+def references(
+    evaluator: Evaluator, model: Path, clips: int, console: Console
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """The consistency threshold, and what the base model is measured against: the world's own renders of the
+    held-out prompts (rigid, inconsistent), the rigid ones through the model's VAE (what any transformer on these
+    latents could reach), and the base model on as many training prompts (does it fit its data or fail to generalise).
+    """
+    videos, prompts, rigid = world_renders(model, clips)
+    rendered = evaluator.score(videos, prompts)
+    calibration = consistency_threshold(rendered["epipolar/inlier_ratio"], rigid)
+    console.print(
+        f"consistency threshold: inlier ratio >= {calibration['threshold']:.3f} "
+        f"(balanced accuracy {calibration['balanced_accuracy']:.2f})"
+    )
+    threshold = calibration["threshold"]
+    rigid_prompts = [prompt for prompt, keep in zip(prompts, rigid, strict=True) if keep]
+    through_vae = evaluator.score(evaluator.round_trip(videos[rigid]), rigid_prompts)
+    console.print("[bold]base model[/] on training prompts")
+    train_prompts = [record.text for record in load_prompts("builtin:mini_train")]
+    step = max(len(train_prompts) // len(evaluator.prompts), 1)
+    on_train = Evaluator(evaluator.config, model, train_prompts[::step][: len(evaluator.prompts)], evaluator.seeds)
+    rows = {
+        f"renders, rigid ({int(rigid.sum())} clips)": _means(rendered, threshold, rigid),
+        f"renders, inconsistent ({int((~rigid).sum())} clips)": _means(rendered, threshold, ~rigid),
+        "rigid renders through the VAE": _means(through_vae, threshold),
+        "base, training prompts": _means(on_train.run(None, console)[0], threshold),
+    }
+    return calibration, rows
 
 
 def with_consistency(values: dict[str, torch.Tensor], threshold: float) -> dict[str, torch.Tensor]:
@@ -298,10 +353,17 @@ def markdown(results: dict) -> str:
         stats = run["stats"]
         cells = [f"{_number(stats[k]['trained'])} ({stats[k]['z']:+.1f})" if k in stats else "-" for _, k, _ in METRICS]
         lines.append(f"| {run['variant']} seed {run['seed']} | " + " | ".join(cells) + " |")
-    lines += ["", "| run | goal met | failed checks |", "|---|---|---|"]
-    for run in results["runs"]:
-        failed = [name for name, ok in run["verdict"].items() if not ok]
-        lines.append(f"| {run['variant']} seed {run['seed']} | {'yes' if not failed else 'no'} | {', '.join(failed)} |")
+    if results.get("references"):
+        lines += ["", "What the base is measured against (no pairing, so no z):", ""]
+        lines += ["| reference | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        for name, means in results["references"].items():
+            lines.append(f"| {name} | " + " | ".join(_number(means.get(key)) for _, key, _ in METRICS) + " |")
+    if results["runs"]:  # none when only the base and the references were measured
+        lines += ["", "| run | goal met | failed checks |", "|---|---|---|"]
+        for run in results["runs"]:
+            failed = [name for name, ok in run["verdict"].items() if not ok]
+            verdict_cell = "yes" if not failed else "no"
+            lines.append(f"| {run['variant']} seed {run['seed']} | {verdict_cell} | {', '.join(failed)} |")
     calibration = results["calibration"]
     lines += [
         "",
@@ -309,7 +371,9 @@ def markdown(results: dict) -> str:
         f"{calibration['clips']} ground-truth renders of the held-out prompts (balanced accuracy "
         f"{calibration['balanced_accuracy']:.2f}; rigid {calibration['consistent_mean']:.3f}, inconsistent "
         f"{calibration['inconsistent_mean']:.3f}). Sampson error and reprojection PSNR/SSIM are averaged over "
-        "videos where the term is not degenerate on both sides.",
+        "videos where the term is not degenerate on both sides. References: the world's renders of the held-out "
+        "prompts, the rigid ones encoded and decoded by the model's VAE, and the base model on as many training "
+        "prompts and seeds.",
         "",
         f"{machine_line(results['machine'])} Total run: {results['seconds'] / 60:.0f} min.",
     ]
@@ -351,9 +415,14 @@ def figure(results: dict, strips: dict[str, torch.Tensor], prompts: list[str], p
 
 
 # ------------------------------------------------------------------------------------------------------ main
-def _results(args, model, plan, prompts, calibration, base_by_config, runs, seconds: float) -> dict:
+def _noise(evaluator: Evaluator) -> str:
+    """Which initial noise a run's config samples from: the base model is measured once per kind."""
+    return "warped" if evaluator.module.camera.enabled else "plain"
+
+
+def _results(args, model, plan, prompts, calibration, references, base_by_config, runs, seconds: float) -> dict:
     """The benchmark's record of the runs measured so far (``complete`` once every planned run is in)."""
-    base = base_by_config.get("warped") or next(iter(base_by_config.values()))
+    base = next(iter(base_by_config.values()))  # the shipped config's: measured first
     return {
         "machine": machine(),
         "settings": {
@@ -365,6 +434,7 @@ def _results(args, model, plan, prompts, calibration, base_by_config, runs, seco
         },
         "complete": len(runs) == len(plan),
         "calibration": calibration,
+        "references": references,
         "base": {key: float(torch.nanmean(base[key])) for _, key, _ in METRICS},
         "runs": runs,
         "seconds": seconds,
@@ -380,7 +450,9 @@ def _write(results: dict, out: Path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.miniature", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / ".cache/world_r1/mini-wan", help="the mini base model")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of world-r1")
+    parser.add_argument(
+        "--seeds", type=int, nargs="*", default=[0, 1, 2], help="training seeds of world-r1 (none: base and references)"
+    )
     parser.add_argument("--ablations", nargs="*", default=[v for v in VARIANTS if v != "world-r1"], choices=VARIANTS)
     parser.add_argument("--ablation-seed", type=int, default=0, help="training seed of every ablation")
     parser.add_argument("--steps", type=int, default=None, help="Flow-GRPO steps per run (default: the config's)")
@@ -401,49 +473,54 @@ def main(argv: list[str] | None = None) -> dict:
     prompts = [record.text for record in load_prompts("builtin:mini_eval")]
     seeds = list(range(args.eval_seeds))
     shown = [0, len(prompts) // 3, 2 * len(prompts) // 3]  # three prompts of seed 0 in the figure
-    base_by_config: dict[str, dict[str, torch.Tensor]] = {}
-    runs, strips = [], {}
-    calibration = None
+    shipped = Evaluator(CONFIG, model, prompts, seeds)
+    calibration, reference_rows = references(shipped, model, args.calibration_clips, console)
+    console.print("[bold]base model[/] (the shipped config's noise)")
+    values, videos = shipped.run(None, console, keep=shown)
+    base_by_config = {_noise(shipped): with_consistency(values, calibration["threshold"])}
+    strips = {"base": videos}
+    runs: list[dict] = []
+
+    def results() -> dict:
+        seconds = time.perf_counter() - start
+        return _results(args, model, plan, prompts, calibration, reference_rows, base_by_config, runs, seconds)
+
+    _write(results(), args.out)
     for name, seed in plan:
         began = time.perf_counter()
         workdir = args.workdir / f"{name}-seed{seed}"
         log_dir = train(VARIANTS[name], seed, model, args.steps, workdir, console)
         evaluator = Evaluator(workdir / "config.yaml", model, prompts, seeds)
-        if calibration is None:
-            calibration = calibrate_consistency(evaluator, model, args.calibration_clips, console)
-        warp = "warped" if evaluator.module.camera.enabled else "plain"
-        if warp not in base_by_config:
-            console.print(f"[bold]base model[/] ({warp} noise)")
-            values, videos = evaluator.run(None, console, keep=shown)
-            base_by_config[warp] = with_consistency(values, calibration["threshold"])
-            strips.setdefault("base", videos)
+        noise = _noise(evaluator)
+        if noise not in base_by_config:
+            console.print(f"[bold]base model[/] ({noise} noise)")
+            base_by_config[noise] = with_consistency(evaluator.run(None, console)[0], calibration["threshold"])
         console.print(f"[bold]{name} seed {seed}[/]")
         values, videos = evaluator.run(log_dir / "lora", console, keep=shown)
         trained = with_consistency(values, calibration["threshold"])
         if name == "world-r1" and "world-r1" not in strips:
             strips["world-r1"] = videos
-        stats = {key: paired_difference(base_by_config[warp][key], trained[key]) for _, key, _ in METRICS}
+        stats = {key: paired_difference(base_by_config[noise][key], trained[key]) for _, key, _ in METRICS}
         runs.append(
             {
                 "name": f"{name} seed {seed}",
                 "variant": name,
                 "description": VARIANTS[name].description,
                 "seed": seed,
-                "noise": warp,
+                "noise": noise,
                 "stats": stats,
                 "verdict": verdict(stats),
                 "curve": curve(log_dir),
                 "seconds": time.perf_counter() - began,
             }
         )
-        # written after every run: an interrupted benchmark keeps what it measured (and a rerun retrains nothing)
-        results = _results(args, model, plan, prompts, calibration, base_by_config, runs, time.perf_counter() - start)
-        _write(results, args.out)
+        _write(results(), args.out)  # after every run: an interrupted benchmark keeps what it measured
+    final = results()
     if args.record_base:
-        record_base_metrics(model, results)
-    figure(results, strips, [prompts[i] for i in shown], args.out.with_suffix(".png"))
-    console.print(markdown(results))
-    return results
+        record_base_metrics(model, final)
+    figure(final, strips, [prompts[i] for i in shown], args.out.with_suffix(".png"))
+    console.print(markdown(final))
+    return final
 
 
 if __name__ == "__main__":

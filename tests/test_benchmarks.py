@@ -137,11 +137,46 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
     results["calibration"]["inconsistent_mean"] = 0.4
     text = miniature.markdown(results)
     assert "| base |" in text and "world-r1 seed 0" in text and "(+" in text and "Partial" not in text
+    assert "| reference |" not in text
+    references = {"renders, rigid (5 clips)": {key: 0.9 for key in values}}
+    only_base = miniature.markdown(results | {"runs": [], "references": references})
+    assert "| renders, rigid (5 clips) | 0.900 |" in only_base and "| run | goal met |" not in only_base
     partial = results | {"complete": False, "settings": results["settings"] | {"plan": [("world-r1", 0)] * 3}}
     assert "Partial: 1 of the 3 planned runs measured." in miniature.markdown(partial)
     videos = torch.rand(3, 5, 3, 16, 16)
     path = miniature.figure(results, {"base": videos, "world-r1": videos}, ["a.", "b.", "c."], tmp_path / "m.png")
     assert path.stat().st_size > 1000
+
+
+def test_miniature_consistency_threshold_is_the_best_separating_inlier_ratio():
+    from benchmarks import miniature
+
+    ratio = torch.tensor([0.9, 0.8, 0.75, 0.3, 0.5, 0.7])
+    rigid = torch.tensor([True, True, True, False, False, False])
+    separated = miniature.consistency_threshold(ratio, rigid)
+    assert separated["threshold"] == pytest.approx(0.75) and separated["balanced_accuracy"] == 1.0
+    assert separated["consistent_mean"] == pytest.approx(0.8167, abs=1e-3) and separated["clips"] == 6
+    overlapping = miniature.consistency_threshold(torch.tensor([0.9, 0.4, 0.6, 0.5]), torch.tensor([1, 1, 0, 0]) > 0)
+    assert overlapping["balanced_accuracy"] == 0.75 and overlapping["threshold"] == pytest.approx(0.9)
+
+
+def test_miniature_round_trip_keeps_renders_through_the_shipped_mini_vae():
+    """The "through the VAE" reference decodes what the model's VAE encodes, with the latent normalisation the policy
+    samples in (a wrong mean or scale would not come back near the render)."""
+    from benchmarks import miniature
+    from world_r1.policy.loading import BUILTIN_MODELS
+
+    model = BUILTIN_MODELS["mini-wan"]
+    videos, prompts, rigid = miniature.world_renders(model, clips=2)
+    assert videos.shape == (2, 9, 3, 128, 128) and len(prompts) == 2 and rigid.dtype == torch.bool
+    evaluator = miniature.Evaluator(miniature.CONFIG, model, prompts, seeds=[0])
+    decoded = evaluator.round_trip(videos)
+    vae = evaluator.module.policy.vae
+    with torch.no_grad():  # the VAE's own round trip, in its unnormalised latent space
+        plain = vae.decode(vae.encode(videos.permute(0, 2, 1, 3, 4) * 2 - 1).latent_dist.mode()).sample
+    assert torch.allclose(decoded, ((plain + 1) / 2).clamp(0, 1).permute(0, 2, 1, 3, 4), atol=1e-4)
+    psnr = -10 * torch.log10(((decoded - videos) ** 2).mean(dim=(1, 2, 3, 4)))
+    assert (psnr > 16).all(), psnr  # a trained VAE: 19.8 dB measured over 60 renders
 
 
 def test_trajectory_validation_scores_own_mirrored_and_other_sentences():
