@@ -123,7 +123,7 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
     stats = {key: miniature.paired_difference(values[key], values[key] + 0.1) for key in values}
     verdict = miniature.verdict(stats)
     assert not verdict["epipolar/sampson_px better by 4 SE"]  # higher Sampson error is worse
-    assert verdict["epipolar/inlier_ratio better by 4 SE"] and verdict["motion not below base"]
+    assert verdict["epipolar/inlier_ratio better by 4 SE"] and not verdict["no freezing"]  # frozen share +0.1 too
     run = {"name": "world-r1 seed 0", "variant": "world-r1", "seed": 0, "stats": stats, "verdict": verdict}
     run["curve"] = [{"step": 0, "epipolar/inlier_ratio": 0.5}, {"step": 10, "epipolar/inlier_ratio": 0.6}]
     results = {
@@ -158,6 +158,34 @@ def test_miniature_consistency_threshold_is_the_best_separating_inlier_ratio():
     assert separated["consistent_mean"] == pytest.approx(0.8167, abs=1e-3) and separated["clips"] == 6
     overlapping = miniature.consistency_threshold(torch.tensor([0.9, 0.4, 0.6, 0.5]), torch.tensor([1, 1, 0, 0]) > 0)
     assert overlapping["balanced_accuracy"] == 0.75 and overlapping["threshold"] == pytest.approx(0.9)
+
+
+def test_miniature_freezing_is_judged_against_the_motion_the_camera_words_induce():
+    """A video moving less than half of what its camera induces is frozen; still cameras and unmeasured videos are
+    not judged; a run whose frozen share rises beyond 2 standard errors fails the goal, whatever its 3D scores."""
+    from benchmarks import miniature
+
+    raw = {
+        "epipolar/inlier_ratio": torch.tensor([0.8, 0.7, 0.4, 0.9]),
+        "epipolar/degenerate": torch.tensor([0.0, 0.0, 0.0, 1.0]),
+        "trajectory/motion_ratio": torch.tensor([1.0, 0.3, 0.2, 0.9]),
+        "trajectory/static_expected": torch.tensor([0.0, 0.0, 1.0, 0.0]),
+        "trajectory/degenerate": torch.tensor([0.0, 0.0, 0.0, 1.0]),
+    }
+    values = miniature.with_consistency(raw, threshold=0.6)
+    assert values["consistent"].tolist() == [1.0, 1.0, 0.0, 0.0] and values["frozen"][:2].tolist() == [0.0, 1.0]
+    assert values["frozen"][2:].isnan().all()
+
+    generator = torch.Generator().manual_seed(0)
+    base = {key: torch.rand(40, generator=generator) for _, key, _ in miniature.METRICS}
+    base["frozen"] = torch.zeros(40)
+    gain = 0.5 + 0.1 * torch.rand(40, generator=generator)
+    trained = {key: base[key] + gain * sign for _, key, sign in miniature.METRICS}  # every 3D metric far better
+    trained["frozen"] = (torch.arange(40) % 2).float()  # but half the videos newly frozen
+    verdict = miniature.verdict({key: miniature.paired_difference(base[key], trained[key]) for key in base})
+    assert all(ok for name, ok in verdict.items() if "better by" in name) and not verdict["no freezing"]
+    trained["frozen"] = base["frozen"]
+    assert miniature.verdict({key: miniature.paired_difference(base[key], trained[key]) for key in base})["no freezing"]
 
 
 def test_miniature_round_trip_keeps_renders_through_the_shipped_mini_vae():
