@@ -1,5 +1,10 @@
 """Small helpers shared by tests (fixtures live in conftest.py)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import lightning as L
 import torch
 
@@ -7,6 +12,17 @@ from world_r1.policy import VideoSpec, WanPolicy
 from world_r1.synthetic import rigid_video
 
 SPEC = VideoSpec(height=32, width=32, num_frames=5)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_world_r1(
+    *args: str, cwd: Path | None = None, timeout: int = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``python -m world_r1 ARGS`` in a fresh process, as a user runs it (this checkout importable, output captured)."""
+    env = os.environ | {"PYTHONPATH": str(ROOT)} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "world_r1", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def randomize_lora(policy: WanPolicy, seed: int = 0, scale: float = 0.5) -> None:

@@ -3,8 +3,6 @@
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,21 +10,15 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tests.helpers import run_world_r1
 from world_r1.video_io import read_video
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny.yaml")
 
 
-def _run(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "world_r1", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
 def test_help_lists_every_subcommand_with_one_line():
-    out = _run("--help")
+    out = run_world_r1("--help")
     assert out.returncode == 0, out.stderr
     listed = {line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ")}
     assert listed == {"fit", "validate", "test", "pretrain", "tiny", "sample", "evaluate", "smoke"}
@@ -34,17 +26,10 @@ def test_help_lists_every_subcommand_with_one_line():
 
 def test_a_bad_value_ends_with_one_line_naming_it_and_debug_shows_the_traceback(tmp_path):
     args = ("fit", "--config", TINY, "--model.sampling.noise_level", "-1", "--trainer.max_steps", "1")
-    out = _run(*args, cwd=tmp_path)
+    out = run_world_r1(*args, cwd=tmp_path)
     assert out.returncode == 1
     assert "error: sampling.noise_level must be >= 0, got -1.0." in out.stderr and "Traceback" not in out.stderr
-    debug = subprocess.run(
-        [sys.executable, "-m", "world_r1", *args],
-        cwd=tmp_path,
-        env=os.environ | {"PYTHONPATH": str(ROOT), "WORLD_R1_DEBUG": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    debug = run_world_r1(*args, cwd=tmp_path, env={"WORLD_R1_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 
@@ -62,7 +47,7 @@ def test_a_bad_value_ends_with_one_line_naming_it_and_debug_shows_the_traceback(
 )
 def test_print_config_round_trips_with_overrides(tmp_path, config):
     path = str(ROOT / "configs" / config)
-    first = _run(
+    first = run_world_r1(
         "fit", "--config", path, "--model.policy.lora.rank", "64", "--trainer.max_steps", "10", "--print_config"
     )
     assert first.returncode == 0, first.stderr
@@ -70,19 +55,21 @@ def test_print_config_round_trips_with_overrides(tmp_path, config):
     assert printed["model"]["policy"]["lora"]["rank"] == 64 and printed["trainer"]["max_steps"] == 10
     saved = tmp_path / "printed.yaml"
     saved.write_text(first.stdout)
-    second = _run("fit", "--config", str(saved), "--print_config")
+    second = run_world_r1("fit", "--config", str(saved), "--print_config")
     assert second.returncode == 0, second.stderr
     assert yaml.safe_load(second.stdout) == printed
 
 
 def test_bad_config_value_is_reported(tmp_path):
-    out = _run("fit", "--config", TINY, "--model.video.num_frames", "10", "--trainer.max_steps", "1", cwd=tmp_path)
+    out = run_world_r1(
+        "fit", "--config", TINY, "--model.video.num_frames", "10", "--trainer.max_steps", "1", cwd=tmp_path
+    )
     assert out.returncode != 0
     assert "4k+1" in out.stderr
 
 
 def test_tiny_command_writes_a_loadable_model(tmp_path):
-    out = _run("tiny", "--out", str(tmp_path / "wan"))
+    out = run_world_r1("tiny", "--out", str(tmp_path / "wan"))
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "wan" / "model_index.json").is_file()
 
@@ -91,7 +78,7 @@ def test_tiny_command_writes_a_loadable_model(tmp_path):
 def test_tiny_fit_end_to_end(tmp_path):
     """`fit` on the tiny config trains, logs scalars, playable videos and evaluations, writes checkpoints, mp4s and
     the LoRA; `validate` re-runs the evaluation from the checkpoint."""
-    out = _run("fit", "--config", TINY, "--trainer.max_steps", "6", cwd=tmp_path, timeout=600)
+    out = run_world_r1("fit", "--config", TINY, "--trainer.max_steps", "6", cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     run = tmp_path / "runs" / "tiny" / "version_0"
     events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
@@ -118,7 +105,7 @@ def test_tiny_fit_end_to_end(tmp_path):
     assert videos and read_video(videos[0]).shape == (9, 3, 48, 48)
 
     # `validate` from the checkpoint: the same held-out evaluation (EMA weights, fixed seeds), through Lightning's loop
-    checked = _run("validate", "--config", TINY, "--ckpt_path", str(checkpoints / "last.ckpt"), cwd=tmp_path)
+    checked = run_world_r1("validate", "--config", TINY, "--ckpt_path", str(checkpoints / "last.ckpt"), cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr[-3000:]
     assert "eval/epipolar/score" in checked.stdout
     report = json.loads((tmp_path / "runs" / "tiny" / "version_1" / "eval" / "validate_step_000006.json").read_text())
@@ -132,7 +119,7 @@ def test_one_option_moves_every_output_and_last_resumes_the_newest_run(tmp_path)
     def fit(steps: int, *extra: str) -> None:
         args = ["fit", "--config", TINY, "--trainer.default_root_dir", str(root), "--trainer.max_steps", str(steps)]
         args += ["--model.sampling.train_steps", "2", "--model.sampling.sde_window_max_start", "0", *extra]
-        out = _run(*args, cwd=tmp_path, timeout=600)
+        out = run_world_r1(*args, cwd=tmp_path, timeout=600)
         assert out.returncode == 0, out.stderr[-3000:]
 
     fit(2)
@@ -170,7 +157,7 @@ def test_image_to_video_fit_and_sample_from_the_command_line(tmp_path):
     makes a video from a picture, and refuses one of another aspect ratio, naming it."""
     from PIL import Image
 
-    assert _run("tiny", "--variant", "wan2.1-i2v", "--out", str(tmp_path / "i2v")).returncode == 0
+    assert run_world_r1("tiny", "--variant", "wan2.1-i2v", "--out", str(tmp_path / "i2v")).returncode == 0
     Image.new("RGB", (48, 48), (30, 120, 200)).save(tmp_path / "lake.png")
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(
@@ -181,7 +168,7 @@ def test_image_to_video_fit_and_sample_from_the_command_line(tmp_path):
     )
     data = ["--data.train_prompts", str(prompts), "--data.eval_prompts", str(prompts), "--data.decoupled_steps", "0"]
     model = ["--model.policy.model", str(tmp_path / "i2v"), "--model.policy.build_tiny_if_missing", "false"]
-    out = _run("fit", "--config", TINY, "--trainer.max_steps", "2", *model, *data, cwd=tmp_path, timeout=600)
+    out = run_world_r1("fit", "--config", TINY, "--trainer.max_steps", "2", *model, *data, cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     run = tmp_path / "runs" / "tiny" / "version_0"
     assert (run / "lora" / "pytorch_lora_weights.safetensors").is_file()
@@ -189,11 +176,13 @@ def test_image_to_video_fit_and_sample_from_the_command_line(tmp_path):
 
     common = ["--model", str(tmp_path / "i2v"), "--dtype", "fp32", "--height", "48", "--width", "48"]
     common += ["--num_frames", "5", "--steps", "2", "--device", "cpu", "--lora", str(run / "lora")]
-    sampled = _run("sample", "--prompts", "Camera orbit left. A lake.", "--image", "lake.png", *common, cwd=tmp_path)
+    sampled = run_world_r1(
+        "sample", "--prompts", "Camera orbit left. A lake.", "--image", "lake.png", *common, cwd=tmp_path
+    )
     assert sampled.returncode == 0, sampled.stderr[-3000:]
     assert read_video(tmp_path / "samples" / "0000.mp4").shape == (5, 3, 48, 48)
     Image.new("RGB", (96, 48)).save(tmp_path / "wide.png")
-    refused = _run("sample", "--prompts", "A lake.", "--image", "wide.png", *common, cwd=tmp_path)
+    refused = run_world_r1("sample", "--prompts", "A lake.", "--image", "wide.png", *common, cwd=tmp_path)
     assert refused.returncode != 0 and "wide.png is 96x48 (aspect 2.00) but the videos are 48x48" in refused.stderr
 
 
@@ -218,7 +207,7 @@ def _uncomment_meta(text: str) -> str:
 def test_the_optional_novel_view_critic_block_is_a_valid_config(tmp_path, config):
     enabled = tmp_path / config
     enabled.write_text(_uncomment_meta((ROOT / "configs" / config).read_text()))
-    printed = _run("fit", "--config", str(enabled), "--print_config")
+    printed = run_world_r1("fit", "--config", str(enabled), "--print_config")
     assert printed.returncode == 0, printed.stderr
     reward = yaml.safe_load(printed.stdout)["model"]["reward"]["init_args"]
     assert reward["terms"]["meta"]["class_path"] == "world_r1.rewards.NovelViewReward"

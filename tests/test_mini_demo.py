@@ -6,12 +6,8 @@ EMA, the LoRA export, and the held-out evaluation of the base model and of the t
 """
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, run_world_r1
 
 
 def test_the_demo_config_trains_the_shipped_mini_wan_and_reports_base_against_trained(tmp_path):
@@ -21,10 +17,7 @@ def test_the_demo_config_trains_the_shipped_mini_wan_and_reports_base_against_tr
         *("--data.group_size", "4", "--data.num_eval_prompts", "3"),
         *("--model.sampling.train_steps", "6", "--model.sampling.eval_steps", "8"),
     ]
-    env = os.environ | {"PYTHONPATH": str(ROOT), "COLUMNS": "160"}
-    out = subprocess.run(
-        [sys.executable, "-m", "world_r1", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
+    out = run_world_r1(*args, cwd=tmp_path, timeout=600, env={"COLUMNS": "160"})
     assert out.returncode == 0, out.stderr[-3000:]
     run = tmp_path / "runs" / "version_0"
     reports = [json.loads(path.read_text()) for path in sorted((run / "eval").glob("fit_step_*.json"))]

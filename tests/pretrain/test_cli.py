@@ -1,9 +1,7 @@
 """`python -m world_r1 pretrain` as users run it: printed configs round-trip, and the two mini-model stages chain."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,8 @@ import torch
 import yaml
 from diffusers import WanPipeline
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.helpers import run_world_r1
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -35,15 +35,7 @@ TINY_SIZES = [
 
 
 def _run(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "world_r1", "pretrain", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_world_r1("pretrain", *args, cwd=cwd, timeout=timeout)
 
 
 @pytest.mark.parametrize("config", ["mini_vae.yaml", "mini_base.yaml"])
