@@ -1,13 +1,17 @@
 """Small helpers shared by tests (fixtures live in conftest.py)."""
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import lightning as L
 import torch
 
+from world_r1.cli import main
 from world_r1.policy import VideoSpec, WanPolicy
 from world_r1.synthetic import rigid_video
 
@@ -23,6 +27,21 @@ def run_world_r1(
     return subprocess.run(
         [sys.executable, "-m", "world_r1", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def print_config(*args: str) -> str:
+    """What ``python -m world_r1 ARGS --print_config`` prints (YAML): ``world_r1.cli.main`` in this process,
+    the entry point the command runs, without a fresh interpreter's ~10 s of imports (run_world_r1 covers those)."""
+    printed = io.StringIO()
+    argv = [sys.argv[0], *args, "--print_config"]  # as in the command's process (LightningCLI compares the two)
+    with contextlib.redirect_stdout(printed), mock.patch.object(sys, "argv", argv):
+        try:
+            main(argv[1:])
+        except SystemExit as exit_:  # --print_config prints, then exits 0; a bad value exits with its message
+            assert exit_.code in (None, 0), exit_.code
+        else:
+            raise AssertionError("--print_config did not exit after printing")
+    return printed.getvalue()
 
 
 def randomize_lora(policy: WanPolicy, seed: int = 0, scale: float = 0.5) -> None:

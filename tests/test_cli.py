@@ -10,7 +10,7 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers import run_world_r1
+from tests.helpers import print_config, run_world_r1
 from world_r1.video_io import read_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,17 +47,12 @@ def test_a_bad_value_ends_with_one_line_naming_it_and_debug_shows_the_traceback(
 )
 def test_print_config_round_trips_with_overrides(tmp_path, config):
     path = str(ROOT / "configs" / config)
-    first = run_world_r1(
-        "fit", "--config", path, "--model.policy.lora.rank", "64", "--trainer.max_steps", "10", "--print_config"
-    )
-    assert first.returncode == 0, first.stderr
-    printed = yaml.safe_load(first.stdout)
+    first = print_config("fit", "--config", path, "--model.policy.lora.rank", "64", "--trainer.max_steps", "10")
+    printed = yaml.safe_load(first)
     assert printed["model"]["policy"]["lora"]["rank"] == 64 and printed["trainer"]["max_steps"] == 10
     saved = tmp_path / "printed.yaml"
-    saved.write_text(first.stdout)
-    second = run_world_r1("fit", "--config", str(saved), "--print_config")
-    assert second.returncode == 0, second.stderr
-    assert yaml.safe_load(second.stdout) == printed
+    saved.write_text(first)
+    assert yaml.safe_load(print_config("fit", "--config", str(saved))) == printed
 
 
 def test_bad_config_value_is_reported(tmp_path):
@@ -207,9 +202,7 @@ def _uncomment_meta(text: str) -> str:
 def test_the_optional_novel_view_critic_block_is_a_valid_config(tmp_path, config):
     enabled = tmp_path / config
     enabled.write_text(_uncomment_meta((ROOT / "configs" / config).read_text()))
-    printed = run_world_r1("fit", "--config", str(enabled), "--print_config")
-    assert printed.returncode == 0, printed.stderr
-    reward = yaml.safe_load(printed.stdout)["model"]["reward"]["init_args"]
+    reward = yaml.safe_load(print_config("fit", "--config", str(enabled)))["model"]["reward"]["init_args"]
     assert reward["terms"]["meta"]["class_path"] == "world_r1.rewards.NovelViewReward"
     assert reward["terms"]["meta"]["init_args"]["model"].startswith("Qwen/Qwen2.5-VL")
     assert reward["weights"]["meta"] == 1.0

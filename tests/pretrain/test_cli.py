@@ -10,7 +10,7 @@ import yaml
 from diffusers import WanPipeline
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers import run_world_r1
+from tests.helpers import print_config, run_world_r1
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -40,17 +40,12 @@ def _run(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProce
 
 @pytest.mark.parametrize("config", ["mini_vae.yaml", "mini_base.yaml"])
 def test_print_config_round_trips_with_overrides(tmp_path, config):
-    first = _run(
-        "--config", str(CONFIGS / config), "--model.lr=0.01", "--trainer.max_steps=7", "--print_config", cwd=tmp_path
-    )
-    assert first.returncode == 0, first.stderr
-    printed = yaml.safe_load(first.stdout)
+    first = print_config("pretrain", "--config", str(CONFIGS / config), "--model.lr=0.01", "--trainer.max_steps=7")
+    printed = yaml.safe_load(first)
     assert printed["model"]["lr"] == 0.01 and printed["trainer"]["max_steps"] == 7
     saved = tmp_path / "printed.yaml"
-    saved.write_text(first.stdout)
-    second = _run("--config", str(saved), "--print_config", cwd=tmp_path)
-    assert second.returncode == 0, second.stderr
-    assert yaml.safe_load(second.stdout) == printed
+    saved.write_text(first)
+    assert yaml.safe_load(print_config("pretrain", "--config", str(saved))) == printed
 
 
 def test_two_stages_chain_into_a_wan_pipeline_with_its_manifest(tmp_path):
@@ -88,14 +83,11 @@ def test_two_stages_chain_into_a_wan_pipeline_with_its_manifest(tmp_path):
 
 
 def test_print_config_of_the_video_lora_recipe_round_trips(tmp_path):
-    path = str(CONFIGS / "wan21_lora_videos.yaml")
-    first = _run("--config", path, "--model.lora.rank=8", "--print_config", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    printed = yaml.safe_load(first.stdout)
+    first = print_config("pretrain", "--config", str(CONFIGS / "wan21_lora_videos.yaml"), "--model.lora.rank=8")
+    printed = yaml.safe_load(first)
     assert printed["model"]["lora"]["rank"] == 8
-    (tmp_path / "printed.yaml").write_text(first.stdout)
-    second = _run("--config", str(tmp_path / "printed.yaml"), "--print_config", cwd=tmp_path)
-    assert yaml.safe_load(second.stdout) == printed
+    (tmp_path / "printed.yaml").write_text(first)
+    assert yaml.safe_load(print_config("pretrain", "--config", str(tmp_path / "printed.yaml"))) == printed
 
 
 def test_lora_on_a_folder_of_captioned_videos(tmp_path, tiny_wan_dir):
