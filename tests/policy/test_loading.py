@@ -125,6 +125,28 @@ def test_the_shipped_mini_wan_loads_and_records_how_it_was_made():
     assert frames.shape == (1, 9, 3, 128, 128) and frames.std() > 0.05  # a picture, not a constant
 
 
+def test_the_demo_reads_prompts_as_the_shipped_mini_wan_was_trained_to():
+    """Padding tokens are not neutral in Wan's cross-attention (the text projection maps zero rows to its bias), so the
+    RL config must pad prompts to the length the transformer was pre-trained with, and every world prompt must fit."""
+    import json
+
+    import yaml
+
+    from tests.helpers import ROOT
+    from world_r1.data import load_prompts
+    from world_r1.policy.loading import BUILTIN_MODELS
+
+    manifest = json.loads((BUILTIN_MODELS["mini-wan"] / "world_r1_manifest.json").read_text())
+    trained_length = manifest["stages"][-1]["model"]["max_sequence_length"]
+    config = yaml.safe_load((ROOT / "configs" / "mini.yaml").read_text())
+    assert config["model"]["policy"]["max_sequence_length"] == trained_length
+    tokenizer = load_wan_pipeline("builtin:mini-wan", torch.float32).tokenizer
+    for prompts in ("builtin:mini_train", "builtin:mini_eval"):
+        ids = [tokenizer(record.text).input_ids for record in load_prompts(prompts)]
+        assert max(map(len, ids)) <= trained_length
+        assert not any(tokenizer.unk_token_id in row for row in ids), "every word of the world is in the vocabulary"
+
+
 def test_word_level_tokenizer_gives_one_token_a_word_and_round_trips(tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Camera pan left. A red barn.\nCamera truck right. A stone well.\n", encoding="utf-8")
