@@ -128,15 +128,14 @@ def test_the_shipped_mini_wan_loads_and_records_how_it_was_made():
 def test_the_demo_reads_prompts_as_the_shipped_mini_wan_was_trained_to():
     """Padding tokens are not neutral in Wan's cross-attention (the text projection maps zero rows to its bias), so the
     RL config must pad prompts to the length the transformer was pre-trained with, and every world prompt must fit."""
-    import json
-
     import yaml
 
     from tests.helpers import ROOT
     from world_r1.data import load_prompts
     from world_r1.policy.loading import BUILTIN_MODELS
+    from world_r1.pretrain.manifest import read_manifest
 
-    manifest = json.loads((BUILTIN_MODELS["mini-wan"] / "world_r1_manifest.json").read_text())
+    manifest = read_manifest(BUILTIN_MODELS["mini-wan"])
     trained_length = manifest["stages"][-1]["model"]["max_sequence_length"]
     config = yaml.safe_load((ROOT / "configs" / "mini.yaml").read_text())
     assert config["model"]["policy"]["max_sequence_length"] == trained_length
