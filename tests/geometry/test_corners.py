@@ -57,9 +57,10 @@ def test_descriptors_are_upright():
 
 
 def test_flat_and_tiny_frames_give_no_keypoints_and_no_error():
-    features = CornerDetector(64)(torch.cat([torch.full((1, 1, 48, 48), 0.5), torch.rand(1, 1, 48, 48)]))
+    noise = torch.rand(1, 1, 48, 48, generator=torch.Generator().manual_seed(0))  # not the global RNG: order-free
+    features = CornerDetector(64)(torch.cat([torch.full((1, 1, 48, 48), 0.5), noise]))
     assert features.keypoints.shape == (2, 64, 2) and features.descriptors.shape == (2, 64, 128)
-    assert not features.mask[0].any() and features.mask[1].sum() > 20
+    assert not features.mask[0].any() and features.mask[1].sum() > 10  # noise frames give 17-27 corners (30 seeds)
     assert torch.isfinite(features.descriptors).all()
     tiny = CornerDetector(64)(torch.rand(3, 1, 8, 8))
     assert tiny.mask.shape == (3, 64)
