@@ -1,8 +1,12 @@
 """`smoke`: Wan 2.1's real VAE and text width with a transformer of any size, trained, exported and reloaded."""
 
 import pytest
+import torch
+from diffusers.models import WanTransformer3DModel
 
 from world_r1.commands import smoke as smoke_command
+from world_r1.policy import LoRAConfig
+from world_r1.policy.lora import add_lora
 from world_r1.settings import cpu_has_bf16_instructions
 
 SMALL = {"num_attention_heads": 2, "attention_head_dim": 32, "ffn_dim": 64, "num_layers": 2}
@@ -40,8 +44,19 @@ def test_bf16_only_where_the_cpu_multiplies_it():
     assert not cpu_has_bf16_instructions("")
 
 
+def test_realsize_shapes_on_the_meta_device():
+    """The real-size run's transformer and LoRA, counted without its minutes: Wan 2.1 1.3B and the smoke run's rank-32
+    adapter built on the meta device (shapes, no memory)."""
+    with torch.device("meta"):
+        transformer = WanTransformer3DModel(**smoke_command.TRANSFORMERS["1.3b"])
+    add_lora(transformer, LoRAConfig(rank=32, alpha=64.0))
+    named = dict(transformer.named_parameters())
+    assert sum(p.numel() for n, p in named.items() if "lora_" not in n) / 1e9 == pytest.approx(1.419, abs=1e-3)
+    assert sum(p.numel() for n, p in named.items() if "lora_" in n) / 1e6 == pytest.approx(23.59296)
+
+
 @pytest.mark.realsize
-def test_realsize_wan_1_3b(tmp_path):  # part of `make test`; `pytest -m 'not realsize'` skips it
+def test_realsize_wan_1_3b(tmp_path):  # `pytest -m realsize` (4 minutes on 2 cores); `make test` leaves it out
     figures = smoke_command.smoke(workdir=str(tmp_path), device="cpu")
     assert figures["transformer parameters (B)"] == pytest.approx(1.419, abs=1e-3)
     _check(figures, lora_params=23.59296)
