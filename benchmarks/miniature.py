@@ -98,13 +98,16 @@ VARIANTS: dict[str, Variant] = {
 
 
 # ------------------------------------------------------------------------------------------------- training
-def train(variant: Variant, seed: int, model: Path, steps: int | None, workdir: Path, console: Console) -> Path:
-    """Run ``fit`` for one variant and training seed in ``workdir`` (a fresh process); returns its log folder.
+def train(
+    variant: Variant, seed: int, model: Path, steps: int | None, workdir: Path, console: Console, base: Path = CONFIG
+) -> Path:
+    """Run ``fit`` for one variant of the ``base`` config and training seed in ``workdir`` (a fresh process); returns
+    its log folder.
 
     A finished run of the same config in ``workdir`` is reused, so an interrupted benchmark picks up where it stopped.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    config = yaml.safe_load(base.read_text(encoding="utf-8"))
     variant.edit(config)
     config["seed_everything"] = seed
     config["model"]["seed"] = seed
@@ -439,7 +442,10 @@ def _results(args, model, plan, prompts, calibration, references, base_by_config
         "machine": machine(),
         "settings": {
             "model": str(model),
-            "steps": args.steps or yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["trainer"]["max_steps"],
+            "config": str(args.config.resolve().relative_to(ROOT))
+            if args.config.resolve().is_relative_to(ROOT)
+            else str(args.config),
+            "steps": args.steps or yaml.safe_load(args.config.read_text(encoding="utf-8"))["trainer"]["max_steps"],
             "prompts": len(prompts),
             "eval_seeds": args.eval_seeds,
             "plan": plan,
@@ -462,6 +468,7 @@ def _write(results: dict, out: Path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.miniature", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / ".cache/world_r1/mini-wan", help="the mini base model")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the World-R1 config every run edits")
     parser.add_argument(
         "--seeds", type=int, nargs="*", default=[0, 1, 2], help="training seeds of world-r1 (none: base and references)"
     )
@@ -485,7 +492,7 @@ def main(argv: list[str] | None = None) -> dict:
     prompts = [record.text for record in load_prompts("builtin:mini_eval")]
     seeds = list(range(args.eval_seeds))
     shown = [0, len(prompts) // 3, 2 * len(prompts) // 3]  # three prompts of seed 0 in the figure
-    shipped = Evaluator(CONFIG, model, prompts, seeds)
+    shipped = Evaluator(args.config, model, prompts, seeds)
     calibration, reference_rows = references(shipped, model, args.calibration_clips, console)
     console.print("[bold]base model[/] (the shipped config's noise)")
     values, videos = shipped.run(None, console, keep=shown)
@@ -501,7 +508,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, seed in plan:
         began = time.perf_counter()
         workdir = args.workdir / f"{name}-seed{seed}"
-        log_dir = train(VARIANTS[name], seed, model, args.steps, workdir, console)
+        log_dir = train(VARIANTS[name], seed, model, args.steps, workdir, console, base=args.config)
         evaluator = Evaluator(workdir / "config.yaml", model, prompts, seeds)
         noise = _noise(evaluator)
         if noise not in base_by_config:
