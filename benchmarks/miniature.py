@@ -355,6 +355,11 @@ def markdown(results: dict) -> str:
         "Means over videos; for trained rows, the paired difference to the base in standard errors (z).",
         "",
         *(
+            [f"Every run edits `{results['settings']['config']}`, not `configs/mini.yaml`.", ""]
+            if results["settings"].get("config", "configs/mini.yaml") != "configs/mini.yaml"
+            else []
+        ),
+        *(
             [f"Partial: {len(results['runs'])} of the {len(results['settings']['plan'])} planned runs measured.", ""]
             if not results.get("complete", True)
             else []

@@ -143,6 +143,9 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
     assert "| renders, rigid (5 clips) | 0.900 |" in only_base and "| run | goal met |" not in only_base
     partial = results | {"complete": False, "settings": results["settings"] | {"plan": [("world-r1", 0)] * 3}}
     assert "Partial: 1 of the 3 planned runs measured." in miniature.markdown(partial)
+    assert "Every run edits" not in text
+    other = results | {"settings": results["settings"] | {"config": "configs/mine.yaml"}}
+    assert "Every run edits `configs/mine.yaml`, not `configs/mini.yaml`." in miniature.markdown(other)
     videos = torch.rand(3, 5, 3, 16, 16)
     path = miniature.figure(results, {"base": videos, "world-r1": videos}, ["a.", "b.", "c."], tmp_path / "m.png")
     assert path.stat().st_size > 1000
