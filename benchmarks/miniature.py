@@ -85,6 +85,15 @@ def _without(term: str) -> Callable[[dict], None]:
     return edit
 
 
+def _alone(term: str) -> Callable[[dict], None]:
+    def edit(config: dict) -> None:
+        weights = config["model"]["reward"]["weights"]
+        weights.update({other: 0.0 for other in weights if other != term})
+        config["data"]["decoupled_steps"] = 0  # the motion-only steps would add a second reward
+
+    return edit
+
+
 TERMS = ("epipolar", "depth", "trajectory", "motion")  # the reward terms of configs/mini.yaml
 VARIANTS: dict[str, Variant] = {
     variant.name: variant
@@ -93,8 +102,11 @@ VARIANTS: dict[str, Variant] = {
         Variant("no-noise-warping", "initial noise not warped along the camera path", _noise_warping_off),
         Variant("no-decoupled-phase", "main phase only (no motion-only steps)", _decoupled_off),
         *(Variant(f"no-{term}", f"{term} term removed from the main reward", _without(term)) for term in TERMS),
+        # not the paper's ablations: what each term teaches on its own (run only when named)
+        *(Variant(f"only-{term}", f"{term} term alone, no decoupled phase", _alone(term)) for term in TERMS),
     )
 }
+PAPER_ABLATIONS = [name for name in VARIANTS if name.startswith("no-")]
 
 
 # ------------------------------------------------------------------------------------------------- training
@@ -477,7 +489,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--seeds", type=int, nargs="*", default=[0, 1, 2], help="training seeds of world-r1 (none: base and references)"
     )
-    parser.add_argument("--ablations", nargs="*", default=[v for v in VARIANTS if v != "world-r1"], choices=VARIANTS)
+    parser.add_argument("--ablations", nargs="*", default=PAPER_ABLATIONS, choices=VARIANTS)
     parser.add_argument("--ablation-seed", type=int, default=0, help="training seed of every ablation")
     parser.add_argument("--steps", type=int, default=None, help="Flow-GRPO steps per run (default: the config's)")
     parser.add_argument("--eval-seeds", type=int, default=3, help="seeds per held-out prompt")

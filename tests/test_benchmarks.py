@@ -117,6 +117,11 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
     for term in ("epipolar", "depth", "trajectory", "motion"):
         assert shipped["model"]["reward"]["weights"][term] > 0
         assert edited[f"no-{term}"]["model"]["reward"]["weights"][term] == 0
+        alone = edited[f"only-{term}"]
+        assert {name for name, weight in alone["model"]["reward"]["weights"].items() if weight > 0} == {term}
+        assert alone["data"]["decoupled_steps"] == 0
+    paper = [f"no-{thing}" for thing in ("noise-warping", "decoupled-phase", *miniature.TERMS)]
+    assert paper == miniature.PAPER_ABLATIONS  # what runs by default; the only-<term> runs when named
 
     base = torch.tensor([0.5, 0.4, 0.6, 0.5])
     values = {key: base for _, key, _ in miniature.METRICS}
