@@ -229,3 +229,25 @@ def test_trajectory_validation_scores_own_mirrored_and_other_sentences():
     assert shape["right_median"] > 0.5 and shape["mirrored_median"] < 0.2 and shape["direction_right"] == 1.0
     assert shape["goals_met"] and "direction_right" not in summary["pose"]
     assert "| `shape` |" in trajectory_validation.markdown(summary)
+
+
+def test_reward_chance_tells_a_key_that_reads_the_video_from_one_that_reads_chance():
+    from benchmarks import reward_chance
+
+    videos = torch.rand(3, 5, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    changed = reward_chance.retest_videos(videos)
+    assert set(changed) == set(reward_chance.RETESTS)
+    assert torch.allclose(changed["8-bit"] * 255, (changed["8-bit"] * 255).round(), atol=1e-4)
+    assert 0 < (changed["noise 1/255"] - videos).abs().max() <= 1 / 255 + 1e-6
+
+    generator = torch.Generator().manual_seed(1)
+    motion = torch.linspace(1, 20, 32)
+    scores = {"total": 1 - motion / 40, "chance": torch.rand(32, generator=generator), reward_chance.MOTION: motion}
+    again = {"total": scores["total"] + 1e-3 * torch.randn(32, generator=generator), reward_chance.MOTION: motion}
+    again["chance"] = torch.rand(32, generator=generator)
+    table = reward_chance.summarise(scores, {name: again for name in reward_chance.RETESTS})
+    assert table["total"]["retest r (8-bit)"] > 0.99 and table["total"]["r with motion"] < -0.99
+    assert abs(table["chance"]["retest r (8-bit)"]) < 0.5
+    settings = {"config": "configs/mini.yaml", "prompt": "Camera truck left. A wall.", "rollouts": 32, "group_size": 8}
+    report = reward_chance.markdown({"settings": settings, "keys": table})
+    assert report.index("| total |") < report.index("| chance |") and "Camera truck left. A wall." in report

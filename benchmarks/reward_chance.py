@@ -1,0 +1,150 @@
+"""How much of the training reward's spread within a group is chance, and what it pays for, on the mini Wan.
+
+``python -m benchmarks.reward_chance`` samples groups of one prompt exactly as a Flow-GRPO step does (the config's
+SDE window, noise level and warped initial noise), scores them with the training reward, then scores the same videos
+again after changes no one can see: 8-bit quantisation (what saving a video does) and +-1/255 uniform noise. Per
+reward key it reports the spread across the rollouts, the retest correlation (1: the key reads the video; 0: it reads
+chance) and the correlation with the videos' image motion (the ``parallax_px`` the geometry core measures): a term
+that rises or falls with motion asks the policy to move more or less, whatever its name. Writes
+``benchmarks/results/reward_chance.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+from pathlib import Path
+
+import torch
+import yaml
+from rich.console import Console
+
+from benchmarks.common import machine
+from benchmarks.miniature import CONFIG, ROOT, Evaluator
+from world_r1.data import PromptDataModule
+from world_r1.grpo.rollout import sample_rollout
+from world_r1.policy.schedule import flow_sigmas
+from world_r1.seeding import derive_seed
+
+PROMPT = "Camera truck left. A red tower in front of a brick wall on a tiled floor."  # the first translating one
+MOTION = "epipolar/parallax_px"
+RETESTS = ("8-bit", "noise 1/255")
+
+
+def retest_videos(videos: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The same videos after invisible changes: rounded to 8 bits, and with uniform noise of +-1/255."""
+    noise = torch.rand(videos.shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return {"8-bit": (videos * 255).round() / 255, "noise 1/255": (videos + noise / 255).clamp(0, 1)}
+
+
+def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation over the entries finite in both; NaN where either side does not vary."""
+    keep = a.isfinite() & b.isfinite()
+    a, b = a[keep].double(), b[keep].double()
+    if len(a) < 3 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+
+def summarise(scores: dict[str, torch.Tensor], retests: dict[str, dict[str, torch.Tensor]]) -> dict[str, dict]:
+    """Per key: mean, spread (std), retest correlation and std of the retest difference per retest, and the
+    correlation with image motion."""
+    out = {}
+    for key, values in scores.items():
+        entry = {"mean": float(values.nanmean()), "std": float(values[values.isfinite()].std())}
+        for name, again in retests.items():
+            entry[f"retest r ({name})"] = correlation(values, again[key])
+            entry[f"retest std ({name})"] = float((values - again[key])[values.isfinite()].std())
+        entry["r with motion"] = correlation(values, scores[MOTION])
+        out[key] = entry
+    return out
+
+
+def markdown(results: dict) -> str:
+    """The summary as one Markdown table, the reward's terms and total first."""
+    settings = results["settings"]
+    lines = [
+        "# How much of the training reward is chance",
+        "",
+        f'{settings["rollouts"]} training rollouts of "{settings["prompt"]}" ({settings["config"]}, groups of'
+        f" {settings['group_size']}), scored by the training reward and scored again after invisible changes. Retest r:"
+        " correlation of the two scores over the rollouts (1 reads the video, 0 reads chance); r with motion: against"
+        " the videos' image motion (parallax).",
+        "",
+    ]
+    columns = ["mean", "std", *(f"retest r ({n})" for n in RETESTS), "r with motion"]
+    lines += ["| key | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    table = results["keys"]
+    order = sorted(table, key=lambda k: ("/" in k, k != "total", k))
+    for key in order:
+        lines.append(f"| {key} | " + " | ".join(f"{table[key][c]:.3f}" for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@torch.no_grad()
+def training_rollouts(evaluator: Evaluator, prompt: str, count: int, group: int) -> torch.Tensor:
+    """``count`` decoded videos of ``prompt``, sampled ``group`` at a time as the training step samples them."""
+    module = evaluator.module
+    sigmas = flow_sigmas(module.sampling.train_steps, module.sampling.flow_shift)
+    videos = []
+    for step in range(-(-count // group)):
+        prompts = [prompt] * group
+        window_rng = torch.Generator().manual_seed(derive_seed(module.seed, "window", step))
+        sde_rng = torch.Generator().manual_seed(derive_seed(module.seed, "sde", step, 0))
+        noise = module.initial_noise([derive_seed(module.seed, "noise", step, i) for i in range(group)], prompts)
+        rollout = sample_rollout(
+            module.policy,
+            noise,
+            module.policy.encode_prompts(prompts),
+            module.policy.encode_negative(group),
+            sigmas,
+            module.sampling,
+            module.sampling.sde_steps(window_rng, module.policy.trainable_runs(sigmas)),
+            sde_rng,
+            reinjection=module.noise_reinjection(noise, prompts),
+        )
+        videos.append(module.policy.decode(rollout.final).float().cpu())
+    return torch.cat(videos)[:count]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.reward_chance", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "world_r1" / "assets" / "mini_wan")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the World-R1 config: reward, sampling")
+    parser.add_argument("--prompt", default=PROMPT)
+    parser.add_argument("--rollouts", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "reward_chance.json")
+    args = parser.parse_args(argv)
+    console = Console()
+    evaluator = Evaluator(args.config, args.model.resolve(), [args.prompt], [])
+    data = yaml.safe_load(args.config.read_text(encoding="utf-8")).get("data") or {}
+    group = int(data.get("group_size", inspect.signature(PromptDataModule).parameters["group_size"].default))
+    videos = training_rollouts(evaluator, args.prompt, args.rollouts, group)
+    prompts = [args.prompt] * len(videos)
+    reward = evaluator.module.reward
+
+    def score(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        columns: dict[str, list[torch.Tensor]] = {}
+        for start in range(0, len(batch), 8):
+            out = reward(batch[start : start + 8], prompts[start : start + 8])
+            for key, value in out.items():
+                if torch.is_tensor(value) and value.ndim == 1:
+                    columns.setdefault(key, []).append(value.float().cpu())
+        return {key: torch.cat(value) for key, value in columns.items()}
+
+    scores = score(videos)
+    retests = {name: score(changed) for name, changed in retest_videos(videos).items()}
+    config = args.config.resolve()
+    shown = config.relative_to(ROOT) if config.is_relative_to(ROOT) else config
+    settings = {"config": str(shown), "prompt": args.prompt, "rollouts": len(videos), "group_size": group}
+    results = {"machine": machine(), "settings": settings, "keys": summarise(scores, retests)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    args.out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+    console.print(markdown(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
