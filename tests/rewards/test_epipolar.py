@@ -42,3 +42,20 @@ def test_estimated_rotation_matches_the_rendered_camera():
     assert error < 2.0, error
     true_direction = true_relative[:3, 3] / true_relative[:3, 3].norm()
     assert torch.dot(translation, true_direction) > 0.9
+
+
+def test_motion_credit_ramps_with_the_inlier_ratio_instead_of_flipping_at_the_threshold():
+    from world_r1.rewards.epipolar import coherence_ramp
+
+    ratios = torch.tensor([0.3, 0.45, 0.5, 0.55, 0.7])
+    assert torch.allclose(coherence_ramp(ratios, 0.5, 0.2), torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]))
+    assert coherence_ramp(ratios, 0.5, 0.0).tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]  # width 0: the hard threshold
+    with pytest.raises(ValueError, match="coherence_width"):
+        MotionReward(coherence_width=-0.1)
+
+
+def test_motion_of_a_rigid_moving_scene_earns_full_credit_and_of_noise_none():
+    moving = rigid_video(9, 128, 128, seed=1).video[None]
+    noise = torch.rand(1, 9, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    scores = MotionReward()(torch.cat([moving, noise]), ["", ""])["score"]
+    assert scores[0] > 0.95 and scores[1] == 0, scores.tolist()

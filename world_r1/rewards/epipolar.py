@@ -91,23 +91,41 @@ class EpipolarReward(GeometricReward):
         }
 
 
+def coherence_ramp(inlier_ratio: torch.Tensor, threshold: float, width: float) -> torch.Tensor:
+    """0 below ``threshold - width / 2``, 1 above ``threshold + width / 2``, linear between (``width`` 0: a step).
+
+    A step flips on pairs near the threshold at changes no one can see and makes a reward of them chance (on the
+    mini Wan, whose pairs sit near 0.5: retest correlation 0.35 after 8-bit rounding, ``benchmarks.reward_chance``).
+    """
+    if width <= 0:
+        return (inlier_ratio >= threshold).float()
+    return ((inlier_ratio - (threshold - width / 2)) / width).clamp(0.0, 1.0)
+
+
 class MotionReward(GeometricReward):
     """``score = mean over frame pairs of gate(median match displacement) * coherent``: rewards visible motion.
 
-    A pair's motion counts only when one rigid two-view geometry explains it (a valid pair with at least
-    ``min_inlier_ratio`` of its matches within ``inlier_px``): chance matches between noise or unrelated frames
-    have large displacements but no coherent motion. Raw terms: ``parallax_px`` and ``degenerate`` (some pair had
-    too few matches or no model; those pairs score 0).
+    A pair's motion counts only as far as one rigid two-view geometry explains it: ``coherent`` ramps from 0 to 1 as
+    the pair's inlier ratio (matches within ``inlier_px`` of its fundamental matrix) crosses ``min_inlier_ratio``
+    (:func:`coherence_ramp`); chance matches between noise or unrelated frames have large displacements but no
+    coherent motion. Raw terms: ``parallax_px`` and ``degenerate`` (some pair had too few matches or no model; those
+    pairs score 0).
     """
 
-    def __init__(self, min_parallax_px: float = 2.0, min_inlier_ratio: float = 0.5) -> None:
+    def __init__(
+        self, min_parallax_px: float = 2.0, min_inlier_ratio: float = 0.5, coherence_width: float = 0.2
+    ) -> None:
         """
         Args:
             min_parallax_px: displacement (analysis pixels) earning full credit.
-            min_inlier_ratio: share of epipolar-consistent matches for a pair's motion to count.
+            min_inlier_ratio: share of epipolar-consistent matches at which a pair's motion counts half.
+            coherence_width: width of the inlier-ratio ramp from not counting to counting (0: a hard threshold).
         """
         super().__init__()
+        if coherence_width < 0:
+            raise ValueError(f"MotionReward.coherence_width must be >= 0, got {coherence_width}.")
         self.min_parallax_px, self.min_inlier_ratio = min_parallax_px, min_inlier_ratio
+        self.coherence_width = coherence_width
         self.worst = {"score": 0.0, "parallax_px": 0.0}
 
     @torch.no_grad()
@@ -115,8 +133,9 @@ class MotionReward(GeometricReward):
         self, videos: torch.Tensor, prompts: Sequence[str], analysis: VideoGeometry, **metadata: Any
     ) -> dict[str, torch.Tensor]:
         g = analysis.geometry
-        coherent = g.valid & (g.inlier_ratio >= self.min_inlier_ratio)
-        gate = parallax_gate(g.parallax_px, self.min_parallax_px) * coherent.float()
+        ramp = coherence_ramp(g.inlier_ratio, self.min_inlier_ratio, self.coherence_width)
+        coherent = torch.where(g.valid, ramp, torch.zeros_like(ramp))  # no geometry: no credit (and no NaN)
+        gate = parallax_gate(g.parallax_px, self.min_parallax_px) * coherent
         return {
             "score": analysis.per_video(gate).mean(1),
             "parallax_px": analysis.per_video(g.parallax_px).mean(1),
