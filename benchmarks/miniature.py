@@ -61,6 +61,12 @@ THREE_D = ("epipolar/inlier_ratio", "epipolar/sampson_px", "depth/psnr", "depth/
 FROZEN_RATIO = 0.5  # a video moving less than half of what its camera words induce counts as frozen
 
 
+def shown_path(path: Path) -> str:
+    """``path`` as results name it: relative to the repository when inside it, else as given."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
 @dataclass(frozen=True)
 class Variant:
     """A training run: ``configs/mini.yaml`` edited by ``edit`` (the paper's ablations switch one thing off)."""
@@ -171,6 +177,7 @@ class Evaluator:
         self.pairs = [(p, s) for s in seeds for p in range(len(prompts))]
         self.prompts = prompts
         self.batch_size = batch_size
+        self.group_size: int = cli.datamodule.group_size  # the run's rollouts per prompt in a training step
 
     @torch.no_grad()
     def score(self, videos: torch.Tensor, prompts: list[str]) -> dict[str, torch.Tensor]:
@@ -459,9 +466,7 @@ def _results(args, model, plan, prompts, calibration, references, base_by_config
         "machine": machine(),
         "settings": {
             "model": str(model),
-            "config": str(args.config.resolve().relative_to(ROOT))
-            if args.config.resolve().is_relative_to(ROOT)
-            else str(args.config),
+            "config": shown_path(args.config),
             "steps": args.steps or yaml.safe_load(args.config.read_text(encoding="utf-8"))["trainer"]["max_steps"],
             "prompts": len(prompts),
             "eval_seeds": args.eval_seeds,

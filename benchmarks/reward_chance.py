@@ -12,20 +12,15 @@ that rises or falls with motion asks the policy to move more or less, whatever i
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from pathlib import Path
 
 import torch
-import yaml
 from rich.console import Console
 
 from benchmarks.common import machine
-from benchmarks.miniature import CONFIG, ROOT, Evaluator
-from world_r1.data import PromptDataModule
-from world_r1.grpo.rollout import sample_rollout
-from world_r1.policy.schedule import flow_sigmas
-from world_r1.seeding import derive_seed
+from benchmarks.miniature import CONFIG, ROOT, Evaluator, shown_path
+from world_r1.module import WorldR1
 
 PROMPT = "Camera truck left. A red tower in front of a brick wall on a tiled floor."  # the first translating one
 MOTION = "epipolar/parallax_px"
@@ -55,7 +50,8 @@ def summarise(scores: dict[str, torch.Tensor], retests: dict[str, dict[str, torc
         entry = {"mean": float(values.nanmean()), "std": float(values[values.isfinite()].std())}
         for name, again in retests.items():
             entry[f"retest r ({name})"] = correlation(values, again[key])
-            entry[f"retest std ({name})"] = float((values - again[key])[values.isfinite()].std())
+            both = values.isfinite() & again[key].isfinite()
+            entry[f"retest std ({name})"] = float((values - again[key])[both].std())
         entry["r with motion"] = correlation(values, scores[MOTION])
         out[key] = entry
     return out
@@ -83,28 +79,17 @@ def markdown(results: dict) -> str:
 
 
 @torch.no_grad()
-def training_rollouts(evaluator: Evaluator, prompt: str, count: int, group: int) -> torch.Tensor:
-    """``count`` decoded videos of ``prompt``, sampled ``group`` at a time as the training step samples them."""
-    module = evaluator.module
-    sigmas = flow_sigmas(module.sampling.train_steps, module.sampling.flow_shift)
+def training_rollouts(module: WorldR1, prompt: str, count: int, group: int) -> torch.Tensor:
+    """``count`` decoded videos of ``prompt``: the rollouts of Flow-GRPO steps 0, 1, ... on groups of ``group``."""
     videos = []
     for step in range(-(-count // group)):
-        prompts = [prompt] * group
-        window_rng = torch.Generator().manual_seed(derive_seed(module.seed, "window", step))
-        sde_rng = torch.Generator().manual_seed(derive_seed(module.seed, "sde", step, 0))
-        noise = module.initial_noise([derive_seed(module.seed, "noise", step, i) for i in range(group)], prompts)
-        rollout = sample_rollout(
-            module.policy,
-            noise,
-            module.policy.encode_prompts(prompts),
-            module.policy.encode_negative(group),
-            sigmas,
-            module.sampling,
-            module.sampling.sde_steps(window_rng, module.policy.trainable_runs(sigmas)),
-            sde_rng,
-            reinjection=module.noise_reinjection(noise, prompts),
-        )
-        videos.append(module.policy.decode(rollout.final).float().cpu())
+        batch = {
+            "prompts": [prompt] * group,
+            "step": step,
+            "group_ids": torch.zeros(group, dtype=torch.long),
+            "sample_ids": torch.arange(group),
+        }
+        videos.append(module.policy.decode(module.sample_step(batch).rollout.final).float().cpu())
     return torch.cat(videos)[:count]
 
 
@@ -118,9 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     console = Console()
     evaluator = Evaluator(args.config, args.model.resolve(), [args.prompt], [])
-    data = yaml.safe_load(args.config.read_text(encoding="utf-8")).get("data") or {}
-    group = int(data.get("group_size", inspect.signature(PromptDataModule).parameters["group_size"].default))
-    videos = training_rollouts(evaluator, args.prompt, args.rollouts, group)
+    group = evaluator.group_size
+    videos = training_rollouts(evaluator.module, args.prompt, args.rollouts, group)
     prompts = [args.prompt] * len(videos)
     reward = evaluator.module.reward
 
@@ -135,9 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     scores = score(videos)
     retests = {name: score(changed) for name, changed in retest_videos(videos).items()}
-    config = args.config.resolve()
-    shown = config.relative_to(ROOT) if config.is_relative_to(ROOT) else config
-    settings = {"config": str(shown), "prompt": args.prompt, "rollouts": len(videos), "group_size": group}
+    settings = {"config": shown_path(args.config), "prompt": args.prompt, "rollouts": len(videos), "group_size": group}
     results = {"machine": machine(), "settings": settings, "keys": summarise(scores, retests)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, allow_nan=True) + "\n", encoding="utf-8")

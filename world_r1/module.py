@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import lightning as L
 import torch
@@ -21,6 +22,15 @@ from world_r1.policy import PolicyConfig, VideoSpec, WanPolicy, flow_sigmas
 from world_r1.policy.conditioning import ImageCondition, load_image
 from world_r1.rewards import BrightnessReward, WeightedReward
 from world_r1.seeding import derive_seed
+
+
+class StepRollout(NamedTuple):
+    """One Flow-GRPO step's rollouts and what its update reuses."""
+
+    rollout: Rollout
+    embeds: torch.Tensor
+    negative: torch.Tensor
+    condition: ImageCondition | None
 
 
 class WorldR1(L.LightningModule):
@@ -232,10 +242,10 @@ class WorldR1(L.LightningModule):
     test_step = validation_step
 
     # ---------------------------------------------------------------------------------------------- training
-    def training_step(self, batch: dict, batch_idx: int) -> dict:
-        """One Flow-GRPO step. Returns what callbacks receive as ``outputs`` in ``on_train_batch_end``: the decoded
-        ``videos`` (B, F, 3, H, W), their ``prompts``, the ``rewards`` (``total`` and every term), the
-        ``advantages`` (B,) and the ``step``."""
+    def sample_step(self, batch: dict) -> StepRollout:
+        """The rollouts of one Flow-GRPO step on ``batch`` (the data module's ``prompts``, ``step``, ``group_ids``,
+        ``sample_ids``, optional ``images`` and ``cameras``): seeded noise, warped along each camera, SDE on the
+        step's window. Also what the update reuses (embeddings, image condition)."""
         prompts: list[str] = batch["prompts"]
         step: int = batch["step"]
         embeds = self.policy.encode_prompts(prompts)
@@ -257,6 +267,15 @@ class WorldR1(L.LightningModule):
             condition,
             self.noise_reinjection(noise, prompts, batch.get("cameras")),
         )
+        return StepRollout(rollout, embeds, negative, condition)
+
+    def training_step(self, batch: dict, batch_idx: int) -> dict:
+        """One Flow-GRPO step. Returns what callbacks receive as ``outputs`` in ``on_train_batch_end``: the decoded
+        ``videos`` (B, F, 3, H, W), their ``prompts``, the ``rewards`` (``total`` and every term), the
+        ``advantages`` (B,) and the ``step``."""
+        prompts: list[str] = batch["prompts"]
+        step: int = batch["step"]
+        rollout, embeds, negative, condition = self.sample_step(batch)
         videos = self.policy.decode(rollout.final)
         weights = self.decoupled_weights if batch["phase"] == "decoupled" and self.decoupled_weights else None
         rewards = self.reward(
