@@ -100,6 +100,10 @@ def _alone(term: str) -> Callable[[dict], None]:
     return edit
 
 
+def _motion_controlled(config: dict) -> None:
+    config["model"]["grpo"]["control_covariate"] = "epipolar/parallax_px"  # consistency compared at equal motion
+
+
 TERMS = ("epipolar", "depth", "trajectory", "motion")  # the reward terms of configs/mini.yaml
 VARIANTS: dict[str, Variant] = {
     variant.name: variant
@@ -110,6 +114,7 @@ VARIANTS: dict[str, Variant] = {
         *(Variant(f"no-{term}", f"{term} term removed from the main reward", _without(term)) for term in TERMS),
         # not the paper's ablations: what each term teaches on its own (run only when named)
         *(Variant(f"only-{term}", f"{term} term alone, no decoupled phase", _alone(term)) for term in TERMS),
+        Variant("motion-controlled", "epipolar and depth compared at equal motion", _motion_controlled),
     )
 }
 PAPER_ABLATIONS = [name for name in VARIANTS if name.startswith("no-")]

@@ -13,6 +13,7 @@ pytest.importorskip("cv2")
 from benchmarks import gpu, report, rewards, rollout, scaling, training, trajectory_validation
 from benchmarks.common import ModelSize, machine
 from world_r1.policy import VideoSpec
+from world_r1.rewards import EpipolarReward
 
 TINY = ModelSize(layers=1, heads=2, head_dim=8, ffn_dim=16, text_dim=16, text_tokens=8)
 SPEC = VideoSpec(height=32, width=32, num_frames=5)
@@ -120,8 +121,11 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
         alone = edited[f"only-{term}"]
         assert {name for name, weight in alone["model"]["reward"]["weights"].items() if weight > 0} == {term}
         assert alone["data"]["decoupled_steps"] == 0
+    controlled = edited.pop("motion-controlled")
+    term, key = controlled["model"]["grpo"].pop("control_covariate").split("/")
+    assert controlled == shipped and key in EpipolarReward().worst and term == "epipolar"  # a key the step scores
     paper = [f"no-{thing}" for thing in ("noise-warping", "decoupled-phase", *miniature.TERMS)]
-    assert paper == miniature.PAPER_ABLATIONS  # what runs by default; the only-<term> runs when named
+    assert paper == miniature.PAPER_ABLATIONS  # what runs by default; the only-<term> and controlled runs when named
 
     base = torch.tensor([0.5, 0.4, 0.6, 0.5])
     values = {key: base for _, key, _ in miniature.METRICS}

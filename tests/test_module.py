@@ -15,7 +15,7 @@ from world_r1.grpo import GRPOConfig, SamplingConfig, sde_step_with_logprob
 from world_r1.grpo.rollout import sample_rollout
 from world_r1.module import WorldR1
 from world_r1.policy import LoRAConfig, PolicyConfig, VideoSpec, flow_sigmas
-from world_r1.rewards import BrightnessReward, Reward, WeightedReward
+from world_r1.rewards import BrightnessReward, EpipolarReward, MotionReward, Reward, WeightedReward
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -263,3 +263,34 @@ def test_per_sample_cameras_reach_the_rewards_in_training_and_evaluation(tiny_wa
     base, scored = evaluated.calls  # the base model before step 1, then after it
     for call in (base, scored):
         assert call["cameras"] == [expected[p] for p in call["prompts"]]
+
+
+def test_advantage_control_settings_reach_the_advantages():
+    """grpo.control_covariate hands the weighted control terms and the covariate to the advantages, in the main
+    phase only, and names a wrong term or key."""
+    reward = WeightedReward({"epipolar": EpipolarReward(), "motion": MotionReward()}, {"epipolar": 2.0, "motion": 0.5})
+    scores = {
+        "epipolar": torch.tensor([0.4, 0.6]),
+        "epipolar/parallax_px": torch.tensor([3.0, 1.0]),
+        "motion": torch.tensor([1.0, 0.5]),
+    }
+    plain = WorldR1(reward=reward, grpo=GRPOConfig())._adv_kwargs(scores, None)
+    assert set(plain) == {"std_mode", "clip"}
+    module = WorldR1(reward=reward, grpo=GRPOConfig(control_covariate="epipolar/parallax_px"))
+    kwargs = module._adv_kwargs(scores, None)
+    torch.testing.assert_close(kwargs["controlled"], 2.0 * scores["epipolar"])
+    torch.testing.assert_close(kwargs["covariate"], scores["epipolar/parallax_px"])
+    assert "controlled" not in module._adv_kwargs(scores, {"motion": 1.0})  # decoupled phase: nothing to control
+    wrong_key = WorldR1(reward=reward, grpo=GRPOConfig(control_covariate="epipolar/motion"))
+    with pytest.raises(ValueError, match="'epipolar/motion' is not a reward key"):
+        wrong_key._adv_kwargs(scores, None)
+    wrong_term = WorldR1(
+        reward=reward, grpo=GRPOConfig(control_covariate="epipolar/parallax_px", control_terms=("sharp",))
+    )
+    with pytest.raises(ValueError, match=r"names \['sharp'\] of model.reward"):
+        wrong_term._adv_kwargs(scores, None)
+    with pytest.raises(ValueError, match="control_terms is empty"):
+        GRPOConfig(control_covariate="epipolar/parallax_px", control_terms=())
+    only_motion = WeightedReward({"motion": MotionReward()})
+    with pytest.raises(ValueError, match=r"names no term of model.reward, whose terms are \['motion'\]"):
+        WorldR1(reward=only_motion, grpo=GRPOConfig(control_covariate="motion/parallax_px"))._adv_kwargs(scores, None)

@@ -292,15 +292,37 @@ class WorldR1(L.LightningModule):
             batch["group_ids"].to(self.device),
             self.all_gather,
             rank=self.global_rank,
-            **self._adv_kwargs(),
+            **self._adv_kwargs(rewards, weights),
         )
         stats = self._update(rollout, advantages.values, embeds, negative, step, condition)
         self._log_step(rewards, advantages, stats, batch["phase"])
         self.steps_done = step + 1
         return {"videos": videos, "prompts": prompts, "rewards": rewards, "advantages": advantages.values, "step": step}
 
-    def _adv_kwargs(self) -> dict:
-        return {"std_mode": self.grpo.std_mode, "clip": self.grpo.adv_clip}
+    def _adv_kwargs(self, rewards: dict[str, torch.Tensor], weights: dict[str, float] | None) -> dict:
+        """Advantage settings; with ``grpo.control_covariate``, the weighted control terms and the covariate."""
+        kwargs = {"std_mode": self.grpo.std_mode, "clip": self.grpo.adv_clip}
+        key = self.grpo.control_covariate
+        if key is None:
+            return kwargs
+        known = set(getattr(self.reward, "terms", {}))
+        names = self.grpo.control_terms or [name for name in ("epipolar", "depth") if name in known]
+        unknown = sorted(set(names) - known)
+        if unknown or not names:
+            raise ValueError(
+                f"grpo.control_terms names {unknown or 'no term'} of model.reward, whose terms are {sorted(known)}: "
+                "name the consistency terms to compare at equal grpo.control_covariate."
+            )
+        active = weights if weights is not None else getattr(self.reward, "weights", {})
+        terms = [name for name in names if active.get(name, 0.0) and name in rewards]
+        if not terms:  # e.g. the decoupled phase: no controlled term is scored
+            return kwargs
+        if key not in rewards:
+            raise ValueError(
+                f"grpo.control_covariate {key!r} is not a reward key of this step; the keys are {sorted(rewards)}."
+            )
+        controlled = sum(active[name] * rewards[name].float() for name in terms)
+        return kwargs | {"controlled": controlled.to(self.device), "covariate": rewards[key].float().to(self.device)}
 
     def _update(
         self,

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from world_r1.grpo import gather_group_rewards, group_advantages
+from world_r1.grpo.advantages import covariate_part
 
 
 def test_zero_mean_unit_std_per_group():
@@ -75,3 +76,64 @@ def test_single_process_gather_is_plain():
     torch.testing.assert_close(
         gather_group_rewards(rewards, groups, lambda t: t).values, group_advantages(rewards, groups).values
     )
+
+
+def test_covariate_part_is_the_within_group_line():
+    groups = torch.tensor([0, 0, 0, 0, 1, 1, 1])
+    motion = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0])  # group 1 does not vary: nothing to explain
+    noise = torch.tensor([0.1, -0.1, -0.1, 0.1, 0.3, -0.2, 0.4])
+    part = covariate_part(-0.5 * motion + noise, motion, groups)
+    torch.testing.assert_close(part[:4], -0.5 * (motion[:4] - 2.5))  # the noise is orthogonal to the line
+    assert torch.equal(part[4:], torch.zeros(3))
+
+
+def test_covariate_part_leaves_nonfinite_samples_alone():
+    groups = torch.zeros(5, dtype=torch.long)
+    motion = torch.tensor([1.0, 2.0, float("nan"), 3.0, 4.0])
+    values = torch.tensor([2.0, 4.0, 0.5, float("inf"), 8.0])
+    part = covariate_part(values, motion, groups)
+    assert part[2] == 0 and part[3] == 0  # NaN covariate, infinite value
+    torch.testing.assert_close(part[[0, 1, 4]], 2.0 * (motion[[0, 1, 4]] - 7 / 3))  # the line through the rest
+
+
+def test_control_ranks_a_group_at_equal_motion():
+    """Consistency that falls with motion: plain advantages favour the still videos, controlled ones the rigid."""
+    motion = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    rigid = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 1.0])
+    consistency = 0.8 - 0.1 * motion + 0.05 * rigid
+    groups = torch.zeros(6, dtype=torch.long)
+    plain = group_advantages(consistency, groups).values
+    assert plain[0] > plain[1] and plain.argmax() == 0  # the stillest video wins, rigid or not
+    controlled = group_advantages(consistency, groups, controlled=consistency, covariate=motion).values
+    assert (controlled[rigid == 1] > 0).all() and (controlled[rigid == 0] < 0).all()
+    total = consistency + motion / 10  # a motion term beside it keeps its own credit
+    mixed = group_advantages(total, groups, controlled=consistency, covariate=motion).values
+    assert mixed.argmax() == 5 and mixed.argmin() == 0
+
+
+def test_control_needs_both_columns():
+    with pytest.raises(ValueError, match="both controlled and covariate"):
+        group_advantages(torch.ones(3), torch.zeros(3, dtype=torch.long), controlled=torch.ones(3))
+
+
+def test_control_split_across_processes_equals_one_process():
+    rewards = torch.tensor([0.1, 0.9, 0.4, 0.2, 0.8, 0.3, 0.6, 0.5])
+    controlled = torch.tensor([0.05, 0.5, 0.3, 0.1, 0.6, 0.1, 0.2, 0.4])
+    motion = torch.tensor([3.0, 1.0, 2.0, 5.0, 0.5, 4.0, 2.5, 1.5])
+    groups = torch.tensor([0, 0, 0, 1, 1, 1, 1, 0])
+    single = group_advantages(rewards, groups, controlled=controlled, covariate=motion).values
+    columns = [rewards, controlled, motion, groups]
+
+    def fake_all_gather(tensor):
+        full = next(
+            c for c in columns if any(torch.equal(tensor, c[h * 4 : h * 4 + 4].to(tensor.dtype)) for h in (0, 1))
+        )
+        return full.to(tensor.dtype).view(2, 4)
+
+    for rank in (0, 1):
+        part = slice(rank * 4, rank * 4 + 4)
+        local = gather_group_rewards(
+            rewards[part], groups[part], fake_all_gather, rank=rank, controlled=controlled[part], covariate=motion[part]
+        ).values
+        torch.testing.assert_close(local, single[part])
+    assert not torch.allclose(single, group_advantages(rewards, groups).values)

@@ -35,12 +35,50 @@ def _replace_nonfinite(rewards: torch.Tensor, group_ids: torch.Tensor) -> tuple[
     return out, bad
 
 
+def _group_means(values: torch.Tensor, inverse: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """(G,) mean of ``values`` (N,) within each group (``inverse``: each sample's group index)."""
+    sums = torch.zeros(num_groups, device=values.device).index_add_(0, inverse, values)
+    counts = torch.zeros(num_groups, device=values.device).index_add_(0, inverse, torch.ones_like(values))
+    return sums / counts
+
+
+def covariate_part(values: torch.Tensor, covariate: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+    """The part of ``values`` that a line in ``covariate`` explains within each group, centred on the group mean.
+
+    ``values - covariate_part(...)`` ranks the samples of a group as if they all had the group's mean covariate:
+    with the video's image motion as covariate, a group's consistency scores are compared at equal motion, so the
+    advantage cannot tell "rigid" from "still". Per group: the least-squares slope ``b = cov(v, c) / var(c)``, and the
+    part ``b * (c_i - mean c)``. A group whose covariate does not vary, and samples whose value or covariate is not
+    finite, get 0 (they are left as they are).
+    """
+    if values.shape != covariate.shape or values.shape != group_ids.shape or values.ndim != 1:
+        raise ValueError(
+            f"values, covariate and group_ids must all be (N,), got {tuple(values.shape)}, {tuple(covariate.shape)}, "
+            f"{tuple(group_ids.shape)}"
+        )
+    values, covariate = values.float(), covariate.float()
+    finite = torch.isfinite(values) & torch.isfinite(covariate)
+    _, inverse = torch.unique(group_ids, return_inverse=True)
+    num_groups = int(inverse.max()) + 1
+    weight = finite.float()
+    v, c = torch.where(finite, values, 0.0), torch.where(finite, covariate, 0.0)
+    counts = torch.zeros(num_groups, device=v.device).index_add_(0, inverse, weight).clamp(min=1)
+    dv = (v - (torch.zeros(num_groups, device=v.device).index_add_(0, inverse, v) / counts)[inverse]) * weight
+    dc = (c - (torch.zeros(num_groups, device=v.device).index_add_(0, inverse, c) / counts)[inverse]) * weight
+    sxx = torch.zeros(num_groups, device=v.device).index_add_(0, inverse, dc * dc)
+    sxy = torch.zeros(num_groups, device=v.device).index_add_(0, inverse, dc * dv)
+    slope = torch.where(sxx > 1e-12, sxy / sxx.clamp(min=1e-12), 0.0)
+    return slope[inverse] * dc
+
+
 def group_advantages(
     rewards: torch.Tensor,
     group_ids: torch.Tensor,
     std_mode: str = "group",
     clip: float = 5.0,
     eps: float = 1e-4,
+    controlled: torch.Tensor | None = None,
+    covariate: torch.Tensor | None = None,
 ) -> Advantages:
     """``A_i = (r_i - mean_g) / (std_g + eps)``, clipped to ``[-clip, clip]``.
 
@@ -51,6 +89,9 @@ def group_advantages(
             all N rewards (the mean is always per group).
         clip: advantage clip.
         eps: added to the std, so a group of equal rewards gets zero advantages rather than a division by zero.
+        controlled: (N,) the share of ``rewards`` to compare at equal ``covariate`` (e.g. the weighted consistency
+            terms); its :func:`covariate_part` within each group is taken out of ``rewards`` first.
+        covariate: (N,) what the controlled share is not to be credited for (e.g. the video's image motion).
 
     The std is the population std (``unbiased=False``, as numpy's ``np.std`` in Flow-GRPO). Non-finite rewards are
     counted and scored as the worst finite reward of their group, so they never poison the update.
@@ -60,13 +101,15 @@ def group_advantages(
             f"rewards and group_ids must both be (N,), got {tuple(rewards.shape)}, {tuple(group_ids.shape)}"
         )
     check_choice("std_mode", std_mode, StdMode)
+    if (controlled is None) != (covariate is None):
+        raise ValueError("group_advantages needs both controlled and covariate, or neither.")
     rewards, bad = _replace_nonfinite(rewards.float(), group_ids)
+    if controlled is not None:
+        rewards = rewards - covariate_part(controlled, covariate, group_ids)
     _, inverse = torch.unique(group_ids, return_inverse=True)
     num_groups = int(inverse.max()) + 1
-    counts = torch.zeros(num_groups, device=rewards.device).index_add_(0, inverse, torch.ones_like(rewards))
-    mean = torch.zeros(num_groups, device=rewards.device).index_add_(0, inverse, rewards) / counts
-    centered = rewards - mean[inverse]
-    group_std = (torch.zeros(num_groups, device=rewards.device).index_add_(0, inverse, centered**2) / counts).sqrt()
+    centered = rewards - _group_means(rewards, inverse, num_groups)[inverse]
+    group_std = _group_means(centered**2, inverse, num_groups).sqrt()
     std = group_std[inverse] if std_mode == "group" else rewards.std(unbiased=False).expand_as(rewards)
     return Advantages((centered / (std + eps)).clamp(-clip, clip), bad, float(group_std.mean()))
 
@@ -88,6 +131,9 @@ def gather_group_rewards(
     all_ids = all_gather(group_ids)
     if all_rewards.ndim == 1:  # single process
         return group_advantages(rewards, group_ids, **kwargs)
+    for key in ("controlled", "covariate"):  # per-sample columns: gathered like the rewards
+        if kwargs.get(key) is not None:
+            kwargs[key] = all_gather(kwargs[key].float()).reshape(-1)
     result = group_advantages(all_rewards.reshape(-1), all_ids.reshape(-1), **kwargs)
     local = result.values.view(all_rewards.shape)[rank]
     return Advantages(local, int((~torch.isfinite(rewards)).sum()), result.group_std)

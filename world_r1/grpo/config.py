@@ -93,6 +93,10 @@ class GRPOConfig:
     weight_decay: float = 1e-4  # AdamW weight decay
     max_grad_norm: float = 1.0  # gradient-norm clip
     max_nonfinite_updates: int = 5  # stop after this many skipped (non-finite) updates in a row
+    control_covariate: str | None = None  # a reward key ("epipolar/parallax_px"): control_terms compared at equal value
+    control_terms: tuple[str, ...] | None = (
+        None  # terms compared at equal covariate; None: epipolar and depth, if scored
+    )
 
     def __post_init__(self) -> None:
         check_choice("grpo.std_mode", self.std_mode, StdMode)
@@ -100,3 +104,5 @@ class GRPOConfig:
             raise ValueError(f"grpo.train_fraction must be in (0, 1], got {self.train_fraction}.")
         if self.clip_range <= 0 or self.beta < 0 or self.micro_batch_size < 1 or self.inner_epochs < 1:
             raise ValueError("grpo: need clip_range > 0, beta >= 0, micro_batch_size >= 1 and inner_epochs >= 1.")
+        if self.control_terms is not None and not self.control_terms:
+            raise ValueError("grpo.control_terms is empty: name at least one reward term, or null for the default.")
