@@ -35,11 +35,14 @@ def _replace_nonfinite(rewards: torch.Tensor, group_ids: torch.Tensor) -> tuple[
     return out, bad
 
 
+def _group_sums(values: torch.Tensor, inverse: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """(G,) sum of ``values`` (N,) within each group (``inverse``: each sample's group index)."""
+    return torch.zeros(num_groups, device=values.device).index_add_(0, inverse, values)
+
+
 def _group_means(values: torch.Tensor, inverse: torch.Tensor, num_groups: int) -> torch.Tensor:
-    """(G,) mean of ``values`` (N,) within each group (``inverse``: each sample's group index)."""
-    sums = torch.zeros(num_groups, device=values.device).index_add_(0, inverse, values)
-    counts = torch.zeros(num_groups, device=values.device).index_add_(0, inverse, torch.ones_like(values))
-    return sums / counts
+    """(G,) mean of ``values`` (N,) within each group."""
+    return _group_sums(values, inverse, num_groups) / _group_sums(torch.ones_like(values), inverse, num_groups)
 
 
 def covariate_part(values: torch.Tensor, covariate: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
@@ -62,11 +65,10 @@ def covariate_part(values: torch.Tensor, covariate: torch.Tensor, group_ids: tor
     num_groups = int(inverse.max()) + 1
     weight = finite.float()
     v, c = torch.where(finite, values, 0.0), torch.where(finite, covariate, 0.0)
-    counts = torch.zeros(num_groups, device=v.device).index_add_(0, inverse, weight).clamp(min=1)
-    dv = (v - (torch.zeros(num_groups, device=v.device).index_add_(0, inverse, v) / counts)[inverse]) * weight
-    dc = (c - (torch.zeros(num_groups, device=v.device).index_add_(0, inverse, c) / counts)[inverse]) * weight
-    sxx = torch.zeros(num_groups, device=v.device).index_add_(0, inverse, dc * dc)
-    sxy = torch.zeros(num_groups, device=v.device).index_add_(0, inverse, dc * dv)
+    counts = _group_sums(weight, inverse, num_groups).clamp(min=1)
+    dv = (v - (_group_sums(v, inverse, num_groups) / counts)[inverse]) * weight
+    dc = (c - (_group_sums(c, inverse, num_groups) / counts)[inverse]) * weight
+    sxx, sxy = _group_sums(dc * dc, inverse, num_groups), _group_sums(dc * dv, inverse, num_groups)
     slope = torch.where(sxx > 1e-12, sxy / sxx.clamp(min=1e-12), 0.0)
     return slope[inverse] * dc
 
