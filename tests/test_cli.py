@@ -123,11 +123,20 @@ def test_one_option_moves_every_output_and_last_resumes_the_newest_run(tmp_path,
     fit(2)  # a new run: its own folder, never a last-v1.ckpt next to the old run's
     assert (root / "version_1" / "checkpoints" / "last.ckpt").is_file()
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
-    fit(3, "--ckpt_path", "last")  # the newest run, continued in its own folder
+    fit(3, "--ckpt_path", "last", "--model.grpo.lr=0.0007")  # the newest run, continued in its own folder
     assert not (root / "version_2").exists()
-    assert (
-        torch.load(root / "version_1" / "checkpoints" / "last.ckpt", weights_only=False)["world_r1"]["steps_done"] == 3
-    )
+    resumed = torch.load(root / "version_1" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["world_r1"]["steps_done"] == 3
+    # the command line's model options win over the checkpoint's; the rest is the checkpoint's
+    hparams = resumed["hyper_parameters"]
+    assert hparams["grpo"]["lr"] == 0.0007 and hparams["sampling"]["train_steps"] == 2
+
+
+def test_model_options_are_the_keys_a_command_line_sets():
+    from world_r1.cli import model_options
+
+    args = ["--config", "c.yaml", "--model.grpo.lr", "1e-4", "--model.seed=3", "--trainer.max_steps", "9", "--model"]
+    assert model_options([*args, "m.yaml"]) == ["model.grpo.lr", "model.seed", "model"]
 
 
 def test_last_is_the_newest_run_checkpoint_of_either_layout(tmp_path):

@@ -71,7 +71,11 @@ class WorldR1CLI(LightningCLI):
 
         ``--ckpt_path last`` first becomes the newest ``<default_root_dir>/version_N/checkpoints/last.ckpt``, and the
         run continues in that ``version_N`` folder (unless a ModelCheckpoint names its own ``dirpath``, which
-        Lightning searches itself)."""
+        Lightning searches itself).
+
+        The checkpoint's hyper-parameters replace the config's, except for the ``--model.*`` options of the command
+        line, which win (Lightning's own reader lets the checkpoint win, so ``--model.grpo.lr`` on a resume was
+        silently ignored)."""
         self._resume_version: int | None = None
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
@@ -84,8 +88,18 @@ class WorldR1CLI(LightningCLI):
             return
         hparams = CheckedCheckpointIO().load_checkpoint(path).get("hyper_parameters", {})
         hparams.pop("_instantiator", None)
-        if hparams:
-            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        if not hparams:
+            return
+        given = self.config.clone()
+        self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        for key in model_options(self._args):  # the command line's word on the model wins over the checkpoint's
+            if f"{subcommand}.{key}" in given:
+                self.config[f"{subcommand}.{key}"] = given[f"{subcommand}.{key}"]
+
+    def parse_arguments(self, parser, args) -> None:
+        """Keeps the command line, whose ``--model.*`` options :meth:`_parse_ckpt_path` applies over a checkpoint's."""
+        self._args = list(args) if isinstance(args, list | tuple) else (sys.argv[1:] if args is None else [])
+        super().parse_arguments(parser, args)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         """The Trainer, with a TensorBoard logger at ``<default_root_dir>/version_N`` unless the config names another
@@ -102,6 +116,11 @@ class WorldR1CLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = CheckedCheckpointIO()
         return trainer
+
+
+def model_options(args: list[str]) -> list[str]:
+    """The keys that a command line's ``--model.*`` options set (``--model.grpo.lr=1e-4`` -> ``model.grpo.lr``)."""
+    return [arg[2:].split("=")[0] for arg in args if arg == "--model" or arg.startswith(("--model.", "--model="))]
 
 
 def latest_run_checkpoint(root: Path) -> Path | None:

@@ -25,3 +25,11 @@ def test_paired_difference_skips_pairs_not_measured_on_either_side():
     assert math.isnan(paired_difference(torch.tensor([math.nan]), torch.tensor([1.0]))["z"])
     with pytest.raises(ValueError, match="same shape"):
         paired_difference(torch.zeros(2), torch.zeros(3))
+
+
+def test_paired_difference_without_spread_is_zero_or_infinite():
+    zeros = torch.zeros(6)
+    assert paired_difference(zeros, zeros)["z"] == 0.0  # nothing changed: no difference, not "unmeasured"
+    assert paired_difference(zeros, zeros + 1)["z"] == math.inf
+    assert paired_difference(zeros, zeros - 1)["z"] == -math.inf
+    assert math.isnan(paired_difference(zeros[:1], zeros[:1])["z"])  # one pair: no standard error at all

@@ -15,7 +15,8 @@ import torch
 def paired_difference(base: torch.Tensor, trained: torch.Tensor) -> dict[str, float]:
     """``{"base", "trained", "diff", "se", "z", "n"}`` over the pairs finite on both sides (NaN marks "not measured").
 
-    ``diff`` is the mean of ``trained - base``, ``se`` its standard error and ``z = diff / se``.
+    ``diff`` is the mean of ``trained - base``, ``se`` its standard error and ``z = diff / se``. Differences that are
+    all equal have ``se`` 0: ``z`` is 0 if they are 0 (e.g. no video froze on either side) and infinite otherwise.
     """
     if base.shape != trained.shape:
         raise ValueError(f"paired values need the same shape, got {tuple(base.shape)} and {tuple(trained.shape)}.")
@@ -31,6 +32,13 @@ def paired_difference(base: torch.Tensor, trained: torch.Tensor) -> dict[str, fl
         "trained": float(trained[valid].double().mean()),
         "diff": mean,
         "se": se,
-        "z": mean / se if se > 0 else math.nan,
+        "z": mean / se if se > 0 else _exact_z(mean, n),
         "n": n,
     }
+
+
+def _exact_z(mean: float, n: int) -> float:
+    """``z`` of ``n`` equal differences of ``mean`` (no spread): none with one pair, else 0 or an infinite sign."""
+    if n < 2:
+        return math.nan
+    return 0.0 if mean == 0 else math.copysign(math.inf, mean)
