@@ -94,9 +94,7 @@ class GRPOConfig:
     max_grad_norm: float = 1.0  # gradient-norm clip
     max_nonfinite_updates: int = 5  # stop after this many skipped (non-finite) updates in a row
     control_covariate: str | None = None  # a reward key ("epipolar/parallax_px"): control_terms compared at equal value
-    control_terms: tuple[str, ...] | None = (
-        None  # terms compared at equal covariate; None: epipolar and depth, if scored
-    )
+    control_terms: tuple[str, ...] | None = None  # the terms so compared (None: epipolar and depth, if scored)
 
     def __post_init__(self) -> None:
         check_choice("grpo.std_mode", self.std_mode, StdMode)
