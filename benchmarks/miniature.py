@@ -36,6 +36,7 @@ from benchmarks.common import machine
 from benchmarks.report import machine_line
 from world_r1.data import load_prompts
 from world_r1.metrics import paired_difference, score_terms
+from world_r1.policy.vae import encode_posterior_mean
 from world_r1.pretrain.manifest import MANIFEST_NAME, read_manifest
 from world_r1.pretrain.module import vae_input
 
@@ -221,10 +222,9 @@ class Evaluator:
     def round_trip(self, videos: torch.Tensor) -> torch.Tensor:
         """``videos`` (B, F, 3, H, W) in [0, 1] encoded and decoded by the model's VAE: what the VAE alone keeps."""
         policy = self.module.policy
-        vae = policy.vae
-        dtype = next(vae.parameters()).dtype
+        dtype = next(policy.vae.parameters()).dtype
         latents = [
-            vae.encode(vae_input(part, policy.latents_std.device, dtype)).latent_dist.mode().float()
+            encode_posterior_mean(policy.vae, vae_input(part, policy.latents_std.device, dtype))
             for part in videos.split(self.batch_size)
         ]
         normalised = (torch.cat(latents) - policy.latents_mean) / policy.latents_std

@@ -20,6 +20,7 @@ from world_r1.policy.config import DEFAULT_MODEL, EXPERTS, LoRAConfig, PolicyCon
 from world_r1.policy.loading import load_wan_pipeline
 from world_r1.policy.text_cache import PromptEmbeddingCache
 from world_r1.policy.tiny import build_tiny_wan
+from world_r1.policy.vae import encode_posterior_mean
 from world_r1.settings import resolve_dtype
 
 
@@ -322,11 +323,8 @@ class WanPolicy(nn.Module):
         return ImageCondition(channels=torch.cat([mask, latent], dim=1), image_embeds=embeds)
 
     def _encode_video(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Normalised latents ``(B, C, T, h, w)`` of videos ``(B, 3, F, H, W)`` in [-1, 1], in the VAE's dtype."""
-        vae_dtype = next(self.vae.parameters()).dtype
-        with torch.autocast(pixels.device.type, enabled=False):
-            latent = self.vae.encode(pixels.to(vae_dtype)).latent_dist.mode().float()
-        return (latent - self.latents_mean) / self.latents_std
+        """Normalised latents ``(B, C, T, h, w)`` float32 of videos ``(B, 3, F, H, W)`` in [-1, 1]."""
+        return (encode_posterior_mean(self.vae, pixels) - self.latents_mean) / self.latents_std
 
     # ----------------------------------------------------------------------------------------------- VAE
     @torch.no_grad()

@@ -31,6 +31,7 @@ from diffusers import WanPipeline
 from world_r1.compat import decode_wan_unclamped
 from world_r1.policy import LoRAConfig, WanSizes, build_tiny_pipeline, load_wan_pipeline, resolve_dtype, shift_sigmas
 from world_r1.policy import lora as lora_io
+from world_r1.policy.vae import encode_posterior_mean
 from world_r1.pretrain.ema import ParameterEMA
 
 Stage = Literal["vae", "transformer"]
@@ -210,7 +211,7 @@ class WanTrainer(L.LightningModule):
     @torch.no_grad()
     def encode_video(self, videos: torch.Tensor) -> torch.Tensor:
         """Normalised latents ``(B, 16, T, h, w)`` of videos ``(B, F, 3, H, W)`` in [0, 1] (the posterior mean)."""
-        latents = self.vae.encode(vae_input(videos, self.device, self.vae.dtype)).latent_dist.mode().float()
+        latents = encode_posterior_mean(self.vae, vae_input(videos, self.device, self.vae.dtype))
         mean, std = self.latent_stats()
         return (latents - mean) / std
 
@@ -334,7 +335,7 @@ class WanTrainer(L.LightningModule):
         latents = []
         for videos in batches:
             pixels = vae_input(videos, self.device, self.vae.dtype)
-            latents.append(self.vae.encode(pixels).latent_dist.mode().float().transpose(0, 1).flatten(1))
+            latents.append(encode_posterior_mean(self.vae, pixels).transpose(0, 1).flatten(1))
         stacked = torch.cat(latents, dim=1)
         mean, std = stacked.mean(dim=1), stacked.std(dim=1).clamp_min(1e-3)
         self.vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
