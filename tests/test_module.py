@@ -267,7 +267,7 @@ def test_per_sample_cameras_reach_the_rewards_in_training_and_evaluation(tiny_wa
 
 def test_advantage_control_settings_reach_the_advantages():
     """grpo.control_covariate hands the weighted control terms and the covariate to the advantages, in the main
-    phase only, and names a wrong term or key."""
+    phase only; a wrong term or key, or a phase scoring a controlled term without the covariate, fails when built."""
     reward = WeightedReward({"epipolar": EpipolarReward(), "motion": MotionReward()}, {"epipolar": 2.0, "motion": 0.5})
     scores = {
         "epipolar": torch.tensor([0.4, 0.6]),
@@ -281,16 +281,20 @@ def test_advantage_control_settings_reach_the_advantages():
     torch.testing.assert_close(kwargs["controlled"], 2.0 * scores["epipolar"])
     torch.testing.assert_close(kwargs["covariate"], scores["epipolar/parallax_px"])
     assert "controlled" not in module._adv_kwargs(scores, {"motion": 1.0})  # decoupled phase: nothing to control
-    wrong_key = WorldR1(reward=reward, grpo=GRPOConfig(control_covariate="epipolar/motion"))
-    with pytest.raises(ValueError, match="'epipolar/motion' is not a reward key"):
-        wrong_key._adv_kwargs(scores, None)
-    wrong_term = WorldR1(
-        reward=reward, grpo=GRPOConfig(control_covariate="epipolar/parallax_px", control_terms=("sharp",))
-    )
+    with pytest.raises(ValueError, match="'epipolar/motion' is not a reward key"):  # named at construction
+        WorldR1(reward=reward, grpo=GRPOConfig(control_covariate="epipolar/motion"))
+    with pytest.raises(ValueError, match="'epipolar/parallax_px' is not a reward key of this step"):
+        module._adv_kwargs({"epipolar": scores["epipolar"]}, None)  # a reward that dropped the key
     with pytest.raises(ValueError, match=r"names \['sharp'\] of model.reward"):
-        wrong_term._adv_kwargs(scores, None)
+        WorldR1(reward=reward, grpo=GRPOConfig(control_covariate="epipolar/parallax_px", control_terms=("sharp",)))
     with pytest.raises(ValueError, match="control_terms is empty"):
         GRPOConfig(control_covariate="epipolar/parallax_px", control_terms=())
     only_motion = WeightedReward({"motion": MotionReward()})
     with pytest.raises(ValueError, match=r"names no term of model.reward, whose terms are \['motion'\]"):
-        WorldR1(reward=only_motion, grpo=GRPOConfig(control_covariate="motion/parallax_px"))._adv_kwargs(scores, None)
+        WorldR1(reward=only_motion, grpo=GRPOConfig(control_covariate="motion/parallax_px"))
+    by_motion = GRPOConfig(control_covariate="motion", control_terms=("epipolar",))  # a term's score as covariate
+    torch.testing.assert_close(
+        WorldR1(reward=reward, grpo=by_motion)._adv_kwargs(scores, None)["covariate"], scores["motion"]
+    )
+    with pytest.raises(ValueError, match="decoupled phase scores \\['epipolar'\\] but not 'motion'"):
+        WorldR1(reward=reward, grpo=by_motion, decoupled_weights={"epipolar": 1.0})

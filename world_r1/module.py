@@ -78,6 +78,7 @@ class WorldR1(L.LightningModule):
         self.policy: WanPolicy | None = None
         self._nonfinite_in_a_row = 0
         self.steps_done = 0  # completed training steps (rollout + update), the clock of every periodic callback
+        self._control_terms = self._resolve_control_terms()
 
     # ------------------------------------------------------------------------------------------------ setup
     def configure_model(self) -> None:
@@ -303,19 +304,9 @@ class WorldR1(L.LightningModule):
         """Advantage settings; with ``grpo.control_covariate``, the weighted control terms and the covariate."""
         kwargs = {"std_mode": self.grpo.std_mode, "clip": self.grpo.adv_clip}
         key = self.grpo.control_covariate
-        if key is None:
-            return kwargs
-        known = set(getattr(self.reward, "terms", {}))
-        names = self.grpo.control_terms or [name for name in ("epipolar", "depth") if name in known]
-        unknown = sorted(set(names) - known)
-        if unknown or not names:
-            raise ValueError(
-                f"grpo.control_terms names {unknown or 'no term'} of model.reward, whose terms are {sorted(known)}: "
-                "name the consistency terms to compare at equal grpo.control_covariate."
-            )
         active = weights if weights is not None else getattr(self.reward, "weights", {})
-        terms = [name for name in names if active.get(name, 0.0) and name in rewards]
-        if not terms:  # e.g. the decoupled phase: no controlled term is scored
+        terms = [name for name in self._control_terms if active.get(name, 0.0) and name in rewards]
+        if key is None or not terms:  # e.g. the decoupled phase: no controlled term is scored
             return kwargs
         if key not in rewards:
             raise ValueError(
@@ -323,6 +314,39 @@ class WorldR1(L.LightningModule):
             )
         controlled = sum(active[name] * rewards[name].float() for name in terms)
         return kwargs | {"controlled": controlled.to(self.device), "covariate": rewards[key].float().to(self.device)}
+
+    def _resolve_control_terms(self) -> list[str]:
+        """The reward terms ``grpo.control_covariate`` controls (none without it), checked against the reward at
+        construction: a misnamed term or key, or a phase that scores a controlled term but not the covariate's term
+        (weight 0 is not scored), fails before the first rollout instead of at the step that needs it."""
+        key = self.grpo.control_covariate
+        if key is None:
+            return []
+        terms = dict(getattr(self.reward, "terms", {}))
+        names = list(self.grpo.control_terms or [name for name in ("epipolar", "depth") if name in terms])
+        unknown = sorted(set(names) - set(terms))
+        if unknown or not names:
+            raise ValueError(
+                f"grpo.control_terms names {unknown or 'no term'} of model.reward, whose terms are {sorted(terms)}: "
+                "name the consistency terms to compare at equal grpo.control_covariate."
+            )
+        source, _, raw = key.partition("/")
+        worst = getattr(terms.get(source), "worst", None)
+        if source not in terms or (raw and worst is not None and raw not in worst):
+            keys = sorted(worst) if worst is not None else []
+            raise ValueError(
+                f"grpo.control_covariate {key!r} is not a reward key: use '<term>' or '<term>/<key>' with a term of "
+                f"model.reward ({sorted(terms)})" + (f" and a key of {source} ({keys})." if keys else ".")
+            )
+        main = getattr(self.reward, "weights", {})
+        for phase, weights in (("main", main), ("decoupled", self.decoupled_weights or main)):
+            scored = [name for name in names if weights.get(name, 0.0)]
+            if scored and not weights.get(source, 0.0):
+                raise ValueError(
+                    f"The {phase} phase scores {scored} but not {source!r}, whose {key!r} is grpo.control_covariate: "
+                    f"give {source} a weight in that phase (a term of weight 0 is not scored) or drop the control."
+                )
+        return names
 
     def _update(
         self,

@@ -111,6 +111,14 @@ def test_control_ranks_a_group_at_equal_motion():
     assert mixed.argmax() == 5 and mixed.argmin() == 0
 
 
+def test_a_nonfinite_reward_stays_the_worst_of_its_controlled_group():
+    """Taking out the motion part lowers the first video below the raw minimum; the unscored one still ranks last."""
+    motion = torch.tensor([4.0, 6.0, 10.0, 0.0, 5.0])
+    consistency = torch.tensor([0.2, 0.4, 0.3, 0.9, float("nan")])
+    result = group_advantages(consistency, torch.zeros(5, dtype=torch.long), controlled=consistency, covariate=motion)
+    assert result.num_nonfinite == 1 and result.values[4] == result.values.min()
+
+
 def test_control_needs_both_columns():
     with pytest.raises(ValueError, match="both controlled and covariate"):
         group_advantages(torch.ones(3), torch.zeros(3, dtype=torch.long), controlled=torch.ones(3))

@@ -13,7 +13,8 @@ from world_r1.settings import check_choice
 
 class Advantages(NamedTuple):
     """``values`` (N,) float32 advantages; ``num_nonfinite``: rewards that were NaN/inf and were scored as worst;
-    ``group_std``: the mean within-group std of the rewards, the signal GRPO learns from (0: nothing to learn)."""
+    ``group_std``: the mean within-group std of the rewards, the signal GRPO learns from (0: nothing to learn); with
+    a control covariate, of the rewards after its part is taken out."""
 
     values: torch.Tensor
     num_nonfinite: int
@@ -105,9 +106,10 @@ def group_advantages(
     check_choice("std_mode", std_mode, StdMode)
     if (controlled is None) != (covariate is None):
         raise ValueError("group_advantages needs both controlled and covariate, or neither.")
-    rewards, bad = _replace_nonfinite(rewards.float(), group_ids)
-    if controlled is not None:
+    rewards = rewards.float()
+    if controlled is not None:  # before the non-finite ones are replaced, so those stay their group's worst
         rewards = rewards - covariate_part(controlled, covariate, group_ids)
+    rewards, bad = _replace_nonfinite(rewards, group_ids)
     _, inverse = torch.unique(group_ids, return_inverse=True)
     num_groups = int(inverse.max()) + 1
     centered = rewards - _group_means(rewards, inverse, num_groups)[inverse]
