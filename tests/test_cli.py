@@ -120,16 +120,18 @@ def test_one_option_moves_every_output_and_last_resumes_the_newest_run(tmp_path,
     run = root / "version_0"
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "lora").is_dir() and (run / "eval").is_dir()
     assert any(run.glob("events.out.tfevents.*")) and not (tmp_path / "runs").exists(), "nothing left in ./runs"
-    fit(2)  # a new run: its own folder, never a last-v1.ckpt next to the old run's
+    fit(2, "--model.grpo.beta=0.003")  # a new run: its own folder, never a last-v1.ckpt next to the old run's
     assert (root / "version_1" / "checkpoints" / "last.ckpt").is_file()
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
-    fit(3, "--ckpt_path", "last", "--model.grpo.lr=0.0007")  # the newest run, continued in its own folder
+    # the newest run, continued in its own folder
+    fit(3, "--ckpt_path", "last", "--model.grpo.lr=0.0007", "--model.decoupled_weights.bright=0.5")
     assert not (root / "version_2").exists()
     resumed = torch.load(root / "version_1" / "checkpoints" / "last.ckpt", weights_only=False)
     assert resumed["world_r1"]["steps_done"] == 3
-    # the command line's model options win over the checkpoint's; the rest is the checkpoint's
+    # the command line's model options win over the checkpoint's, into a dict too; the rest is the checkpoint's
     hparams = resumed["hyper_parameters"]
-    assert hparams["grpo"]["lr"] == 0.0007 and hparams["sampling"]["train_steps"] == 2
+    assert hparams["grpo"]["lr"] == 0.0007 and hparams["decoupled_weights"] == {"bright": 0.5}
+    assert hparams["grpo"]["beta"] == 0.003  # the first run's option, not the config file's 0.004
 
 
 def test_model_options_are_the_keys_a_command_line_sets():
@@ -137,6 +139,24 @@ def test_model_options_are_the_keys_a_command_line_sets():
 
     args = ["--config", "c.yaml", "--model.grpo.lr", "1e-4", "--model.seed=3", "--trainer.max_steps", "9", "--model"]
     assert model_options([*args, "m.yaml"]) == ["model.grpo.lr", "model.seed", "model"]
+
+
+def test_a_command_line_option_is_restored_through_init_args_and_into_dicts():
+    from jsonargparse import Namespace
+
+    from world_r1.cli import restore_option
+
+    def config(lr: float, weights: dict) -> Namespace:
+        reward = Namespace(class_path="world_r1.rewards.WeightedReward", init_args=Namespace(weights=weights))
+        return Namespace(model=Namespace(grpo=Namespace(lr=lr, beta=0.1), reward=reward))
+
+    given, checkpoint = config(1e-4, {"a": 1.0, "b": 0.0}), config(2e-3, {"a": 3.0, "b": 2.0})
+    assert restore_option(checkpoint, given, "model.reward.weights.b")  # typed without init_args
+    assert checkpoint.model.reward.init_args.weights == {"a": 3.0, "b": 0.0}
+    assert restore_option(checkpoint, given, "model.grpo.lr") and checkpoint.model.grpo.lr == 1e-4
+    assert restore_option(checkpoint, given, "model.reward") and checkpoint.model.reward.init_args.weights["a"] == 1.0
+    assert not restore_option(checkpoint, given, "model.grpo.nothing")
+    assert not restore_option(checkpoint, given, "model.grpo.lr.deeper")
 
 
 def test_last_is_the_newest_run_checkpoint_of_either_layout(tmp_path):

@@ -75,7 +75,8 @@ class WorldR1CLI(LightningCLI):
 
         The checkpoint's hyper-parameters replace the config's, except for the ``--model.*`` options of the command
         line, which win (Lightning's own reader lets the checkpoint win, so ``--model.grpo.lr`` on a resume was
-        silently ignored)."""
+        silently ignored): each as far as it reaches, so ``--model.grpo FILE`` restores that whole section from the
+        file and ``--model.reward.weights.depth 0`` that one weight."""
         self._resume_version: int | None = None
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
@@ -93,8 +94,12 @@ class WorldR1CLI(LightningCLI):
         given = self.config.clone()
         self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
         for key in model_options(self._args):  # the command line's word on the model wins over the checkpoint's
-            if f"{subcommand}.{key}" in given:
-                self.config[f"{subcommand}.{key}"] = given[f"{subcommand}.{key}"]
+            if not restore_option(self.config[subcommand], given[subcommand], key):
+                warnings.warn(
+                    f"--{key} could not be applied over the hyper-parameters of {path}: the run resumes with the "
+                    "checkpoint's value. Set it in a config file given with --config, or start a new run.",
+                    stacklevel=2,
+                )
 
     def parse_arguments(self, parser, args) -> None:
         """Keeps the command line, whose ``--model.*`` options :meth:`_parse_ckpt_path` applies over a checkpoint's."""
@@ -121,6 +126,34 @@ class WorldR1CLI(LightningCLI):
 def model_options(args: list[str]) -> list[str]:
     """The keys that a command line's ``--model.*`` options set (``--model.grpo.lr=1e-4`` -> ``model.grpo.lr``)."""
     return [arg[2:].split("=")[0] for arg in args if arg == "--model" or arg.startswith(("--model.", "--model="))]
+
+
+def restore_option(config: Namespace, given: Namespace, key: str) -> bool:
+    """Copy the value at ``key`` (as typed: ``model.reward.weights.depth``) from ``given`` into ``config``, which has
+    the same layout; the path may pass through a class's ``init_args`` and into dicts. False if either lacks it."""
+    *path, leaf = key.split(".")
+    source, target = given, config
+    for part in path:
+        source, target = _child(source, part), _child(target, part)
+    source, target = _through_init_args(source, leaf), _through_init_args(target, leaf)
+    if not (isinstance(source, Namespace | dict) and leaf in source and isinstance(target, Namespace | dict)):
+        return False
+    target[leaf] = source[leaf]
+    return True
+
+
+def _child(node: object, part: str) -> object | None:
+    """``node[part]`` of a Namespace or dict, looked up through a class's ``init_args``; None if absent."""
+    node = _through_init_args(node, part)
+    return node[part] if isinstance(node, Namespace | dict) and part in node else None
+
+
+def _through_init_args(node: object, part: str) -> object:
+    """``node["init_args"]`` where ``part`` lives there (jsonargparse stores ``--model.reward.weights`` as
+    ``model.reward.init_args.weights``), else ``node``."""
+    if isinstance(node, Namespace | dict) and part not in node and "init_args" in node:
+        return node["init_args"]
+    return node
 
 
 def latest_run_checkpoint(root: Path) -> Path | None:
