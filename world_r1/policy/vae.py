@@ -16,7 +16,8 @@ def encode_posterior_mean(vae: AutoencoderKLWan, pixels: torch.Tensor) -> torch.
     On CPU the videos go channels-last, in batches of :data:`CPU_ENCODE_BATCH`: Wan's VAE RMS-normalises every
     activation over its channels, which on a channels-first tensor strides through memory and took half of the
     encoder's time. Measured on the mini Wan's VAE (16 clips of 9 x 128 x 128, 2 cores): 3.6 s -> 1.5 s, the same
-    latents to 1e-6. Elsewhere the videos are encoded as given, in one call.
+    latents to 1e-6. Elsewhere the videos are encoded as given, in one call. Autocast is off so a ``bf16-mixed``
+    trainer cannot lower an fp32 VAE (as :meth:`WanPolicy.decode` decodes).
     """
     dtype = next(vae.parameters()).dtype
     pixels = pixels.to(dtype)

@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from world_r1.callbacks.tensorboard_media import add_gif, find_tensorboard
+from world_r1.policy.vae import encode_posterior_mean
 from world_r1.pretrain.manifest import git_commit, stage_record, write_manifest
 from world_r1.pretrain.module import WanTrainer, vae_input
 from world_r1.video_io import tile_videos
@@ -144,7 +145,8 @@ class LogSamples(L.Callback):
         """Input clips (top row) above their VAE reconstructions (bottom row), ``(F, 3, 2H, W * B)``."""
         pl_module.vae.eval()
         pixels = vae_input(videos, pl_module.device, pl_module.vae.dtype)
-        decoded = pl_module.vae.decode(pl_module.vae.encode(pixels).latent_dist.mode()).sample
+        latents = encode_posterior_mean(pl_module.vae, pixels).to(pl_module.vae.dtype)
+        decoded = pl_module.vae.decode(latents).sample
         pl_module.vae.train()
         decoded = ((decoded.float() + 1) / 2).clamp(0, 1).permute(0, 2, 1, 3, 4).cpu()
         return torch.cat([tile_videos(videos.float().cpu()), tile_videos(decoded)], dim=2)
