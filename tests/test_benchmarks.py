@@ -124,8 +124,13 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
     controlled = edited.pop("motion-controlled")
     term, key = controlled["model"]["grpo"].pop("control_covariate").split("/")
     assert controlled == shipped and key in EpipolarReward().worst and term == "epipolar"  # a key the step scores
+    for name, section, key in (("low-noise", "sampling", "noise_level"), ("small-step", "grpo", "lr")):
+        changed = edited.pop(name)
+        assert changed["model"][section][key] < shipped["model"][section][key]
+        changed["model"][section][key] = shipped["model"][section][key]
+        assert changed == shipped  # its one setting only
     paper = [f"no-{thing}" for thing in ("noise-warping", "decoupled-phase", *miniature.TERMS)]
-    assert paper == miniature.PAPER_ABLATIONS  # what runs by default; the only-<term> and controlled runs when named
+    assert paper == miniature.PAPER_ABLATIONS  # what runs by default; the others when named
 
     base = torch.tensor([0.5, 0.4, 0.6, 0.5])
     values = {key: base for _, key, _ in miniature.METRICS}
