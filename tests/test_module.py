@@ -292,6 +292,9 @@ def test_advantage_control_settings_reach_the_advantages():
     only_motion = WeightedReward({"motion": MotionReward()})
     with pytest.raises(ValueError, match=r"names no term of model.reward, whose terms are \['motion'\]"):
         WorldR1(reward=only_motion, grpo=GRPOConfig(control_covariate="motion/parallax_px"))
+    rebuilt = WorldR1(grpo=GRPOConfig(control_covariate="epipolar/parallax_px"))  # as `sample` rebuilds a checkpoint
+    with pytest.raises(ValueError, match=r"names no term of model\.reward"):  # its default reward cannot train so
+        rebuilt._adv_kwargs(scores, None)
     by_motion = GRPOConfig(control_covariate="motion", control_terms=("epipolar",))  # a term's score as covariate
     torch.testing.assert_close(
         WorldR1(reward=reward, grpo=by_motion)._adv_kwargs(scores, None)["covariate"], scores["motion"]

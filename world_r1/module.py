@@ -78,7 +78,8 @@ class WorldR1(L.LightningModule):
         self.policy: WanPolicy | None = None
         self._nonfinite_in_a_row = 0
         self.steps_done = 0  # completed training steps (rollout + update), the clock of every periodic callback
-        self._control_terms = self._resolve_control_terms()
+        # checked now against the reward a run trains with; a module rebuilt from a checkpoint to sample has none
+        self._control_terms = self._resolve_control_terms() if reward is not None else None
 
     # ------------------------------------------------------------------------------------------------ setup
     def configure_model(self) -> None:
@@ -304,6 +305,8 @@ class WorldR1(L.LightningModule):
         """Advantage settings; with ``grpo.control_covariate``, the weighted control terms and the covariate."""
         kwargs = {"std_mode": self.grpo.std_mode, "clip": self.grpo.adv_clip}
         key = self.grpo.control_covariate
+        if self._control_terms is None:
+            self._control_terms = self._resolve_control_terms()
         active = weights if weights is not None else getattr(self.reward, "weights", {})
         terms = [name for name in self._control_terms if active.get(name, 0.0) and name in rewards]
         if key is None or not terms:  # e.g. the decoupled phase: no controlled term is scored
