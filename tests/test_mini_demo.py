@@ -1,6 +1,6 @@
 """`make demo` as a user runs it, shortened: configs/mini.yaml on the shipped mini Wan, from the command line.
 
-The full demo (30 steps, about 10 minutes) is too long for CI; one Flow-GRPO step with smaller groups and fewer
+The full demo (30 steps, about 5 minutes) is too long for CI; one Flow-GRPO step with smaller groups and fewer
 denoising steps runs every part of it: the shipped model, the world's prompt sets, warped noise, the four 3D terms,
 EMA, the LoRA export, and the held-out evaluation of the base model and of the trained one side by side.
 """
