@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -254,7 +254,10 @@ def degenerate_as_nan(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 def world_renders(model: Path, clips: int) -> tuple[torch.Tensor, list[str], torch.Tensor]:
     """``clips`` ground-truth renders of the held-out prompts with the world settings the model was trained on (its
-    manifest): videos (N, F, 3, H, W), prompts, and which clips are rigid (the rest are inconsistent renderings)."""
+    manifest): videos (N, F, 3, H, W), prompts, and which clips are rigid (the rest are inconsistent renderings).
+
+    The share of inconsistent renderings is the world's default wherever the model's world had only one kind (a base
+    trained on rigid clips only): the consistency threshold is calibrated on both kinds."""
     from world_r1.synthetic import SyntheticWorld, WorldConfig
 
     config = WorldConfig()
@@ -262,6 +265,8 @@ def world_renders(model: Path, clips: int) -> tuple[torch.Tensor, list[str], tor
     train = stages[-1].get("data", {}).get("train", {}) if stages else {}
     if isinstance(train, dict) and isinstance(train.get("config"), dict):
         config = WorldConfig.from_dict(train["config"])
+    if config.inconsistent_share in (0.0, 1.0):
+        config = replace(config, inconsistent_share=WorldConfig().inconsistent_share)
     world = SyntheticWorld(config, split="eval", length=clips)
     items = [world[i] for i in range(clips)]
     videos = torch.stack([item["video"] for item in items]).float()
@@ -270,6 +275,11 @@ def world_renders(model: Path, clips: int) -> tuple[torch.Tensor, list[str], tor
 
 def consistency_threshold(ratio: torch.Tensor, rigid: torch.Tensor) -> dict[str, float]:
     """The epipolar inlier ratio that best separates rigid from inconsistent clips (balanced accuracy)."""
+    if rigid.all() or not rigid.any():
+        raise ValueError(
+            f"calibrating the consistency threshold needs rigid and inconsistent clips, got {len(rigid)} "
+            f"{'rigid' if rigid.any() else 'inconsistent'} ones: render more clips (--calibration-clips)."
+        )
     best = (0.0, 0.5)
     for threshold in torch.unique(ratio).tolist():
         above = ratio >= threshold

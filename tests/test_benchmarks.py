@@ -175,6 +175,24 @@ def test_miniature_consistency_threshold_is_the_best_separating_inlier_ratio():
     assert separated["consistent_mean"] == pytest.approx(0.8167, abs=1e-3) and separated["clips"] == 6
     overlapping = miniature.consistency_threshold(torch.tensor([0.9, 0.4, 0.6, 0.5]), torch.tensor([1, 1, 0, 0]) > 0)
     assert overlapping["balanced_accuracy"] == 0.75 and overlapping["threshold"] == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="rigid and inconsistent"):  # one kind only: no threshold to calibrate
+        miniature.consistency_threshold(ratio[:3], rigid[:3])
+
+
+def test_miniature_calibrates_on_both_kinds_of_render_for_a_base_trained_on_rigid_clips_only(tmp_path):
+    """A base trained with ``inconsistent_share: 0`` is still judged by a threshold between rigid and inconsistent
+    renders (else every render is rigid and the threshold meaningless)."""
+    import json
+
+    from benchmarks import miniature
+    from world_r1.pretrain.manifest import MANIFEST_NAME
+
+    world = {"height": 32, "width": 32, "num_frames": 5, "inconsistent_share": 0.0, "seed": 0}
+    stages = [{"stage": "transformer", "data": {"train": {"config": world}}}]
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"stages": stages}))
+    videos, prompts, rigid = miniature.world_renders(tmp_path, clips=12)
+    assert videos.shape == (12, 5, 3, 32, 32) and len(prompts) == 12
+    assert rigid.any() and not rigid.all()
 
 
 def test_miniature_freezing_is_judged_against_the_motion_the_camera_words_induce():
@@ -260,3 +278,23 @@ def test_reward_chance_tells_a_key_that_reads_the_video_from_one_that_reads_chan
     settings = {"config": "configs/mini.yaml", "prompt": "Camera truck left. A wall.", "rollouts": 32, "group_size": 8}
     report = reward_chance.markdown({"settings": settings, "keys": table})
     assert report.index("| total |") < report.index("| chance |") and "Camera truck left. A wall." in report
+
+
+def test_fresh_transformer_keeps_the_vae_and_text_encoder_and_builds_the_transformer_anew(tiny_wan_dir, tmp_path):
+    """A base-model experiment's start: only the transformer changes, so a difference it measures is the
+    transformer's; the pipeline it writes loads through the same code as any Wan."""
+    from benchmarks import fresh_transformer
+    from world_r1.policy.loading import load_wan_pipeline
+
+    out = fresh_transformer.main(
+        ["--model", tiny_wan_dir, "--layers", "3", "--heads", "3", "--ffn-dim", "40", "--out", str(tmp_path / "wide")]
+    )
+    source, wide = load_wan_pipeline(tiny_wan_dir, torch.float32), load_wan_pipeline(out, torch.float32)
+    assert (wide.transformer.config.num_layers, wide.transformer.config.num_attention_heads) == (3, 3)
+    assert wide.transformer.config.ffn_dim == 40
+    assert wide.transformer.config.text_dim == source.transformer.config.text_dim  # reads the same text encoder
+    for kept in ("vae", "text_encoder"):
+        theirs = getattr(source, kept).state_dict()
+        for name, weight in getattr(wide, kept).state_dict().items():
+            assert torch.equal(weight, theirs[name]), f"{kept}.{name}"
+    assert wide.tokenizer("Camera pan left.").input_ids == source.tokenizer("Camera pan left.").input_ids
