@@ -24,9 +24,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from world_r1.policy.loading import load_wan_pipeline
-from world_r1.policy.tiny import WanSizes, _transformer
-
-ROOT = Path(__file__).resolve().parents[1]
+from world_r1.policy.tiny import WanSizes, build_wan_transformer
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -48,7 +46,7 @@ def main(argv: list[str] | None = None) -> Path:
         layers=args.layers,
         ffn_dim=args.ffn_dim,
     )
-    pipe.transformer = _transformer(sizes, args.init_seed + 1, old.in_channels, old.out_channels)
+    pipe.transformer = build_wan_transformer(sizes, args.init_seed + 1, old.in_channels, old.out_channels)
     pipe.save_pretrained(args.out)
     params = sum(p.numel() for p in pipe.transformer.parameters())
     print(

@@ -131,7 +131,10 @@ def _text_encoder(tokenizer: PreTrainedTokenizerFast, sizes: WanSizes, seed: int
     )
 
 
-def _transformer(sizes: WanSizes, seed: int, in_channels: int, out_channels: int, **extra) -> WanTransformer3DModel:
+def build_wan_transformer(
+    sizes: WanSizes, seed: int, in_channels: int, out_channels: int, **extra
+) -> WanTransformer3DModel:
+    """A random Wan transformer of ``sizes`` (Wan's patch and frequency settings), initialised from ``seed``."""
     torch.manual_seed(seed)
     return WanTransformer3DModel(
         patch_size=(1, 2, 2),
@@ -207,7 +210,7 @@ def build_tiny_pipeline(seed: int = 0, sizes: WanSizes | None = None, variant: s
     common["scheduler"] = wan_unipc_scheduler(flow_shift=3.0)
     if variant == "wan2.1-i2v":
         image_encoder, image_processor = _clip_image_encoder(seed + 3)
-        transformer = _transformer(
+        transformer = build_wan_transformer(
             sizes,
             seed + 1,
             in_channels=2 * channels + vae.config.scale_factor_temporal,  # latents + first-frame mask + image video
@@ -218,9 +221,9 @@ def build_tiny_pipeline(seed: int = 0, sizes: WanSizes | None = None, variant: s
         return WanImageToVideoPipeline(
             transformer=transformer, image_encoder=image_encoder, image_processor=image_processor, **common
         )
-    transformer = _transformer(sizes, seed + 1, channels, channels)
+    transformer = build_wan_transformer(sizes, seed + 1, channels, channels)
     if variant == "wan2.2-t2v-a14b":
-        low_noise = _transformer(sizes, seed + 4, channels, channels)
+        low_noise = build_wan_transformer(sizes, seed + 4, channels, channels)
         return WanPipeline(
             transformer=transformer, transformer_2=low_noise, boundary_ratio=A14B_BOUNDARY_RATIO, **common
         )
