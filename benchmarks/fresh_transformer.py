@@ -19,9 +19,9 @@ import argparse
 import os
 from pathlib import Path
 
-import torch
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
 
 from world_r1.policy.loading import load_wan_pipeline
 from world_r1.policy.tiny import WanSizes, build_wan_transformer
@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fresh_transformer", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="builtin:mini-wan", help="the Wan whose VAE and text encoder are kept")
     parser.add_argument("--layers", type=int, required=True, help="transformer blocks (shipped: 4)")
-    parser.add_argument("--heads", type=int, required=True, help="attention heads of 32 channels (shipped: 4)")
+    parser.add_argument(
+        "--heads", type=int, required=True, help="attention heads, as wide as the model's (shipped: 4 of 32)"
+    )
     parser.add_argument("--ffn-dim", type=int, required=True, help="feed-forward width (shipped: 512)")
     parser.add_argument("--init-seed", type=int, default=0, help="as stage 1's init_seed (the transformer's is +1)")
     parser.add_argument("--out", type=Path, required=True, help="where the new pipeline is written")
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> Path:
         layers=args.layers,
         ffn_dim=args.ffn_dim,
     )
-    pipe.transformer = build_wan_transformer(sizes, args.init_seed + 1, old.in_channels, old.out_channels)
+    image = {"image_dim": old.image_dim, "added_kv_proj_dim": sizes.heads * sizes.head_dim} if old.image_dim else {}
+    pipe.transformer = build_wan_transformer(sizes, args.init_seed + 1, old.in_channels, old.out_channels, **image)
     pipe.save_pretrained(args.out)
     params = sum(p.numel() for p in pipe.transformer.parameters())
     print(

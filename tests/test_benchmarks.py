@@ -280,16 +280,23 @@ def test_reward_chance_tells_a_key_that_reads_the_video_from_one_that_reads_chan
     assert report.index("| total |") < report.index("| chance |") and "Camera truck left. A wall." in report
 
 
-def test_fresh_transformer_keeps_the_vae_and_text_encoder_and_builds_the_transformer_anew(tiny_wan_dir, tmp_path):
+@pytest.mark.parametrize("variant", ["wan2.1-t2v", "wan2.1-i2v"])
+def test_fresh_transformer_keeps_the_vae_and_text_encoder_and_builds_the_transformer_anew(
+    tiny_variant_dir, tmp_path, variant
+):
     """A base-model experiment's start: only the transformer changes, so a difference it measures is the
-    transformer's; the pipeline it writes loads through the same code as any Wan."""
+    transformer's; the pipeline it writes loads through the same code as any Wan (an image-to-video one keeps its
+    image conditioning)."""
     from benchmarks import fresh_transformer
     from world_r1.policy.loading import load_wan_pipeline
 
+    model = tiny_variant_dir(variant)
     out = fresh_transformer.main(
-        ["--model", tiny_wan_dir, "--layers", "3", "--heads", "3", "--ffn-dim", "40", "--out", str(tmp_path / "wide")]
+        ["--model", model, "--layers", "3", "--heads", "3", "--ffn-dim", "40", "--out", str(tmp_path / "wide")]
     )
-    source, wide = load_wan_pipeline(tiny_wan_dir, torch.float32), load_wan_pipeline(out, torch.float32)
+    source, wide = load_wan_pipeline(model, torch.float32), load_wan_pipeline(out, torch.float32)
+    assert type(wide) is type(source)
+    assert wide.transformer.config.image_dim == source.transformer.config.image_dim
     assert (wide.transformer.config.num_layers, wide.transformer.config.num_attention_heads) == (3, 3)
     assert wide.transformer.config.ffn_dim == 40
     assert wide.transformer.config.text_dim == source.transformer.config.text_dim  # reads the same text encoder
