@@ -453,10 +453,11 @@ def figure(results: dict, strips: dict[str, torch.Tensor], prompts: list[str], p
     import matplotlib.pyplot as plt
 
     count = min(len(videos) for videos in strips.values()) if strips else 0
-    fig = plt.figure(figsize=(15, 4 + 2.2 * len(strips)))
-    grid = fig.add_gridspec(1 + len(strips), max(count, 2), height_ratios=[2.2] + [1] * len(strips))
+    curves = 1 if results["runs"] else 0  # the base alone (``--seeds`` with no value) has no score against step
+    fig = plt.figure(figsize=(15, 4 * curves + 2.2 * len(strips)))
+    grid = fig.add_gridspec(curves + len(strips), max(count, 2), height_ratios=[2.2] * curves + [1] * len(strips))
     half = max(count, 2) // 2
-    for column, key in enumerate(("epipolar/inlier_ratio", "trajectory/score")):
+    for column, key in enumerate(("epipolar/inlier_ratio", "trajectory/score") if curves else ()):
         axis = fig.add_subplot(grid[0, column * half : (column + 1) * half if column == 0 else None])
         for run in results["runs"]:
             points = [p for p in run["curve"] if key in p]
@@ -465,7 +466,7 @@ def figure(results: dict, strips: dict[str, torch.Tensor], prompts: list[str], p
         axis.set_ylabel(f"held-out {key}")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
-    for row, (label, videos) in enumerate(strips.items(), start=1):
+    for row, (label, videos) in enumerate(strips.items(), start=curves):
         for column in range(count):
             frames = videos[column][[0, videos.shape[1] // 2, videos.shape[1] - 1]].permute(0, 2, 3, 1).clamp(0, 1)
             axis = fig.add_subplot(grid[row, column])

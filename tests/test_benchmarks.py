@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from PIL import Image
 
 pytest.importorskip("cv2")
 
@@ -163,6 +164,9 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
     videos = torch.rand(3, 5, 3, 16, 16)
     path = miniature.figure(results, {"base": videos, "world-r1": videos}, ["a.", "b.", "c."], tmp_path / "m.png")
     assert path.stat().st_size > 1000
+    base_only = miniature.figure(results | {"runs": []}, {"base": videos}, ["a.", "b.", "c."], tmp_path / "b.png")
+    with Image.open(path) as full, Image.open(base_only) as strip:  # no runs: frame strips only, no empty axes
+        assert strip.width == full.width and strip.height < full.height / 3
 
 
 def test_miniature_consistency_threshold_is_the_best_separating_inlier_ratio():
