@@ -297,7 +297,7 @@ class WorldR1(L.LightningModule):
             **self._adv_kwargs(rewards, weights),
         )
         stats = self._update(rollout, advantages.values, embeds, negative, step, condition)
-        self._log_step(rewards, advantages, stats, batch["phase"])
+        self._log_step(step, rewards, advantages, stats, batch["phase"])
         self.steps_done = step + 1
         return {"videos": videos, "prompts": prompts, "rewards": rewards, "advantages": advantages.values, "step": step}
 
@@ -416,12 +416,24 @@ class WorldR1(L.LightningModule):
             mask=sde["mask"],
         )
 
+    def _log_scored_terms(self, step: int, metrics: dict[str, torch.Tensor | float]) -> None:
+        """Each term's reward at the steps that scored it. The terms differ by phase (the decoupled phase scores its
+        own), and Lightning logs a step metric's last value again at every later step of the epoch (a run is one
+        endless epoch), where a term the phase skips would read as its last main-phase value; so these go to the
+        loggers directly, on ``trainer.log_every_n_steps`` as Lightning logs the rest."""
+        trainer = self.trainer
+        every = trainer.log_every_n_steps
+        if not every or not ((step + 1) % every == 0 or trainer.should_stop):
+            return
+        values = {name: float(value) for name, value in metrics.items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=step)
+
     def _optimizer_step(self, optimizer, skipped: bool) -> float:
         """Clip and apply the accumulated gradients, or drop them if a loss was non-finite; returns the grad norm."""
         if skipped:
             optimizer.zero_grad(set_to_none=True)
             self._nonfinite_in_a_row += 1
-            self.log("train/skipped_updates", float(self._nonfinite_in_a_row))
             if self._nonfinite_in_a_row >= self.grpo.max_nonfinite_updates:
                 raise RuntimeError(
                     f"{self._nonfinite_in_a_row} policy updates in a row had a non-finite loss. Lower grpo.lr, "
@@ -434,20 +446,25 @@ class WorldR1(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         return float(norm)
 
-    def _log_step(self, rewards: dict[str, torch.Tensor], advantages, stats: dict[str, float], phase: str) -> None:
-        metrics = {f"reward/{name}": value.float().mean() for name, value in rewards.items()}
-        metrics |= {f"reward/{name}_std": value.float().std() for name, value in rewards.items() if value.numel() > 1}
-        metrics |= {f"reward_time/{name}": t for name, t in getattr(self.reward, "last_timings", {}).items()}
-        metrics |= {
+    def _log_step(
+        self, step: int, rewards: dict[str, torch.Tensor], advantages, stats: dict[str, float], phase: str
+    ) -> None:
+        metrics = {
+            "reward/total": rewards["total"].float().mean(),
             "adv/mean": advantages.values.mean(),
             "adv/abs_mean": advantages.values.abs().mean(),
             "adv/nonfinite_rewards": float(advantages.num_nonfinite),
             "reward/total_group_std": advantages.group_std,  # within-group spread: what the advantages are made of
             "train/phase_decoupled": float(phase == "decoupled"),
             "train/lr": self.optimizers().param_groups[0]["lr"],
+            "train/skipped_updates": float(self._nonfinite_in_a_row),  # dropped updates in a row (non-finite loss)
         }
         metrics |= {f"train/{name}": value for name, value in stats.items()}
         self.log_dict(metrics, prog_bar=False, on_step=True, on_epoch=False)
+        terms = {f"reward/{name}": value.float().mean() for name, value in rewards.items() if name != "total"}
+        terms |= {f"reward/{name}_std": value.float().std() for name, value in rewards.items() if value.numel() > 1}
+        terms |= {f"reward_time/{name}": t for name, t in getattr(self.reward, "last_timings", {}).items()}
+        self._log_scored_terms(step, terms)
         self.log("reward", rewards["total"].float().mean(), prog_bar=True, on_step=True, on_epoch=False)
         if "kl" in stats:
             self.log("kl", stats["kl"], prog_bar=True, on_step=True, on_epoch=False)

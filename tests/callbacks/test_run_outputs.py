@@ -36,10 +36,12 @@ def _data(root) -> PromptDataModule:
     (root / "eval.txt").write_text("\n".join(EVAL_PROMPTS) + "\n")
     return PromptDataModule(
         train_prompts=str(root / "train.txt"),
-        decoupled_prompts=None,
+        decoupled_prompts=str(root / "train.txt"),
         eval_prompts=str(root / "eval.txt"),
         group_size=2,
         prompts_per_step=1,
+        main_steps=1,  # steps alternate: main (red), decoupled (bright)
+        decoupled_steps=1,
     )
 
 
@@ -65,7 +67,8 @@ def run(tiny_wan_dir, tmp_path_factory):
         video=VideoSpec(SIZE, SIZE, FRAMES, fps=8),
         sampling=SamplingConfig(train_steps=4, eval_steps=4, sde_window=2, sde_window_max_start=2),
         grpo=GRPOConfig(lr=0.05, clip_range=0.2),
-        reward=WeightedReward({"red": ColorReward()}),
+        reward=WeightedReward({"red": ColorReward(), "bright": BrightnessReward()}, weights={"bright": 0.0}),
+        decoupled_weights={"bright": 1.0},
     )
     module.configure_model()
     decoded: list[int] = []
@@ -100,6 +103,16 @@ def test_event_file_holds_reward_kl_and_evaluation_scalars(run):
     assert expected <= scalars, sorted(scalars)
     base, trained = _events(run).Scalars("eval/bright/score")  # before the first step and after the last
     assert (base.step, trained.step) == (0, STEPS) and all(0.0 <= e.value <= 1.0 for e in (base, trained))
+
+
+def test_each_reward_term_is_logged_at_the_steps_that_scored_it(run):
+    """The decoupled phase scores another term: neither phase's terms may show up, stale, at the other's steps."""
+    events = _events(run)
+    assert [e.step for e in events.Scalars("reward/total")] == [0, 1]
+    assert [e.value for e in events.Scalars("train/phase_decoupled")] == [0.0, 1.0]
+    assert [e.step for e in events.Scalars("reward/red")] == [0]
+    assert [e.step for e in events.Scalars("reward/bright")] == [1]
+    assert [e.step for e in events.Scalars("reward_time/bright")] == [1]
 
 
 def test_video_summaries_are_animated_gifs_of_the_whole_clip(run):
