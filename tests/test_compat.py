@@ -46,3 +46,9 @@ def test_unclamped_decode_matches_diffusers_decode_after_clamping(tiny_wan_dir):
 def test_the_progress_bar_shows_our_description():
     assert callable(getattr(RichProgressBar, "_get_train_description", None)), "the hook Lightning calls is gone"
     assert StepProgressBar()._get_train_description(current_epoch=0) == "Flow-GRPO steps"
+
+
+def test_the_resumable_progress_bar_finds_the_task_it_corrects():
+    bar = RichProgressBar()
+    assert bar.progress is None and bar.train_progress_bar_id is None, "the bar's task attributes were renamed"
+    assert callable(getattr(bar, "refresh", None))

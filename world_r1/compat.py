@@ -60,8 +60,35 @@ def decode_wan_unclamped(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.
     return unpatchify(out, patch_size=vae.config.patch_size) if vae.config.patch_size is not None else out
 
 
-class DescribedRichProgressBar(RichProgressBar):
-    """Lightning's rich progress bar whose training task is labelled by :meth:`train_description` (Lightning names
+class ResumableRichProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, whose total stays right after a resume in the middle of an epoch."""
+
+    _counted_epoch: int | None = None  # the epoch whose first batch set the total
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._counted_epoch = None  # a bar reused by a second fit counts its first epoch again
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self._counted_epoch == trainer.current_epoch:
+            return
+        self._counted_epoch = trainer.current_epoch
+        if batch_idx and self.progress is not None and self.train_progress_bar_id is not None:
+            # Lightning bounds an epoch's total by the steps left (max_steps - global_step) but counts the bar from
+            # the epoch's first batch, so a run resumed mid-epoch read "8/6" (a Flow-GRPO run is one endless epoch):
+            # the batches that ran before the resume (the first index seen) count towards the total too
+            task = self.progress.tasks[self.train_progress_bar_id]
+            if task.total is not None:
+                total = min(trainer.num_training_batches, task.total + batch_idx)
+                self.progress.update(self.train_progress_bar_id, total=total)
+                self.refresh()
+
+
+class DescribedRichProgressBar(ResumableRichProgressBar):
+    """The resumable rich progress bar whose training task is labelled by :meth:`train_description` (Lightning names
     the hook privately)."""
 
     def train_description(self) -> str:

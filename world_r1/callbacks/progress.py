@@ -1,4 +1,5 @@
-"""Lightning's rich progress bar, labelled for Flow-GRPO runs: training steps, the reward and the KL."""
+"""Lightning's rich progress bars, right after a resume in the middle of an epoch: one labelled for Flow-GRPO runs
+(training steps, the reward and the KL), one for runs over epochs of clips (pre-training, fine-tuning on videos)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import lightning as L
 
-from world_r1.compat import DescribedRichProgressBar
+from world_r1.compat import DescribedRichProgressBar, ResumableRichProgressBar
 
 
 class StepProgressBar(DescribedRichProgressBar):
@@ -20,3 +21,7 @@ class StepProgressBar(DescribedRichProgressBar):
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)
         return metrics
+
+
+class EpochProgressBar(ResumableRichProgressBar):
+    """Lightning's rich bar as it is ("Epoch 3/9", the logged losses), whose total survives a mid-epoch resume."""
