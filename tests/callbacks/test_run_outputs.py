@@ -167,6 +167,9 @@ def test_validate_from_checkpoint_reproduces_the_evaluation(run):
 def test_run_summary_table(run):
     text = run["console"].export_text()
     assert "world-r1 run summary" in text and "best reward" in text and "eval/bright/score" in text
+    summary = next(c for c in run["trainer"].callbacks if isinstance(c, RunSummary))
+    assert [step for step, _ in summary.rewards] == [1] and [step for step, _ in summary.decoupled_rewards] == [2]
+    assert "decoupled reward" in text
     assert "(base) ->" in text  # the base model's evaluation next to the trained one
     base = json.loads((run["root"] / "run" / "version_0" / "eval" / "fit_step_000000.json").read_text())
     assert base["step"] == 0 and base["num_videos"] == 3

@@ -15,9 +15,9 @@ if TYPE_CHECKING:  # for the type hints only: the module imports nothing from ca
 
 
 class RunSummary(L.Callback):
-    """Prints, once training ends, the reward at the first, best and last step, the last KL, the latest
-    3D-consistency evaluation (from any callback exposing ``last_results``) next to the base model's (its
-    ``first_results``), and the run's folders.
+    """Prints, once training ends, the reward at the first, best and last step of the main phase (the decoupled
+    phase's apart: its total weighs other terms), the last KL, the latest 3D-consistency evaluation (from any
+    callback exposing ``last_results``) next to the base model's (its ``first_results``), and the run's folders.
 
     The progress bar shows only the current step; this is the one screen to read after a run (or paste in an issue).
     """
@@ -28,18 +28,21 @@ class RunSummary(L.Callback):
             console: where to print (tests pass a recording console); default: a new stdout console.
         """
         self.console = console or Console()
-        self.rewards: list[tuple[int, float]] = []
+        self.rewards: list[tuple[int, float]] = []  # (step, mean total reward) of the main phase's steps
+        self.decoupled_rewards: list[tuple[int, float]] = []  # of the decoupled phase's (other weights, other scale)
         self._kl: float | None = None
         self._start = 0.0
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: WorldR1) -> None:
         self._start = time.monotonic()
-        self.rewards = []
+        self.rewards, self.decoupled_rewards = [], []
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: WorldR1, *args: Any) -> None:
         metrics = trainer.callback_metrics
         if "reward" in metrics:
-            self.rewards.append((pl_module.steps_done, float(metrics["reward"])))
+            decoupled = float(metrics.get("train/phase_decoupled", 0.0)) > 0
+            rewards = self.decoupled_rewards if decoupled else self.rewards
+            rewards.append((pl_module.steps_done, float(metrics["reward"])))
         if "kl" in metrics:
             self._kl = float(metrics["kl"])
 
@@ -59,6 +62,9 @@ class RunSummary(L.Callback):
             best_step, best = max(self.rewards, key=lambda item: item[1])
             table.add_row("reward", f"{first:.4f} (step {first_step}) -> {last:.4f} (step {last_step})")
             table.add_row("best reward", f"{best:.4f} (step {best_step})")
+        if self.decoupled_rewards:  # its total weighs other terms: not comparable with the main phase's
+            (first_step, first), (last_step, last) = self.decoupled_rewards[0], self.decoupled_rewards[-1]
+            table.add_row("decoupled reward", f"{first:.4f} (step {first_step}) -> {last:.4f} (step {last_step})")
         if self._kl is not None:
             table.add_row("kl (last)", f"{self._kl:.3g}")
         for callback in trainer.callbacks:
