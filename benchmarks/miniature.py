@@ -36,6 +36,7 @@ from benchmarks.common import machine
 from benchmarks.report import machine_line
 from world_r1.data import load_prompts
 from world_r1.metrics import paired_difference, score_terms
+from world_r1.policy.loading import BUILTIN_MODELS
 from world_r1.policy.vae import encode_posterior_mean
 from world_r1.pretrain.manifest import MANIFEST_NAME, read_manifest
 from world_r1.pretrain.module import vae_input
@@ -513,9 +514,25 @@ def _write(results: dict, out: Path) -> None:
     out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
 
 
+def model_dir(model: str) -> Path:
+    """The local diffusers Wan directory ``--model`` names (``builtin:NAME`` is one shipped with world-r1)."""
+    name = model.removeprefix("builtin:")
+    if name != model and name not in BUILTIN_MODELS:
+        raise SystemExit(f"Unknown built-in model {model!r}; the built-in models: {sorted(BUILTIN_MODELS)}.")
+    path = Path(BUILTIN_MODELS[name] if name != model else model).resolve()
+    if not (path / "model_index.json").is_file():
+        raise SystemExit(f"No mini model at {path}: pass --model builtin:mini-wan or a directory (make mini-model).")
+    return path
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.miniature", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / ".cache/world_r1/mini-wan", help="the mini base model")
+    parser.add_argument(
+        "--model",
+        default="builtin:mini-wan",
+        help="the mini base model: a diffusers Wan directory (make mini-model writes .cache/world_r1/mini-wan) or "
+        "builtin:mini-wan, the one shipped with world-r1",
+    )
     parser.add_argument("--config", type=Path, default=CONFIG, help="the World-R1 config every run edits")
     parser.add_argument(
         "--seeds", type=int, nargs="*", default=[0, 1, 2], help="training seeds of world-r1 (none: base and references)"
@@ -532,9 +549,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
     console = Console(width=max(Console().width, 120))
-    model = args.model.resolve()
-    if not (model / "model_index.json").is_file():
-        raise SystemExit(f"No mini model at {model}: run `make mini-model` (or pass --model DIR).")
+    model = model_dir(args.model)
     start = time.perf_counter()
     plan = [("world-r1", seed) for seed in args.seeds] + [(name, args.ablation_seed) for name in args.ablations]
     prompts = [record.text for record in load_prompts("builtin:mini_eval")]

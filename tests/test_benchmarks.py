@@ -169,6 +169,18 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
         assert strip.width == full.width and strip.height < full.height / 3
 
 
+def test_miniature_measures_the_shipped_mini_wan_unless_told_otherwise(tmp_path):
+    from benchmarks import miniature
+    from world_r1.policy.loading import BUILTIN_MODELS
+
+    assert miniature.model_dir("builtin:mini-wan") == BUILTIN_MODELS["mini-wan"].resolve()
+    assert (miniature.model_dir("builtin:mini-wan") / "model_index.json").is_file()
+    with pytest.raises(SystemExit, match="Unknown built-in model 'builtin:giant'"):
+        miniature.model_dir("builtin:giant")
+    with pytest.raises(SystemExit, match=r"No mini model at .*make mini-model"):
+        miniature.model_dir(str(tmp_path))
+
+
 def test_miniature_consistency_threshold_is_the_best_separating_inlier_ratio():
     from benchmarks import miniature
 
