@@ -397,7 +397,9 @@ def markdown(results: dict) -> str:
         "",
         f"Held-out: {results['settings']['prompts']} prompts x {results['settings']['eval_seeds']} seeds of "
         f"`builtin:mini_eval`, ODE sampling, EMA LoRA; {results['settings']['steps']} Flow-GRPO steps per run. "
-        "Means over videos; for trained rows, the paired difference to the base in standard errors (z).",
+        "Base row: means over videos (a term's over those it does not call degenerate). Trained rows: the paired "
+        "change, trained minus base over the videos both sides measure, and in brackets that change in standard "
+        "errors (z); a change, not a mean, as the two sides can lose different videos to degenerate geometry.",
         "",
         *(
             [f"Every run edits `{results['settings']['config']}`, not `configs/mini.yaml`.", ""]
@@ -416,7 +418,7 @@ def markdown(results: dict) -> str:
     lines.append("| base | " + " | ".join(_number(base.get(key)) for _, key, _ in METRICS) + " |")
     for run in results["runs"]:
         stats = run["stats"]
-        cells = [f"{_number(stats[k]['trained'])} ({stats[k]['z']:+.1f})" if k in stats else "-" for _, k, _ in METRICS]
+        cells = [f"{stats[k]['diff']:+.3f} ({stats[k]['z']:+.1f})" if k in stats else "-" for _, k, _ in METRICS]
         lines.append(f"| {run['variant']} seed {run['seed']} | " + " | ".join(cells) + " |")
     if results.get("references"):
         lines += ["", "What the base is measured against (no pairing, so no z):", ""]

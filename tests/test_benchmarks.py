@@ -151,7 +151,12 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
     }
     results["calibration"]["inconsistent_mean"] = 0.4
     text = miniature.markdown(results)
-    assert "| base |" in text and "world-r1 seed 0" in text and "(+" in text and "Partial" not in text
+    assert "| base |" in text and "| world-r1 seed 0 | +0.100 (+" in text and "Partial" not in text
+    # a trained mean over its own valid videos above the base's, yet lower on the videos both measure: a change
+    lost = miniature.paired_difference(torch.tensor([0.9, 0.5, 0.1]), torch.tensor([0.8, 0.3, math.nan]))
+    assert lost["trained"] > float(torch.tensor([0.9, 0.5, 0.1]).mean())
+    changed = results | {"runs": [run | {"stats": stats | {"epipolar/inlier_ratio": lost}}]}
+    assert "| world-r1 seed 0 | -0.150 (-3.0) |" in miniature.markdown(changed)
     assert "| reference |" not in text
     references = {"renders, rigid (5 clips)": {key: 0.9 for key in values}}
     only_base = miniature.markdown(results | {"runs": [], "references": references})
