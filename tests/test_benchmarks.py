@@ -125,9 +125,14 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
     controlled = edited.pop("motion-controlled")
     term, key = controlled["model"]["grpo"].pop("control_covariate").split("/")
     assert controlled == shipped and key in EpipolarReward().worst and term == "epipolar"  # a key the step scores
-    for name, section, key in (("low-noise", "sampling", "noise_level"), ("small-step", "grpo", "lr")):
+    probes = (
+        ("low-noise", "sampling", "noise_level"),
+        ("small-step", "grpo", "lr"),
+        ("full-sde", "sampling", "sde_window"),
+    )
+    for name, section, key in probes:
         changed = edited.pop(name)
-        assert changed["model"][section][key] < shipped["model"][section][key]
+        assert changed["model"][section][key] < shipped["model"][section][key]  # full-sde: 0, every step an SDE step
         changed["model"][section][key] = shipped["model"][section][key]
         assert changed == shipped  # its one setting only
     paper = [f"no-{thing}" for thing in ("noise-warping", "decoupled-phase", *miniature.TERMS)]
