@@ -442,8 +442,7 @@ def markdown(results: dict) -> str:
         f"Consistent = epipolar inlier ratio >= {calibration['threshold']:.3f}, the threshold that best separates "
         f"{calibration['clips']} ground-truth renders of the held-out prompts (balanced accuracy "
         f"{calibration['balanced_accuracy']:.2f}; rigid {calibration['consistent_mean']:.3f}, inconsistent "
-        f"{calibration['inconsistent_mean']:.3f}). Sampson error and reprojection PSNR/SSIM are averaged over "
-        "videos where the term is not degenerate on both sides. References: the world's renders of the held-out "
+        f"{calibration['inconsistent_mean']:.3f}). References: the world's renders of the held-out "
         "prompts, the rigid ones encoded and decoded by the model's VAE, and the base model on as many training "
         "prompts and seeds.",
         "",
