@@ -115,7 +115,7 @@ def _small_step(config: dict) -> None:
 
 
 def _full_sde(config: dict) -> None:
-    config["model"]["sampling"]["sde_window"] = 0  # full Flow-GRPO: every step an SDE step, and trained (5x the signal)
+    config["model"]["sampling"]["sde_window"] = 0  # full Flow-GRPO: every step an SDE step and trained (5x the window)
 
 
 TERMS = ("epipolar", "depth", "trajectory", "motion")  # the reward terms of configs/mini.yaml
