@@ -3,7 +3,7 @@
 Checked on the layered photograph clips (:mod:`world_r1.synthetic.photos`), whose camera paths are known exactly:
 every camera of :data:`~world_r1.synthetic.photos.CAMERAS` (every verb of the grammar, zoom included, and a chain),
 at 0.5x, 1x and 2x speed, and at speed 1 with a 45 or 75 degree field of view, while the term assumes the configs'
-camera model (60 degrees, :class:`~world_r1.camera.MotionScale` defaults: 30 degree pans, 1 unit of travel), as it
+camera model (60 degrees, :data:`~world_r1.camera.CLASSIC_MOTION`: 30 degree pans, 1 unit of travel), as it
 must for real videos whose speed and lens are unknown. Each clip is scored against its own camera sentence, the
 mirrored one (every direction reversed) and every other camera of the list. Per form of the term:
 
@@ -29,7 +29,7 @@ import torch
 from rich.console import Console
 from rich.progress import Progress
 
-from world_r1.camera import parse_camera
+from world_r1.camera import CLASSIC_MOTION, parse_camera
 from world_r1.geometry import DETECTORS, GeometrySettings, VideoGeometry, analyse
 from world_r1.rewards.trajectory import PATH_ANCHORS, TrajectoryReward
 from world_r1.synthetic.photos import CAMERAS, photo_clip_specs, render_photo_clip
@@ -67,7 +67,7 @@ def score_clips(
     sentence, flat), ``beats`` (N,) (the own sentence above every wrong one) and ``direction_right`` (N,) over the N
     clips (splits x cameras x speeds at 60 degrees, and x the other fields of view at speed 1), each analysed once.
     "Other" cameras are those whose plan differs. ``geometry`` is the analysis (the real configs' by default)."""
-    terms = {form: TrajectoryReward(form=form) for form in forms}
+    terms = {form: TrajectoryReward(form=form, motion=CLASSIC_MOTION) for form in forms}
     variants = [(speed, 60.0) for speed in speeds] + [(1.0, fov) for fov in fovs if fov != 60.0]
     specs = [
         replace(spec, speed=speed, fov_deg=fov)

@@ -4,7 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from world_r1.camera import STATIC, CameraParseError, CameraPlan, Motion, parse_camera, plan_for_prompt
+from world_r1.camera import (
+    FIXED,
+    STATIC,
+    CameraParseError,
+    CameraPlan,
+    Motion,
+    parse_camera,
+    plan_for_prompt,
+    release_phrases,
+)
 from world_r1.camera.grammar import camera_words_table
 from world_r1.prompts import builtin_prompt_file
 
@@ -41,16 +50,26 @@ def plan(*segments: tuple[Motion, ...]) -> CameraPlan:
         ("Camera push in, then pan right.", plan((Motion("dolly", 1),), (Motion("pan", 1),))),
         ("pull out and then crane up", plan((Motion("dolly", -1),), (Motion("crane", 1),))),
         ("truck right followed by push in", plan((Motion("truck", 1),), (Motion("dolly", 1),))),
-        ("Camera push in and pan left.", plan((Motion("dolly", 1), Motion("pan", -1)))),
+        ("Camera push in while panning left.", plan((Motion("dolly", 1), Motion("pan", -1)))),
+        ("dolly in and pan left", plan((Motion("dolly", 1), Motion("pan", -1)))),
         ("pan left while tilting up", plan((Motion("pan", -1), Motion("tilt", 1)))),
         (
             "slowly pan left while tilting up, then quickly push in",
             plan((Motion("pan", -1, 0.5), Motion("tilt", 1)), (Motion("dolly", 1, 2.0),)),
         ),
-        ("Camera fixed.", STATIC),
-        ("static shot", STATIC),
-        ("The camera remains still", STATIC),
-        ("locked-off camera", STATIC),
+        ("Camera fixed.", FIXED),
+        ("static shot", FIXED),
+        ("The camera remains still", FIXED),
+        ("locked-off camera", FIXED),
+        ("truck left, then hold still", plan((Motion("truck", -1),), ())),
+        # the release's phrases alone are read as the release reads them: each a movement, in order
+        (
+            "Camera move left, pull out, then pan left.",
+            plan(*[(Motion(*m),) for m in (("truck", -1), ("dolly", -1))], (Motion("pan", -1),)),
+        ),
+        ("Camera orbit left and push in.", plan((Motion("orbit", -1),), (Motion("dolly", 1),))),
+        ("Camera push in, then fixed.", plan((Motion("dolly", 1),), ())),
+        ("camera fixed, push in", plan((), (Motion("dolly", 1),))),
     ],
 )
 def test_phrasings(text, expected):
@@ -58,7 +77,13 @@ def test_phrasings(text, expected):
 
 
 def test_describe_round_trips():
-    for text in ["push in, then pan right", "pan left while tilting up quickly", "orbit right slowly", "fixed"]:
+    for text in [
+        "push in, then pan right",
+        "pan left while tilting up quickly",
+        "orbit right slowly",
+        "fixed",
+        "tilt up, then fixed, then zoom in slowly",
+    ]:
         parsed = parse_camera(text)
         assert parse_camera(parsed.describe()) == parsed
 
@@ -71,8 +96,8 @@ def test_describe_round_trips():
         ("pan", "needs a direction"),
         ("move", "needs a direction"),
         ("pan left sideways", "unexpected word 'sideways'"),
-        ("pan left and pan right", "same way twice"),
-        ("fixed, then pan left", "static camera"),
+        ("pan left while panning right", "same way twice"),
+        ("static pan left", "static camera"),
         ("slowly", "no camera verb"),
         ("", "empty"),
         ("Camera.", "empty"),
@@ -89,12 +114,28 @@ def test_explicit_camera_overrides_text_and_must_parse():
         plan_for_prompt("Camera pan left. A barn.", "spin around")
 
 
-def test_free_prompt_text_falls_back_to_static():
+def test_a_prompt_without_camera_words_has_no_camera():
     assert plan_for_prompt("Camera pan left. A barn.") == plan((Motion("pan", -1),))
     assert plan_for_prompt("A barn at dusk. The camera slowly pushes in.") == plan((Motion("dolly", 1, 0.5),))
     assert plan_for_prompt("A barn at dusk with swallows.") == STATIC  # no camera sentence
     assert plan_for_prompt("A photographer holds a camera.") == STATIC  # not a camera instruction
-    assert plan_for_prompt("Camera wobbles wildly. A barn.") == STATIC  # outside the grammar
+    assert plan_for_prompt("Camera wobbles wildly. A barn.") == STATIC  # outside the grammar, no release phrase
+    assert not STATIC.has_camera and FIXED.has_camera and FIXED.is_static and STATIC.is_static
+
+
+def test_the_release_phrases_count_anywhere_in_the_prompt_in_order():
+    # World-R1 finds its nine phrases anywhere (whole words, every occurrence): so does a prompt here
+    assert plan_for_prompt("A tower at dusk, camera push in.") == plan((Motion("dolly", 1),))
+    assert plan_for_prompt("Camera pan left. Soldiers march, then move right.") == plan(
+        (Motion("pan", -1),), (Motion("truck", 1),)
+    )
+    assert plan_for_prompt("The dancers move left. Camera tilt up slowly.") == plan(
+        (Motion("truck", -1),), (Motion("tilt", 1, 0.5),)
+    )
+    assert plan_for_prompt("Camera wobbles, then pans left. A barn, pan right.") == plan((Motion("pan", 1),))
+    assert plan_for_prompt("A pushed-in door and a panning shot.") == STATIC  # not whole phrases
+    found = [p for _, p in release_phrases("Pan left, PUSH IN; pan left-ish. pull outside")]
+    assert found == ["pan left", "push in", "pan left"]  # letters end a phrase, a hyphen does not (as the release)
 
 
 @pytest.mark.parametrize("name", ["train", "eval", "dynamic"])
@@ -116,4 +157,4 @@ def test_the_readme_prints_the_grammars_one_table_of_camera_words():
 def test_mirrored_reverses_every_direction_and_keeps_speeds():
     chain = parse_camera("truck right quickly, then pan left and tilt up")
     assert chain.mirrored() == parse_camera("truck left quickly, then pan right and tilt down")
-    assert chain.mirrored().mirrored() == chain and STATIC.mirrored() == STATIC
+    assert chain.mirrored().mirrored() == chain and STATIC.mirrored() == STATIC and FIXED.mirrored() == FIXED

@@ -9,9 +9,9 @@ import torch
 import yaml
 from jsonargparse import ArgumentParser
 
-import world_r1.module as module_file
+import world_r1.camera.noise as noise_file
 from tests.helpers import StepOutputs, bare_trainer
-from world_r1.camera import CameraConfig
+from world_r1.camera import CameraConfig, MotionScale
 from world_r1.data import PromptDataModule, load_prompts
 from world_r1.grpo import SamplingConfig
 from world_r1.module import WorldR1
@@ -28,11 +28,14 @@ def camera_section(name: str) -> CameraConfig:
     return parser.instantiate_classes(parser.parse_object({"camera": section})).camera
 
 
-@pytest.mark.parametrize(("name", "strength"), [("wan21.yaml", 0.35), ("wan21_14b.yaml", 0.4), ("tiny.yaml", 0.35)])
-def test_configs_turn_warping_on_with_world_r1_strengths(name, strength):
+@pytest.mark.parametrize(
+    ("name", "strength"),
+    [("wan21.yaml", 0.35), ("wan21_14b.yaml", 0.4), ("world_r1_small.yaml", 0.35), ("world_r1_large.yaml", 0.4)],
+)
+def test_configs_turn_warping_on_with_world_r1_strengths_and_camera_path(name, strength):
     camera = camera_section(name)
-    assert camera.enabled and camera.strength == strength
-    assert camera.motion.rotation_deg == 30.0 and camera.scene.camera_height == 1.0
+    assert camera.enabled and camera.strength == strength and camera.degradation == 0.35
+    assert camera.motion == MotionScale()  # the release's camera path, magnitudes and units
 
 
 def tiny_module(model_dir: str, camera: CameraConfig) -> WorldR1:
@@ -46,29 +49,37 @@ def tiny_module(model_dir: str, camera: CameraConfig) -> WorldR1:
     return module
 
 
-def test_initial_noise_is_warped_by_prompt_and_override(tiny_wan_dir):
+def test_starting_noise_is_warped_by_prompt_and_override(tiny_wan_dir):
     plain = tiny_module(tiny_wan_dir, CameraConfig(enabled=False))
-    warped = tiny_module(tiny_wan_dir, CameraConfig(enabled=True, strength=0.5))
+    warped = tiny_module(tiny_wan_dir, CameraConfig(enabled=True, warp="transport", injection="initial", strength=0.5))
     prompts = ["Camera pan left. A barn.", "Camera fixed. A barn.", "A barn.", "Camera fixed. A barn."]
     cameras = [None, None, None, "truck right"]
-    base = plain.initial_noise([7, 7, 7, 7], prompts, cameras)
-    out = warped.initial_noise([7, 7, 7, 7], prompts, cameras)
+    base = plain.starting_noise([7, 7, 7, 7], prompts, cameras).noise
+    out = warped.starting_noise([7, 7, 7, 7], prompts, cameras).noise
     assert torch.equal(base[0], base[1])  # disabled: the seed alone decides
     assert not torch.equal(out[0], base[0]) and torch.equal(out[0, :, 0], base[0, :, 0])  # frame 0 is kept
     assert torch.equal(out[1], base[1]) and torch.equal(out[2], base[2])  # no camera motion: plain noise
     assert not torch.equal(out[3], base[3]) and not torch.equal(out[3], out[0])  # the override is used
-    assert torch.equal(warped.initial_noise([7]), base[:1])  # no prompts: plain noise
+    assert torch.equal(warped.starting_noise([7]).noise, base[:1])  # no prompts: plain noise
+
+
+def test_the_release_starts_from_plain_noise_and_injects_every_prompt_with_a_camera(tiny_wan_dir):
+    plain = tiny_module(tiny_wan_dir, CameraConfig(enabled=False)).starting_noise([7, 7, 7], ["A barn."] * 3).noise
+    release = tiny_module(tiny_wan_dir, CameraConfig(enabled=True))  # Go-with-the-Flow, step-wise delta
+    start = release.starting_noise([7, 7, 7], ["Camera pan left. A barn.", "Camera fixed. A barn.", "A barn."])
+    assert torch.equal(start.noise, plain)  # x_T is the plain noise, independent of the warp
+    assert start.injection.active.tolist() == [1.0, 1.0, 0.0]  # "fixed" pulls toward a still camera; no camera: none
 
 
 def test_a_training_step_runs_with_warping_and_sees_the_jsonl_camera(tiny_wan_dir, tmp_path, monkeypatch):
     seen = []
-    original = module_file.camera_noise
+    original = noise_file.warped_noise
 
-    def spy(noise, prompt, camera, config, generator=None):
+    def spy(noise, prompt, camera, config, temporal_factor, generator=None):
         seen.append((prompt, camera))
-        return original(noise, prompt, camera, config, generator)
+        return original(noise, prompt, camera, config, temporal_factor, generator)
 
-    monkeypatch.setattr(module_file, "camera_noise", spy)
+    monkeypatch.setattr(noise_file, "warped_noise", spy)
     path = tmp_path / "prompts.jsonl"
     path.write_text(json.dumps({"prompt": "Camera fixed. A barn.", "camera": "orbit left slowly"}) + "\n")
     module = tiny_module(tiny_wan_dir, CameraConfig(enabled=True))

@@ -1,16 +1,18 @@
-"""Step-wise re-injection of the warped noise: nothing at the first step or for unwarped samples, only the coarse
-(low-passed) part of the gap is injected, and rollouts keep exact log-probabilities."""
+"""The camera injections: the release's step-wise delta (its formula, per sample, renormalised) and the project's
+re-injection (nothing at the first step or for unwarped samples, only the coarse part of the gap), and rollouts with
+either keep exact log-probabilities."""
 
 import pytest
 import torch
 
 from tests.camera.test_module_noise import camera_section, tiny_module
 from world_r1.camera import CameraConfig
-from world_r1.camera.reinject import NoiseReinjection, low_pass
+from world_r1.camera.reinject import NoiseReinjection, StepwiseDelta, low_pass
 from world_r1.grpo import SamplingConfig
 from world_r1.grpo.rollout import sample_rollout
 from world_r1.grpo.sde import sde_step_with_logprob
 from world_r1.policy import flow_sigmas
+from world_r1.policy.guidance import Guidance
 
 SHAPE = (2, 4, 3, 16, 16)
 
@@ -40,26 +42,59 @@ def test_only_the_coarse_part_of_the_gap_is_injected():
     torch.testing.assert_close(low_pass(torch.full(SHAPE, 3.0), 9), torch.full(SHAPE, 3.0))  # borders too
 
 
-def test_configs_re_inject_as_the_release_except_the_measured_mini_runs():
-    for name in ("wan21.yaml", "wan21_14b.yaml", "tiny.yaml"):
+def test_the_stepwise_delta_is_the_release_formula():
+    generator = torch.Generator().manual_seed(0)
+    start, warped, state = (torch.randn(SHAPE, generator=generator) for _ in range(3))
+    inject = StepwiseDelta(start, warped, torch.tensor([1.0, 0.0]), steps=8, strength=0.35, kernel=3)
+    # independently: 3x3 box with zero padding counted, unit per sample (unbiased std), linspace weights
+    delta = torch.nn.functional.avg_pool3d(
+        (warped - start).reshape(2 * 4, 3, 16, 16), (1, 3, 3), stride=1, padding=(0, 1, 1), count_include_pad=True
+    ).reshape(SHAPE)
+    unit = delta / (delta.flatten(1).std(dim=1).view(-1, 1, 1, 1, 1) + 1e-6)
+    weight = torch.linspace(1.0, 0.1, 8)[2] / torch.linspace(1.0, 0.1, 8).sum()
+    mean, std = state.flatten(1).mean(1).view(-1, 1, 1, 1, 1), state.flatten(1).std(1).view(-1, 1, 1, 1, 1)
+    guided = state + 0.35 * weight * std * unit
+    g_mean, g_std = guided.flatten(1).mean(1).view(-1, 1, 1, 1, 1), guided.flatten(1).std(1).view(-1, 1, 1, 1, 1)
+    expected = (guided - g_mean) / (g_std + 1e-6) * std + mean
+    out = inject(2, state, state, 0.5, state, 0.4)
+    torch.testing.assert_close(out[0], expected[0], rtol=0, atol=1e-5)
+    assert torch.equal(out[1], state[1])  # a sample without a camera is never touched
+    assert torch.equal(inject(8, state, state, 0.5, state, 0.4), state)  # from step `steps` on: unchanged
+    # the renormalisation keeps each sample's mean and std, and the state moves toward the warped noise's delta
+    torch.testing.assert_close(out[0].std(), state[0].std(), rtol=1e-4, atol=0)
+    assert float(((out[0] - state[0]) * unit[0]).mean()) > 0
+
+
+def test_configs_inject_as_the_release_except_the_measured_mini_runs():
+    for name in ("wan21.yaml", "wan21_sde.yaml", "world_r1_small.yaml", "tiny.yaml"):
         camera = camera_section(name)
-        assert (camera.reinject_steps, camera.reinject_strength, camera.reinject_kernel) == (8, 0.35, 9)
-    assert camera_section("mini.yaml").reinject_steps == 0
+        assert (camera.warp, camera.injection, camera.reinject_steps, camera.reinject_kernel) == (
+            "gwtf",
+            "stepwise",
+            8,
+            9,
+        ), name
+    mini = camera_section("mini.yaml")
+    assert (mini.warp, mini.injection, mini.reinject_steps) == ("transport", "initial", 0)
     with pytest.raises(ValueError, match="reinject_kernel"):
         CameraConfig(reinject_kernel=4)
 
 
 def test_rollouts_with_re_injection_keep_exact_log_probabilities(tiny_wan_dir):
-    module = tiny_module(tiny_wan_dir, CameraConfig(enabled=True, strength=0.5, reinject_steps=3, reinject_kernel=3))
+    camera = CameraConfig(
+        enabled=True, warp="transport", injection="initial", strength=0.5, reinject_steps=3, reinject_kernel=3
+    )
+    module = tiny_module(tiny_wan_dir, camera)
     prompts = ["Camera pan left. A barn.", "Camera fixed. A barn."]
-    noise = module.initial_noise([5, 6], prompts)
-    reinjection = module.noise_reinjection(noise, prompts)
+    start = module.starting_noise([5, 6], prompts)
+    noise, reinjection = start.noise, start.injection
     assert reinjection.active.tolist() == [1.0, 0.0]  # the static prompt's noise is plain: never re-injected
     embeds = module.policy.encode_prompts(prompts)
     config = SamplingConfig(train_steps=4, sde_window=2, sde_window_max_start=2, guidance_scale=1.0)
     sigmas = flow_sigmas(4, 3.0)
-    kwargs = (module.policy, noise, embeds, None, sigmas, config, [1, 2], torch.Generator().manual_seed(0))
-    with_it = sample_rollout(*kwargs, reinjection=reinjection)
+    guidance = Guidance(embeds, None, 1.0)
+    kwargs = (module.policy, noise, guidance, sigmas, config, [1, 2], torch.Generator().manual_seed(0))
+    with_it = sample_rollout(*kwargs, injection=reinjection)
     without = sample_rollout(*kwargs[:-1], torch.Generator().manual_seed(0))
     assert (with_it.final[0] - without.final[0]).abs().max() > 1e-3  # the warped sample is steered
     torch.testing.assert_close(with_it.final[1], without.final[1])  # the static one is not

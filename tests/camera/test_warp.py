@@ -1,5 +1,6 @@
-"""Warped noise: every frame stays i.i.d. standard Gaussian (tolerances from the sample size), consecutive frames
-are correlated along the camera's flow, and the blend, fallbacks and exact cases behave as documented."""
+"""The project's transport warp: every frame stays i.i.d. standard Gaussian (tolerances from the sample size),
+consecutive frames are correlated along the camera's flow, and the blend, fallbacks and exact cases behave as
+documented. (World-R1's Go-with-the-Flow warp: test_gwtf.py.)"""
 
 import math
 
@@ -9,13 +10,15 @@ import torch.nn.functional as F
 
 from world_r1.camera import (
     CameraConfig,
-    camera_noise,
+    MotionScale,
     camera_trajectory,
     forward_flow,
     parse_camera,
     transport_noise,
     upsample_noise,
     warp_noise,
+    warped_noise,
+    warps,
     zoom_schedule,
     zoomed,
 )
@@ -52,6 +55,21 @@ def noise(seed: int = 0) -> torch.Tensor:
     return torch.randn(C, T, H, W, generator=torch.Generator().manual_seed(seed))
 
 
+#: the transport's camera in the units of its default scene (ground 1 unit below), the classic path
+CLASSIC = MotionScale(30.0, 30.0, 1.0, 4.0, 1.5, 1.0, "classic")
+
+
+def transport(**settings) -> CameraConfig:
+    return CameraConfig(enabled=True, warp="transport", injection="initial", motion=CLASSIC, **settings)
+
+
+def camera_noise(base, prompt, camera, config, generator=None):
+    """The transport's noise of one rollout, at the latent frame rate (temporal factor 1), or ``base`` unwarped."""
+    if not warps(prompt, camera, config, base.shape[1]):
+        return base
+    return warped_noise(base, prompt, camera, config, 1, generator)
+
+
 MOTIONS = [
     "pan right",
     "tilt up quickly",
@@ -66,7 +84,7 @@ MOTIONS = [
 @pytest.mark.parametrize("motion", MOTIONS)
 @pytest.mark.parametrize("strength", [1.0, 0.35])
 def test_every_warped_frame_is_white_standard_gaussian(motion, strength):
-    config = CameraConfig(enabled=True, strength=strength)
+    config = transport(strength=strength)
     out = camera_noise(noise(), f"Camera {motion}. A street.", None, config, torch.Generator().manual_seed(1))
     assert out.shape == (C, T, H, W) and out.dtype == torch.float32
     for k in range(T):
@@ -95,10 +113,10 @@ def correlation_along_flow(previous: torch.Tensor, current: torch.Tensor, target
 @pytest.mark.parametrize("motion", ["pan right", "truck left quickly", "push in", "zoom out quickly"])
 def test_consecutive_frames_are_correlated_along_the_flow(motion):
     strength = 0.5
-    config = CameraConfig(enabled=True, strength=strength)
+    config = transport(strength=strength)
     out = camera_noise(noise(), f"Camera {motion}.", None, config, torch.Generator().manual_seed(1))
-    poses = camera_trajectory(parse_camera(motion), T)
-    intrinsics = zoomed(intrinsics_from_fov(config.fov_deg, H, W), zoom_schedule(parse_camera(motion), T))
+    poses = camera_trajectory(parse_camera(motion), T, CLASSIC)
+    intrinsics = zoomed(intrinsics_from_fov(config.fov_deg, H, W), zoom_schedule(parse_camera(motion), T, CLASSIC))
     for k in range(T - 1):
         targets, valid = forward_flow(poses[k], poses[k + 1], intrinsics[k], H, W, config.scene, 1, intrinsics[k + 1])
         along, n = correlation_along_flow(out[:, k], out[:, k + 1], targets, valid)
@@ -127,16 +145,17 @@ def test_conditional_upsampling_is_white_and_sums_back():
 
 def test_strength_zero_static_prompts_and_disabled_config_leave_the_noise_alone():
     base = noise()
-    assert torch.equal(warp_noise(base, camera_trajectory(parse_camera("pan left"), T), CameraConfig(strength=0)), base)
-    on = CameraConfig(enabled=True)
+    path = camera_trajectory(parse_camera("pan left"), T, CLASSIC)
+    assert torch.equal(warp_noise(base, path, transport(strength=0)), base)
     for prompt in ["Camera fixed. A room.", "A room with a piano.", "Camera wobbles. A room."]:
-        assert torch.equal(camera_noise(base, prompt, None, on), base)
-    assert torch.equal(camera_noise(base, "Camera pan left.", None, CameraConfig(enabled=False)), base)
-    assert torch.equal(camera_noise(base, "Camera fixed.", "pan left", CameraConfig()), base)
+        assert not warps(prompt, None, transport(), T)  # the transport warps moving cameras only
+    assert not warps("Camera pan left.", None, CameraConfig(enabled=False), T)
+    assert not warps("Camera pan left.", None, transport(), 1)  # one frame: nothing to move
+    assert warps("Camera fixed.", "pan left", transport(), T)  # the explicit camera wins
 
 
 def test_warping_is_deterministic_and_the_override_wins():
-    config = CameraConfig(enabled=True)
+    config = transport()
     warp = lambda prompt, camera=None: camera_noise(noise(), prompt, camera, config, torch.Generator().manual_seed(3))  # noqa: E731
     assert torch.equal(warp("Camera pan left."), warp("Camera pan left."))
     assert torch.equal(warp("Camera fixed.", "pan left"), warp("Camera pan left."))
@@ -149,3 +168,7 @@ def test_config_is_checked():
         CameraConfig(strength=1.5)
     with pytest.raises(ValueError, match="supersample"):
         CameraConfig(supersample=0)
+    with pytest.raises(ValueError, match=r"camera\.warp"):
+        CameraConfig(warp="optical")
+    with pytest.raises(ValueError, match=r"camera\.injection"):
+        CameraConfig(injection="late")

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from world_r1.camera import CameraParseError, MotionScale, camera_trajectory, parse_camera
+from world_r1.camera import CLASSIC_MOTION, CameraParseError, camera_trajectory, parse_camera
 from world_r1.geometry import GeometrySettings, analyse, intrinsics_from_fov
 from world_r1.geometry.path import estimate_path
 from world_r1.geometry.pose import rotation_angle_deg
@@ -22,6 +22,12 @@ from world_r1.synthetic.photos import PHOTO_MOTION, PhotoClipSpec, render_photo_
 SIZE, FRAMES = 128, 9
 MOTIONS = ["pan left", "pan right", "push in", "pull back", "truck right", "tilt up", "fixed"]
 GEOMETRY = GeometrySettings(gaps=(0.5,), max_pairs=2, max_side=SIZE)  # frames 4 apart
+
+
+def classic(form: str) -> TrajectoryReward:
+    """The term of ``form`` expecting the classic path and amounts these scenes and photograph clips are rendered
+    with (the project's first convention: 30 degree turns, 1 unit of travel)."""
+    return TrajectoryReward(form=form, motion=CLASSIC_MOTION)
 
 
 def _geometry(term: TrajectoryReward) -> GeometrySettings:
@@ -47,24 +53,25 @@ class _Term:
 
 @pytest.fixture(scope="module", params=["flow", "pose", "shape"])
 def reward(request) -> _Term:
-    return _Term(TrajectoryReward(form=request.param))
+    return _Term(classic(request.param))
 
 
 @pytest.fixture(scope="module")
 def pose_reward() -> _Term:
-    return _Term(TrajectoryReward(form="pose"))
+    return _Term(classic("pose"))
 
 
 @pytest.fixture(scope="module")
 def flow_reward() -> _Term:
-    return _Term(TrajectoryReward(form="flow"))
+    return _Term(classic("flow"))
 
 
 @pytest.fixture(scope="module")
 def videos() -> torch.Tensor:
     """(7, F, 3, H, W): the scene rendered along each of MOTIONS (a different texture seed for each)."""
     rendered = [
-        render(camera_trajectory(parse_camera(m), FRAMES), SIZE, SIZE, seed=k).video for k, m in enumerate(MOTIONS)
+        render(camera_trajectory(parse_camera(m), FRAMES, CLASSIC_MOTION), SIZE, SIZE, seed=k).video
+        for k, m in enumerate(MOTIONS)
     ]
     return torch.stack(rendered)
 
@@ -147,7 +154,7 @@ def test_scores_inference_mode_tensors(reward, videos):
 
 def _pan(speed: float, seed: int = 0) -> torch.Tensor:
     """The scene under a 30-degree pan left played at ``speed`` times the intended amount (0: frozen)."""
-    scale = MotionScale(rotation_deg=30.0 * speed) if speed else MotionScale()
+    scale = replace(CLASSIC_MOTION, rotation_deg=30.0 * speed) if speed else CLASSIC_MOTION
     plan = parse_camera("pan left" if speed else "fixed")
     return render(camera_trajectory(plan, FRAMES, scale), SIZE, SIZE, seed=seed).video
 
@@ -184,7 +191,7 @@ def test_flow_form_reads_only_the_rigid_matches(videos):
 
     clip, prompt = videos[:1], ["Camera pan left."]
     analysis = analyse(clip, GEOMETRY)
-    term = TrajectoryReward(form="flow")
+    term = classic("flow")
     clean = term(clip, prompt, analysis=analysis)
     matches = analysis.matches
     start, end = matches.of_pair(0)
@@ -245,7 +252,7 @@ def test_a_zoom_is_read_as_a_lens_change_and_told_apart_from_a_dolly():
     assert float(rotation_angle_deg(path.rotations).max()) < 0.5
     assert not bool(estimate_path(analysis, 1, intrinsics_from_fov(60.0, *analysis.size)).rotation_only[-1])
     for form in ("shape", "flow"):
-        term = _Term(TrajectoryReward(form=form))
+        term = _Term(classic(form))
         table = torch.stack([term(videos, [""] * 3, cameras=[c] * 3)["score"] for c in cameras])  # sentence x clip
         wrong = (table - 2 * torch.eye(3)).amax(0)  # each clip's best score for another sentence
         if form == "shape":
@@ -257,7 +264,7 @@ def test_a_zoom_is_read_as_a_lens_change_and_told_apart_from_a_dolly():
 @pytest.mark.parametrize("speed", [0.5, 2.0])
 def test_the_shape_form_scores_the_right_camera_high_and_the_mirrored_one_zero_at_any_speed(speed):
     """At the real configs' motion scale (30 degree pans) on clips that pan 5-20 degrees: the shape is what counts."""
-    term = _Term(TrajectoryReward(form="shape"))
+    term = _Term(classic("shape"))
     videos = torch.cat([_photo_clip(c, speed) for c in ("Camera pans right.", "Camera orbits left.")])
     right = term(videos, ["", ""], cameras=["Camera pans right.", "Camera orbits left."])["score"]
     mirrored = term(videos, ["", ""], cameras=["Camera pans left.", "Camera orbits right."])["score"]
@@ -265,7 +272,7 @@ def test_the_shape_form_scores_the_right_camera_high_and_the_mirrored_one_zero_a
 
 
 def test_the_release_formula_ranks_the_right_camera_first_but_pays_half_for_the_wrong_one():
-    term = _Term(TrajectoryReward(form="path"))
+    term = _Term(classic("path"))
     video = _photo_clip("Camera trucks left.")
     right = float(term(video, [""], cameras=["Camera trucks left."])["score"][0])
     mirrored = float(term(video, [""], cameras=["Camera trucks right."])["score"][0])
@@ -274,16 +281,16 @@ def test_the_release_formula_ranks_the_right_camera_first_but_pays_half_for_the_
 
 def test_the_path_forms_need_pairs_with_frame_0():
     with pytest.raises(ValueError, match="anchors"):
-        WeightedReward({"trajectory": TrajectoryReward(form="shape")}, geometry=GEOMETRY)
-    alone = TrajectoryReward(form="shape")(_photo_clip("Camera cranes up."), ["Camera cranes up."])
+        WeightedReward({"trajectory": classic("shape")}, geometry=GEOMETRY)
+    alone = classic("shape")(_photo_clip("Camera cranes up."), ["Camera cranes up."])
     assert float(alone["score"][0]) > 0.5  # on its own the term analyses with anchors itself
 
 
 def test_the_path_forms_warn_that_corners_read_zooms_as_travel(caplog):
     with caplog.at_level("WARNING", logger="world_r1.rewards.trajectory"):
-        WeightedReward({"trajectory": TrajectoryReward(form="shape")}, geometry=replace(GEOMETRY, anchors=4))
+        WeightedReward({"trajectory": classic("shape")}, geometry=replace(GEOMETRY, anchors=4))
         assert not caplog.records
         corners = replace(GEOMETRY, anchors=4, detector="corners")
-        WeightedReward({"trajectory": TrajectoryReward(form="shape")}, geometry=corners)
-        WeightedReward({"trajectory": TrajectoryReward(form="flow")}, geometry=corners)  # reads no path: no warning
+        WeightedReward({"trajectory": classic("shape")}, geometry=corners)
+        WeightedReward({"trajectory": classic("flow")}, geometry=corners)  # reads no path: no warning
     assert len(caplog.records) == 1 and "detector: sift" in caplog.records[0].getMessage()

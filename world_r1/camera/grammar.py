@@ -1,10 +1,15 @@
 """A small grammar of camera motions, parsed from a prompt's camera sentence or an explicit ``camera`` string.
 
-Grammar (case-insensitive; a leading ``Camera``/``The camera`` and the final full stop are optional)::
+World-R1's release understands nine phrases, found anywhere in the lower-cased prompt as whole words, every
+occurrence, in order of position: "push in", "pull out", "move left", "move right", "orbit left", "orbit right",
+"pan left", "pan right" and "fixed" (``"Camera move left, pull out, then pan left."`` is three movements;
+``"A tower at dusk, camera push in."`` is one; a prompt with none has no camera). This grammar reads those prompts
+exactly so, and is a superset of them for the project's richer words:
 
-    plan     := "fixed" | "static" | "still" | "stationary" | "locked (off)" | segment (SEQ segment)*
-    segment  := clause (SIM clause)*              # clauses of one segment run at the same time
+    plan     := static | segment (SEQ segment)*
+    segment  := static | clause (SIM clause)*     # clauses of one segment run at the same time; static: a hold
     clause   := speed* verb speed* direction? speed*
+    static   := "fixed" | "static" | "still" | "stationary" | "locked (off)" | "motionless" | "steady"
     SEQ      := "," | ";" | "then" | "and then" | "followed by" | "after that" | "afterwards"
     SIM      := "and" | "while" | "whilst" | "as" | "with"
     speed    := slowly/slow/gently/gradually/slightly (x0.5) | quickly/fast/rapidly/swiftly (x2)
@@ -17,17 +22,20 @@ motion kinds with a sign (positive first):
     dolly, push, pull            -> dolly  in/forward | out/back/backward   (push: in by default; pull: out)
     truck, track                 -> truck  right | left        (sideways travel)
     crane, pedestal, boom        -> crane  up | down           (vertical travel); rise/ascend: up, descend: down
-    orbit, arc, circle           -> orbit  right | left        (travel around a point ahead, still facing it)
+    orbit, arc, circle           -> orbit  right | left        (travel around a point, turning)
     zoom                         -> zoom   in | out                   (the focal length grows / shrinks; no travel)
     move, travel                 -> forward/in/back/out: dolly, left/right: truck, up/down: crane
 
-A zoom changes the lens, not the pose: the image scales about its centre with no parallax, where a dolly travels and
-near things grow faster than far ones. ``"dolly in while zooming out"`` is the vertigo shot.
-Sign conventions (OpenCV camera axes, x right, y down, z forward) are applied in :mod:`world_r1.camera.trajectory`.
+How far and which way each kind moves is :mod:`world_r1.camera.trajectory`'s: under the release's convention "orbit
+left" turns left and travels right, as World-R1's camera does. A zoom changes the lens, not the pose: the image scales
+about its centre with no parallax, where a dolly travels and near things grow faster than far ones (``"dolly in while
+zooming out"`` is the vertigo shot).
 
-:func:`parse_camera` is strict and raises :class:`CameraParseError` naming the unknown word; :func:`plan_for_prompt`
-is what rollouts and rewards use: an explicit ``camera`` string must parse, while free prompt text without a
-parseable camera sentence falls back to the static plan (no warping; a static camera is expected).
+Where the two readings could differ, the release's wins, so a World-R1 prompt means here what it meant to World-R1:
+a camera description made only of the nine phrases joined by commas, "then" and "and" is read as the release reads it
+(each phrase a movement of its own, in order: ``"orbit left and push in"`` is two movements, not one); any other is
+read by the grammar. :func:`parse_camera` is strict and raises :class:`CameraParseError` naming the unknown word;
+:func:`plan_for_prompt` is what rollouts and rewards use (see there).
 """
 
 from __future__ import annotations
@@ -85,6 +93,7 @@ SPEEDS: dict[str, float] = {
 }
 _STATIC = {"fixed", "static", "still", "stationary", "locked", "locked-off", "motionless", "steady"}
 _FILLER = {"camera", "the", "a", "an", "shot", "view", "smoothly", "steadily", "is", "remains", "stays", "holds", "off"}
+_FILLER |= {"hold", "stay", "remain"}
 _SEQUENTIAL = re.compile(r",|;|\band then\b|\bthen\b|\bfollowed by\b|\bafter that\b|\bafterwards\b")
 _SIMULTANEOUS = re.compile(r"\b(?:and|while|whilst|as|with)\b")
 
@@ -96,7 +105,7 @@ MEANINGS: dict[str, str] = {
     "dolly": "travels along its heading; in: towards the scene (near things grow faster than far ones)",
     "truck": "travels sideways; right: to its right, the scene slides left",
     "crane": "travels vertically; up: the scene slides down",
-    "orbit": "travels around a point ahead, turning to keep facing it; right: moves to its right and turns left",
+    "orbit": "turns toward its word, travels the other way on a circle (the release's); left: turns left, moves right",
     "zoom": "stays put and changes its focal length; in: longer, the whole view grows about its centre",
 }
 
@@ -142,14 +151,21 @@ class Motion:
 
 @dataclass(frozen=True)
 class CameraPlan:
-    """Segments played one after another over equal shares of the video; the motions of a segment run together.
-    No segments means a static camera."""
+    """Movements played one after another; the motions of one movement (a segment) run together, and an empty
+    segment is a hold ("fixed"). No segments at all means the prompt gives no camera: the release then neither warps
+    the noise nor scores a trajectory, where a hold asks for a still camera."""
 
     segments: tuple[tuple[Motion, ...], ...] = ()
 
     @property
+    def has_camera(self) -> bool:
+        """Whether the prompt names a camera at all (a hold counts: "Camera fixed." asks for a still camera)."""
+        return bool(self.segments)
+
+    @property
     def is_static(self) -> bool:
-        return not self.segments
+        """Whether the camera never moves: no camera given, or only holds."""
+        return not any(self.segments)
 
     def mirrored(self) -> CameraPlan:
         """The same plan with every direction reversed (pan right -> pan left, dolly in -> dolly out)."""
@@ -157,13 +173,52 @@ class CameraPlan:
 
     def describe(self) -> str:
         """Canonical text, e.g. ``"dolly in, then pan right"``, that :func:`parse_camera` maps back to this plan
-        when every speed is 0.5, 1 or 2 (other speeds, from repeated speed words, are written as ``x0.25``)."""
-        if self.is_static:
-            return "fixed"
-        return ", then ".join(" and ".join(m.describe() for m in segment) for segment in self.segments)
+        when every speed is 0.5, 1 or 2 (other speeds, from repeated speed words, are written as ``x0.25``); "none"
+        when the plan has no camera."""
+        if not self.has_camera:
+            return "none"
+        return ", then ".join(" and ".join(m.describe() for m in segment) or "fixed" for segment in self.segments)
 
 
-STATIC = CameraPlan()
+STATIC = CameraPlan()  # no camera given: nothing warped, a still camera expected by the project's own rewards
+FIXED = CameraPlan(((),))  # "Camera fixed.": one hold
+
+#: World-R1's nine camera phrases, as its release finds them in prompts, with the movement each is here.
+RELEASE_PHRASES: dict[str, tuple[Motion, ...]] = {
+    "push in": (Motion("dolly", 1),),
+    "pull out": (Motion("dolly", -1),),
+    "move left": (Motion("truck", -1),),
+    "move right": (Motion("truck", 1),),
+    "orbit left": (Motion("orbit", -1),),
+    "orbit right": (Motion("orbit", 1),),
+    "pan left": (Motion("pan", -1),),
+    "pan right": (Motion("pan", 1),),
+    "fixed": (),
+}
+_RELEASE_PATTERN = re.compile(
+    r"(?<![a-z])(" + "|".join(re.escape(p) for p in sorted(RELEASE_PHRASES, key=len, reverse=True)) + r")(?![a-z])"
+)
+# a description the release reads whole: its phrases, and nothing between them but commas, "then" and "and"
+_JOINERS = re.compile(r"^(?:[\s,;]|\band\b|\bthen\b)*$")
+
+
+def release_phrases(text: str) -> list[tuple[int, str]]:
+    """Every one of the release's nine phrases in ``text`` (case-insensitive, whole words), as ``(position, phrase)``
+    in order of position: what World-R1's release reads as the camera plan of a prompt."""
+    return [(m.start(), m.group(1)) for m in _RELEASE_PATTERN.finditer(text.lower())]
+
+
+def _release_reading(phrase: str) -> CameraPlan | None:
+    """The release's plan of a camera description made only of its phrases joined by commas, "then" and "and"
+    (None for any other description): each phrase a movement of its own, in order."""
+    found = [(m.start(), m.end(), m.group(1)) for m in _RELEASE_PATTERN.finditer(phrase)]
+    if not found:
+        return None
+    bounds = [0, *(edge for start, end, _ in found for edge in (start, end)), len(phrase)]
+    gaps = [phrase[bounds[i] : bounds[i + 1]] for i in range(0, len(bounds), 2)]
+    if not all(_JOINERS.match(gap) for gap in gaps):
+        return None
+    return CameraPlan(tuple(RELEASE_PHRASES[name] for _, _, name in found))
 
 
 def _verb_base(word: str) -> str | None:
@@ -210,29 +265,38 @@ def _parse_clause(words: list[str], text: str) -> Motion:
     return Motion(kind, directions[direction], speed)
 
 
+def _parse_segment(part: str, text: str) -> tuple[Motion, ...] | None:
+    """One segment of a chain: its simultaneous motions, ``()`` for a hold, None when it holds no words."""
+    words = set(re.findall(r"[a-z\-]+", part))
+    if not words - _FILLER:
+        return None
+    if words & _STATIC:
+        if words - _STATIC - _FILLER:
+            raise CameraParseError(
+                f"{text!r}: a static camera ('{min(words & _STATIC)}') takes no other motion words in its segment; "
+                "use 'then' between a hold and a motion."
+            )
+        return ()
+    clauses = [c for c in (re.findall(r"[a-z\-]+", c) for c in _SIMULTANEOUS.split(part)) if c]
+    motions = tuple(_parse_clause(c, text) for c in clauses)
+    kinds = [m.kind for m in motions]
+    if len(set(kinds)) < len(kinds):
+        raise CameraParseError(f"{text!r}: one segment moves the same way twice ({kinds}); use 'then' between.")
+    return motions
+
+
 def parse_camera(text: str) -> CameraPlan:
     """Parse a camera description (``"Camera push in, then pan right."``, ``"pan left while tilting up"``,
-    ``"fixed"``) into a :class:`CameraPlan`. Raises :class:`CameraParseError` on anything outside the grammar."""
+    ``"fixed"``) into a :class:`CameraPlan`. A description made only of the release's nine phrases is read as the
+    release reads it. Raises :class:`CameraParseError` on anything outside the grammar."""
     phrase = text.strip().lower().rstrip(".!").strip()
     phrase = re.sub(r"^(?:the\s+)?camera\b\s*:?", "", phrase).strip()
     if not phrase:
         raise CameraParseError(f"{text!r}: empty camera description; use e.g. 'fixed' or 'pan left'.")
-    words = set(re.findall(r"[a-z\-]+", phrase))
-    if words & _STATIC:
-        if words - _STATIC - _FILLER:
-            raise CameraParseError(f"{text!r}: a static camera ('{min(words & _STATIC)}') takes no other motion words.")
-        return STATIC
-    segments = []
-    for part in _SEQUENTIAL.split(phrase):
-        clauses = [re.findall(r"[a-z\-]+", c) for c in _SIMULTANEOUS.split(part)]
-        clauses = [c for c in clauses if c]
-        if not clauses:
-            continue
-        motions = tuple(_parse_clause(c, text) for c in clauses)
-        kinds = [m.kind for m in motions]
-        if len(set(kinds)) < len(kinds):
-            raise CameraParseError(f"{text!r}: one segment moves the same way twice ({kinds}); use 'then' between.")
-        segments.append(motions)
+    release = _release_reading(phrase)
+    if release is not None:
+        return release
+    segments = [segment for part in _SEQUENTIAL.split(phrase) if (segment := _parse_segment(part, text)) is not None]
     if not segments:
         raise CameraParseError(f"{text!r}: no camera motion found.")
     return CameraPlan(tuple(segments))
@@ -242,16 +306,28 @@ _CAMERA_SENTENCE = re.compile(r"(?:^|[.!?\n]\s*)((?:the\s+)?camera\b[^.!?\n]*)",
 
 
 def plan_for_prompt(prompt: str, camera: str | None = None) -> CameraPlan:
-    """The camera plan of one sample: ``camera`` (an explicit JSONL field) if given, which must parse (raises
-    :class:`CameraParseError`); otherwise the first sentence of ``prompt`` that starts with "Camera"/"The camera".
-    A prompt with no such sentence, or one outside the grammar, gives :data:`STATIC` (logged at debug level)."""
+    """The camera plan of one sample.
+
+    - ``camera`` (an explicit JSONL field), if given, must parse (raises :class:`CameraParseError`).
+    - Else the first sentence of ``prompt`` that starts with "Camera"/"The camera", if the grammar parses it, and
+      every release phrase elsewhere in the prompt, each a movement placed by its position (the release counts every
+      occurrence).
+    - Else the release's phrases anywhere in the prompt, in order (``"A tower at dusk, camera push in."``).
+    - Else :data:`STATIC`: no camera (a camera sentence outside the grammar is logged at debug level).
+    """
     if camera is not None:
         return parse_camera(camera)
-    match = _CAMERA_SENTENCE.search(prompt)
-    if match is None:
-        return STATIC
-    try:
-        return parse_camera(match.group(1))
-    except CameraParseError as error:
-        log.debug("camera sentence not understood, assuming a static camera: %s", error)
-        return STATIC
+    lowered = prompt.lower()  # one string for every position below
+    found = release_phrases(lowered)
+    match = _CAMERA_SENTENCE.search(lowered)
+    if match is not None:
+        try:
+            sentence = parse_camera(match.group(1))
+        except CameraParseError as error:
+            log.debug("camera sentence not understood, reading the release's phrases only: %s", error)
+        else:
+            start, end = match.span(1)
+            before = [RELEASE_PHRASES[name] for at, name in found if at < start]
+            after = [RELEASE_PHRASES[name] for at, name in found if at >= end]
+            return CameraPlan((*before, *sentence.segments, *after))
+    return CameraPlan(tuple(RELEASE_PHRASES[name] for _, name in found))

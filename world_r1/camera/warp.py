@@ -1,12 +1,15 @@
-"""Initial latent noise warped along a camera path, keeping every frame exactly i.i.d. standard Gaussian.
+"""Latent noise warped along a camera path, keeping every frame i.i.d. standard Gaussian: the camera settings, the
+choice of warp, and the project's own transport.
 
 World-R1 conditions Wan on the camera motion with no new network: the initial noise of the latent video is warped
 frame to frame along the optical flow the intended camera path induces, so the denoiser finds the motion already
 "in" the noise. Warping Gaussian noise naively breaks it (bilinear blending shrinks the variance, nearest-neighbour
 backward warping duplicates values, so neighbours correlate), and the model then sees out-of-distribution input.
 
-The transport used here is the discrete form of "How I Warped Your Noise" (Chang et al., ICLR 2024) that
-"Go-with-the-Flow" (Burgert et al., CVPR 2025) made fast:
+Two warps are offered (``camera.warp``): World-R1's, Go-with-the-Flow over a fronto-parallel plane at the video's frame
+rate (:mod:`world_r1.camera.gwtf`), and the project's transport over a default scene (a ground and a backdrop) at the
+latent frame rate, described here. The transport is the discrete form of "How I Warped Your Noise" (Chang et al.,
+ICLR 2024) that "Go-with-the-Flow" (Burgert et al., CVPR 2025) made fast:
 
 1. Conditional upsampling: each noise pixel ``x`` becomes ``s x s`` sub-pixels ``x / s + Z - mean(Z)`` with fresh
    ``Z ~ N(0, I)``. The sub-pixels are exactly i.i.d. ``N(0, 1)`` and each block sums back to ``s * x``.
@@ -18,49 +21,73 @@ is again exactly i.i.d. ``N(0, 1)`` (per-pixel standard Gaussian and spatially w
 moves the noise unchanged. The warped chain is then blended with independent noise,
 ``sqrt(strength) * warped + sqrt(1 - strength) * fresh``, which is again exactly ``N(0, I)``.
 
-As the World-R1 release, the warped noise is also re-injected during the first denoising steps, with a low-pass
-filter on the injected delta (:mod:`world_r1.camera.reinject`).
+How the warped noise enters a rollout (``camera.injection``: the release's step-wise delta into plain noise, or the
+warped noise as the starting noise) is :mod:`world_r1.camera.reinject` and :mod:`world_r1.camera.noise`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from world_r1.camera.flow import DefaultScene, pixel_rays, project, scene_points, zoomed
 from world_r1.camera.grammar import plan_for_prompt
-from world_r1.camera.trajectory import MotionScale, camera_trajectory, zoom_schedule
+from world_r1.camera.gwtf import gwtf_noise
+from world_r1.camera.trajectory import MotionScale, camera_to_world, camera_trajectory, zoom_schedule
 from world_r1.geometry.pose import intrinsics_from_fov
+from world_r1.settings import check_choice
+
+Warp = Literal["gwtf", "transport"]
+Injection = Literal["stepwise", "initial"]
 
 
 @dataclass
 class CameraConfig:
-    """Implicit camera conditioning: the initial noise of each rollout is warped along its prompt's camera motion."""
+    """Implicit camera conditioning: noise warped along each prompt's camera path and injected into its rollouts.
 
-    enabled: bool = False  # warp the initial noise (off: plain Gaussian noise for every prompt)
-    strength: float = 0.35  # variance share of the warped noise; the rest is independent (World-R1: 0.35 1.3B, 0.4 14B)
-    fov_deg: float = 60.0  # assumed horizontal field of view of the generated videos
-    supersample: int = 4  # sub-pixels per side when transporting noise (more: smoother fractional flow)
-    scene: DefaultScene = field(default_factory=DefaultScene)  # the assumed ground plane and backdrop
-    motion: MotionScale = field(default_factory=MotionScale)  # how far one camera motion goes over the video
-    reinject_steps: int = (
-        8  # denoising steps after which the warped noise is re-injected (World-R1: 8; 0: initial only)
-    )
-    reinject_strength: float = 0.35  # share of the low-passed gap to the warped noise each re-injection closes
-    reinject_kernel: int = 9  # low-pass (box) width in latent pixels: only the coarse layout of the noise is injected
+    The defaults are World-R1's release: Go-with-the-Flow warping (:mod:`world_r1.camera.gwtf`) and its step-wise
+    delta injection into plain starting noise (:class:`~world_r1.camera.reinject.StepwiseDelta`). The project's own
+    choice, ``warp: transport`` with ``injection: initial``, starts every rollout from the warped noise itself.
+    """
+
+    enabled: bool = False  # warp and inject (off: plain Gaussian noise for every prompt)
+    warp: Warp = "gwtf"  # gwtf: Go-with-the-Flow over a plane (the release); transport: over a ground and backdrop
+    injection: Injection = "stepwise"  # stepwise: the release's delta into plain noise; initial: start from the warp
+    strength: float = 0.35  # stepwise: the release's wrap strength (0.40 for 14B); initial: the warp's variance share
+    degradation: float = 0.35  # gwtf: share of fresh noise blended into the warped noise (the release: 0.35)
+    flow_scale: int = 16  # gwtf: warp resolution over latent resolution (the release: 16)
+    focal: float = 1.2  # gwtf: focal length over the image width (the release: 1.2)
+    plane_depth: float = 1000.0  # gwtf: distance of the plane the flow is computed over (the release: 1000)
+    max_flow: float = 0.25  # gwtf: flows longer than this share of the larger side are scaled down (the release)
+    fov_deg: float = 60.0  # transport: assumed horizontal field of view (and the trajectory reward's lens)
+    supersample: int = 4  # transport: sub-pixels per side when moving noise along sub-pixel flow
+    scene: DefaultScene = field(default_factory=DefaultScene)  # transport: the assumed ground plane and backdrop
+    motion: MotionScale = field(default_factory=MotionScale)  # how far one camera motion goes, and its convention
+    reinject_steps: int = 8  # injections after the first steps (the release: 8; initial with 0: no re-injection)
+    reinject_strength: float = 0.35  # initial: share of the low-passed gap to the warped noise closed each time
+    reinject_kernel: int = 9  # low-pass (box) width in latent pixels on the injected delta (the release: 9)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.strength <= 1.0:
-            raise ValueError(f"camera.strength must be in [0, 1], got {self.strength}.")
+        check_choice("camera.warp", self.warp, Warp)
+        check_choice("camera.injection", self.injection, Injection)
+        if not 0.0 <= self.strength <= 1.0 or not 0.0 <= self.degradation <= 1.0:
+            raise ValueError(
+                f"camera.strength and camera.degradation must be in [0, 1], got {self.strength}, {self.degradation}."
+            )
         if self.reinject_steps < 0 or not 0.0 <= self.reinject_strength <= 1.0:
             raise ValueError("camera.reinject_steps must be >= 0 and camera.reinject_strength in [0, 1].")
         if self.reinject_kernel < 1 or self.reinject_kernel % 2 == 0:
             raise ValueError(f"camera.reinject_kernel must be an odd width >= 1, got {self.reinject_kernel}.")
-        if self.supersample < 1:
-            raise ValueError(f"camera.supersample must be >= 1, got {self.supersample}.")
+        if self.supersample < 1 or self.flow_scale < 1:
+            raise ValueError(
+                f"camera.supersample and camera.flow_scale must be >= 1, got {self.supersample}, {self.flow_scale}."
+            )
+        if self.focal <= 0 or self.plane_depth <= 0 or self.max_flow <= 0:
+            raise ValueError("camera.focal, camera.plane_depth and camera.max_flow must be > 0.")
 
 
 def upsample_noise(noise: torch.Tensor, factor: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -139,22 +166,43 @@ def warp_noise(
     return out
 
 
-def camera_noise(
+def warps(prompt: str, camera: str | None, config: CameraConfig, latent_frames: int) -> bool:
+    """Whether the noise of ``prompt`` is warped: warping is on, there are frames to move, and the prompt gives a
+    camera: any camera for Go-with-the-Flow ("Camera fixed." freezes the noise, pulling toward a still camera, as the
+    release does), a moving one for the transport."""
+    if not config.enabled or latent_frames < 2:
+        return False
+    plan = plan_for_prompt(prompt, camera)
+    return plan.has_camera if config.warp == "gwtf" else not plan.is_static
+
+
+def warped_noise(
     noise: torch.Tensor,
     prompt: str,
     camera: str | None,
     config: CameraConfig,
+    temporal_factor: int,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """The initial noise ``(C, T, h, w)`` of one rollout: warped along the camera plan of ``prompt`` (or of the
-    explicit ``camera`` string, which must parse) when :func:`warps`; else ``noise`` itself."""
-    if not warps(prompt, camera, config, noise.shape[1]):
-        return noise
-    plan, frames = plan_for_prompt(prompt, camera), noise.shape[1]
+    """The camera noise ``(C, T, h, w)`` of one rollout whose plain noise is ``noise``, by ``config.warp``: the
+    transport warps ``noise`` itself and blends it with independent noise (variance share ``strength``); Go-with-the-
+    Flow warps noise of its own, drawn from ``generator``, along the path at the video's frame rate. The camera path
+    is that of ``prompt`` (or of the explicit ``camera`` string, which must parse) at the video's
+    ``(T - 1) * temporal_factor + 1`` frames; call it only where :func:`warps`."""
+    plan = plan_for_prompt(prompt, camera)
+    frames = (noise.shape[1] - 1) * temporal_factor + 1
     poses, zooms = camera_trajectory(plan, frames, config.motion), zoom_schedule(plan, frames, config.motion)
-    return warp_noise(noise, poses, config, generator, zooms)
-
-
-def warps(prompt: str, camera: str | None, config: CameraConfig, latent_frames: int) -> bool:
-    """Whether the noise of ``prompt`` is warped: warping is on, the camera moves, and there are frames to move it."""
-    return config.enabled and latent_frames >= 2 and not plan_for_prompt(prompt, camera).is_static
+    if config.warp == "transport":
+        return warp_noise(noise, poses[::temporal_factor], config, generator, zooms[::temporal_factor])
+    return gwtf_noise(
+        camera_to_world(poses),
+        tuple(noise.shape),
+        temporal_factor,
+        config.flow_scale,
+        config.focal,
+        config.plane_depth,
+        config.max_flow,
+        config.degradation,
+        generator,
+        zooms,
+    ).to(noise.dtype)

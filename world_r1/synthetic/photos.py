@@ -64,7 +64,9 @@ CAMERAS = (
 )
 CLIP_KINDS = ("consistent", "morph", "swim", "drift", "flicker", "static")
 #: how far one segment at speed 1 goes in these scenes (backdrop 6 units ahead, cards at 3.5 and 2)
-PHOTO_MOTION = MotionScale(rotation_deg=10.0, orbit_deg=12.0, translation=0.6, orbit_radius=3.5, zoom=1.35)
+PHOTO_MOTION = MotionScale(
+    rotation_deg=10.0, orbit_deg=12.0, translation=0.6, orbit_radius=3.5, zoom=1.35, dolly=0.6, convention="classic"
+)
 SWIM_FRACTION = 0.15  # how far (share of a layer's width) a severity-1 photograph slides inside its card
 RIPPLE_FRACTION = 0.02  # largest ripple (share of a layer's width) of a severity-1 swim, at the end of the clip
 RIPPLE_WAVES = 3.0  # ripple waves across a layer
@@ -193,6 +195,7 @@ def _camera(spec: PhotoClipSpec) -> tuple[torch.Tensor, torch.Tensor]:
         rotation_deg=PHOTO_MOTION.rotation_deg * spec.speed,
         orbit_deg=PHOTO_MOTION.orbit_deg * spec.speed,
         translation=PHOTO_MOTION.translation * spec.speed,
+        dolly=PHOTO_MOTION.dolly * spec.speed,
         zoom=PHOTO_MOTION.zoom**spec.speed,
     )
     poses = camera_trajectory(plan, spec.num_frames, scale)

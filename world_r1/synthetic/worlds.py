@@ -468,8 +468,11 @@ def render_world(
 def _default_motion() -> MotionScale:
     """Clearly visible yet in-view motion for the world scenes: pans/tilts of 20 degrees (a third of the view), 0.6
     units of travel (crane down stays 0.4 above the ground, push in 2 units short of the nearest object), orbits of
-    25 degrees around a pivot 4 units ahead (between the objects)."""
-    return MotionScale(rotation_deg=20.0, orbit_deg=25.0, translation=0.6, orbit_radius=4.0)
+    25 degrees around a pivot 4 units ahead (between the objects); the classic convention, which the shipped mini Wan
+    was trained on ("orbit left" moves left around the pivot)."""
+    return MotionScale(
+        rotation_deg=20.0, orbit_deg=25.0, translation=0.6, orbit_radius=4.0, dolly=0.6, convention="classic"
+    )
 
 
 @dataclass
