@@ -19,6 +19,7 @@ from benchmarks.report import figure
 from world_r1.grpo import SamplingConfig
 from world_r1.grpo.rollout import sample_rollout
 from world_r1.policy import VideoSpec, WanPolicy, flow_sigmas
+from world_r1.policy.guidance import Guidance
 
 
 def rollout_functions(
@@ -49,7 +50,7 @@ def rollout_functions(
     @torch.no_grad()
     def ours() -> None:
         generator = torch.Generator(device).manual_seed(1)
-        sample_rollout(policy, noise, cond, neg, sigmas, config, sde_steps, generator)
+        sample_rollout(policy, noise, Guidance(cond, neg, guidance_scale), sigmas, config, sde_steps, generator)
 
     def diffusers(adapter: bool = True) -> None:
         if not adapter:

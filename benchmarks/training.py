@@ -18,6 +18,7 @@ from world_r1.grpo import GRPOConfig, SamplingConfig
 from world_r1.grpo.rollout import sample_rollout
 from world_r1.module import WorldR1
 from world_r1.policy import VideoSpec, WanPolicy, flow_sigmas
+from world_r1.policy.guidance import Guidance
 
 
 def trainerless_module(policy: WanPolicy, sampling: SamplingConfig, micro_batch: int) -> WorldR1:
@@ -51,19 +52,20 @@ def training_functions(
     }
     modules = {name: trainerless_module(policy, config, batch) for name, config in configs.items()}
     sigmas = flow_sigmas(steps, configs["fast"].flow_shift)
+    guidance = Guidance(cond, neg, configs["fast"].guidance_scale)
     rollout = sample_rollout(
-        policy, noise, cond, neg, sigmas, configs["fast"], list(range(window)), torch.Generator(device).manual_seed(0)
+        policy, noise, guidance, sigmas, configs["fast"], list(range(window)), torch.Generator(device).manual_seed(0)
     )
     index = torch.arange(batch, device=device)
 
     def trained_step() -> None:
-        out = modules["fast"]._loss(rollout, 0, index, advantages, cond, neg)
+        out = modules["fast"]._loss(rollout, 0, index, advantages, guidance)
         out.loss.backward()
         policy.transformer.zero_grad(set_to_none=True)
 
     @torch.no_grad()
     def cfg_forward() -> None:
-        policy.velocity(noise, float(sigmas[0]), cond, neg, configs["fast"].guidance_scale)
+        guidance.velocity(policy, noise, float(sigmas[0]))
 
     def checkpointed_step() -> None:
         policy.transformer.enable_gradient_checkpointing()
@@ -76,8 +78,8 @@ def training_functions(
         module = modules[name]
         sde_steps = module.sampling.sde_steps(torch.Generator().manual_seed(1))
         generator = torch.Generator(device).manual_seed(2)
-        trajectory = sample_rollout(policy, noise, cond, neg, sigmas, module.sampling, sde_steps, generator)
-        module._update(trajectory, advantages, cond, neg, step=0)
+        trajectory = sample_rollout(policy, noise, guidance, sigmas, module.sampling, sde_steps, generator)
+        module._update(trajectory, advantages, guidance, step=0)
 
     return {
         "cfg_forward": cfg_forward,

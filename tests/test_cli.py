@@ -20,7 +20,15 @@ TINY = str(ROOT / "configs" / "tiny.yaml")
 def test_help_lists_every_subcommand_with_one_line(capsys):
     assert run_in_process("--help") is None
     listed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
-    assert listed == {"fit", "validate", "test", "pretrain", "tiny", "sample", "evaluate", "smoke"}
+    assert listed == {"fit", "validate", "test", "pretrain", "tiny", "sample", "evaluate", "camera", "smoke"}
+
+
+def test_an_unknown_subcommand_ends_with_one_line_listing_every_subcommand():
+    message = run_in_process("camara", "--prompts", "x.txt")
+    assert isinstance(message, str) and "\n" not in message and "unknown subcommand 'camara'" in message
+    for name in ("fit", "validate", "test", "pretrain", "tiny", "sample", "evaluate", "camera", "smoke"):
+        assert name in message
+    assert "predict" not in message
 
 
 def test_a_bad_value_ends_with_one_line_naming_it_and_debug_shows_the_traceback(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from world_r1.grpo import GRPOConfig, SamplingConfig, sde_step_with_logprob
 from world_r1.grpo.rollout import sample_rollout
 from world_r1.module import WorldR1
 from world_r1.policy import LoRAConfig, PolicyConfig, VideoSpec, flow_sigmas
+from world_r1.policy.guidance import Guidance
 from world_r1.rewards import BrightnessReward, EpipolarReward, MotionReward, Reward, WeightedReward
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +50,8 @@ def test_rescoring_a_rollout_with_unchanged_weights_gives_ratio_one(tiny_wan_dir
     embeds, negative = module.policy.encode_prompts(prompts), module.policy.encode_negative(3)
     rollout = sample_rollout(
         module.policy,
-        module.initial_noise([1, 2, 3]),
-        embeds,
-        negative,
+        module.starting_noise([1, 2, 3]).noise,
+        Guidance(embeds, negative, module.sampling.guidance_scale),
         flow_sigmas(4),
         module.sampling,
         [1, 2],

@@ -5,6 +5,7 @@ python -m world_r1 validate --config configs/wan21.yaml --ckpt_path last   # 3D-
 python -m world_r1 tiny --out .cache/tiny-wan [--variant wan2.2-ti2v]   # a tiny random Wan (offline demo, tests)
 python -m world_r1 sample --prompts builtin:eval --checkpoint runs/wan21/version_0/checkpoints/last.ckpt --out samples
 python -m world_r1 evaluate --videos samples           # score any folder of videos, rich table + JSON/CSV
+python -m world_r1 camera "Camera orbit left. A hall." # the camera path a prompt gets, one JSON line per prompt
 python -m world_r1 pretrain --config configs/mini_vae.yaml   # flow-matching training of Wan (same flags as fit)
 python -m world_r1 smoke [--size 14b]                  # real-size Wan 2.1, random weights: step time, memory, sizes
 """
@@ -25,10 +26,12 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from world_r1.callbacks.interrupt import SaveOnInterrupt
 from world_r1.checkpoint_io import CheckedCheckpointIO
+from world_r1.commands.camera import camera, positional_prompts
 from world_r1.commands.evaluate import evaluate
 from world_r1.commands.sample import sample
 from world_r1.commands.smoke import smoke
 from world_r1.data import PromptDataModule
+from world_r1.hparams import upgrade
 from world_r1.module import WorldR1
 from world_r1.policy.tiny import build_tiny_wan
 from world_r1.pretrain import ClipDataModule, WanTrainer
@@ -87,7 +90,7 @@ class WorldR1CLI(LightningCLI):
                 self.config[subcommand].ckpt_path = path
         if not (path and Path(path).is_file()):
             return
-        hparams = CheckedCheckpointIO().load_checkpoint(path).get("hyper_parameters", {})
+        hparams = upgrade(CheckedCheckpointIO().load_checkpoint(path).get("hyper_parameters", {}))
         hparams.pop("_instantiator", None)
         if not hparams:
             return
@@ -194,7 +197,13 @@ def tiny(
     print(build_tiny_wan(out, seed=seed, overwrite=overwrite, variant=variant))
 
 
-TOOLS: dict[str, Callable[..., object]] = {"tiny": tiny, "sample": sample, "evaluate": evaluate, "smoke": smoke}
+TOOLS: dict[str, Callable[..., object]] = {
+    "tiny": tiny,
+    "sample": sample,
+    "evaluate": evaluate,
+    "camera": camera,
+    "smoke": smoke,
+}
 TRAINING = {
     "fit": "train a LoRA with Flow-GRPO and the 3D rewards (--config configs/wan21.yaml)",
     "validate": "the held-out 3D-consistency evaluation of a run (--ckpt_path)",
@@ -232,12 +241,15 @@ def main(argv: list[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help"):
         print(overview())
         return
+    if args[0] not in TRAINING and args[0] not in TOOLS:  # Lightning would list only its own four, and `predict`
+        sys.exit(f"error: unknown subcommand {args[0]!r}: choose from {', '.join([*TRAINING, *TOOLS])}.")
     try:
         if args[0] == "pretrain":  # `fit` of the flow-matching trainer: the same flags and conventions
             rest = args[1:] if args[1:2] == ["fit"] else ["fit", *args[1:]]
             WorldR1CLI(rest, model_class=WanTrainer, datamodule_class=ClipDataModule)
         elif args[0] in TOOLS:
-            auto_cli(TOOLS[args[0]], args=args[1:], as_positional=False)  # every argument named: `--videos DIR`
+            rest = positional_prompts(args[1:]) if args[0] == "camera" else args[1:]
+            auto_cli(TOOLS[args[0]], args=rest, as_positional=False)  # every argument named: `--videos DIR`
         else:
             WorldR1CLI(args=argv)  # None: LightningCLI reads sys.argv itself
     except (FileNotFoundError, ValueError) as error:

@@ -10,7 +10,7 @@ import json
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from world_r1.camera import CameraParseError, parse_camera
+from world_r1.camera import RELEASE_PHRASES, CameraParseError, parse_camera, plan_for_prompt
 from world_r1.compat import uses_distributed_sampler
 from world_r1.policy.conditioning import check_aspect, image_size
 from world_r1.prompts import BUILTIN_SETS, builtin_prompt_file
@@ -218,7 +218,7 @@ class PromptDataModule(L.LightningDataModule):
         self,
         train_prompts: str = "builtin:train",
         decoupled_prompts: str | None = "builtin:dynamic",
-        eval_prompts: str = "builtin:eval",
+        eval_prompts: str | list[str] = "builtin:eval",
         group_size: int = 8,
         prompts_per_step: int = 2,
         main_steps: int = 100,
@@ -230,7 +230,8 @@ class PromptDataModule(L.LightningDataModule):
         Args:
             train_prompts: .txt/.jsonl file of training prompts, or builtin:train.
             decoupled_prompts: prompts of the decoupled phase (dynamic scenes), or None.
-            eval_prompts: held-out prompts for evaluation.
+            eval_prompts: held-out prompts for evaluation: a file, or a list of files evaluated together (World-R1:
+                its test prompts and its dynamic ones).
             group_size: G, samples per prompt; advantages are computed within each group.
             prompts_per_step: distinct prompts per step over all processes (groups per step).
             main_steps: steps of the main phase before each decoupled phase.
@@ -264,8 +265,26 @@ class PromptDataModule(L.LightningDataModule):
         return self._sets
 
     def eval_records(self) -> list[PromptRecord]:
-        """The held-out prompts (the first ``num_eval_prompts``)."""
-        return load_prompts(self.eval_prompts)[: self.num_eval_prompts]
+        """The held-out prompts (the first ``num_eval_prompts``), of every file of ``eval_prompts`` in turn, numbered
+        through (a prompt's number seeds its evaluation noise)."""
+        files = [self.eval_prompts] if isinstance(self.eval_prompts, str) else list(self.eval_prompts)
+        if not files:
+            raise ValueError("data.eval_prompts is an empty list: name at least one prompt file (e.g. builtin:eval).")
+        records: list[PromptRecord] = []
+        for file in files:
+            records += [replace(record, id=len(records) + i) for i, record in enumerate(load_prompts(file))]
+        return records[: self.num_eval_prompts]
+
+    def check_cameras(self) -> None:
+        """Raise, naming the file and the fix, if no training prompt gives a camera: camera conditioning on, and
+        nothing to condition (World-R1's prompts open with a camera sentence)."""
+        records = self.prompt_sets()["main"]
+        if not any(plan_for_prompt(r.text, r.camera).has_camera for r in records):
+            raise ValueError(
+                f"No prompt of data.train_prompts ({self.train_prompts}) names a camera, yet model.camera.enabled is "
+                f"true: open prompts with a camera sentence using World-R1's phrases ({', '.join(RELEASE_PHRASES)}), "
+                'e.g. "Camera push in, then pan left. <scene>", or set model.camera.enabled: false.'
+            )
 
     def records(self) -> list[PromptRecord]:
         """Every prompt the data module serves: the training sets and the held-out prompts."""

@@ -9,28 +9,26 @@ from typing import NamedTuple
 import lightning as L
 import torch
 
-from world_r1.camera import CameraConfig, camera_noise
-from world_r1.camera.reinject import NoiseReinjection
-from world_r1.camera.warp import warps
+from world_r1.camera import CameraConfig
+from world_r1.camera.noise import StartingNoise, starting_noise
 from world_r1.compat import collect_rng_states, set_rng_states
 from world_r1.grpo.advantages import gather_group_rewards
 from world_r1.grpo.config import GRPOConfig, SamplingConfig
 from world_r1.grpo.loss import grpo_loss
-from world_r1.grpo.rollout import Rollout, sample_ode, sample_rollout, sample_unipc
-from world_r1.grpo.sde import sde_step_with_logprob
+from world_r1.grpo.rollout import Rollout, sample_ode, sample_rollout, sample_unipc, sample_unipc_rollout
 from world_r1.policy import PolicyConfig, VideoSpec, WanPolicy, flow_sigmas
 from world_r1.policy.conditioning import ImageCondition, load_image
+from world_r1.policy.guidance import Guidance
+from world_r1.policy.schedule import wan_unipc_scheduler
 from world_r1.rewards import BrightnessReward, WeightedReward
 from world_r1.seeding import derive_seed
 
 
 class StepRollout(NamedTuple):
-    """One Flow-GRPO step's rollouts and what its update reuses."""
+    """One Flow-GRPO step's rollouts and the guidance its update reuses."""
 
     rollout: Rollout
-    embeds: torch.Tensor
-    negative: torch.Tensor
-    condition: ImageCondition | None
+    guidance: Guidance
 
 
 class WorldR1(L.LightningModule):
@@ -101,6 +99,8 @@ class WorldR1(L.LightningModule):
         if data is not None and hasattr(data, "check_images"):  # before the first rollout, naming the prompt line
             kind = self.policy.conditioning
             data.check_images(self.video.height, self.video.width, kind != "none", kind == "channels")
+        if data is not None and hasattr(data, "check_cameras") and self.camera.enabled:
+            data.check_cameras()
         if self.policy_config.offload_text_encoder:
             self.policy.offload_text_encoder(self._known_prompts())
 
@@ -135,45 +135,31 @@ class WorldR1(L.LightningModule):
             set_rng_states(state["rng"])
 
     # ---------------------------------------------------------------------------------------------- sampling
-    def initial_noise(
+    def starting_noise(
         self,
         seeds: Sequence[int],
         prompts: Sequence[str] | None = None,
         cameras: Sequence[str | None] | None = None,
-    ) -> torch.Tensor:
-        """Standard Gaussian latents ``(B, C, T, h, w)``, one seed per sample, drawn on CPU for device independence.
-
-        With ``camera.enabled`` and ``prompts``, each sample's noise is warped along the camera motion of its prompt
-        (or of ``cameras[i]``, an explicit override), still exactly standard Gaussian (``world_r1.camera.warp``).
-        """
+    ) -> StartingNoise:
+        """Where rollouts start, one seed per sample, and the camera injection that follows them
+        (:func:`world_r1.camera.noise.starting_noise`): with ``camera.enabled`` and ``prompts``, each sample's
+        camera is that of its prompt (or of ``cameras[i]``, an explicit override)."""
         vae = self.policy.vae.config
         shape = self.video.latent_shape(vae.z_dim, vae.scale_factor_temporal, vae.scale_factor_spatial)
-        noise = []
-        for i, seed in enumerate(seeds):
-            generator = torch.Generator().manual_seed(int(seed))
-            sample = torch.randn(shape, generator=generator)
-            if prompts is not None:
-                camera = cameras[i] if cameras is not None else None
-                sample = camera_noise(sample, prompts[i], camera, self.camera, generator)
-            noise.append(sample)
-        return torch.stack(noise).to(self.device)
+        return starting_noise(seeds, shape, prompts, self.camera, vae.scale_factor_temporal, cameras, self.device)
 
-    def noise_reinjection(
-        self, noise: torch.Tensor, prompts: Sequence[str], cameras: Sequence[str | None] | None = None
-    ) -> NoiseReinjection | None:
-        """The step-wise re-injection of ``noise`` (the warped initial noise of ``prompts``) during the first
-        ``camera.reinject_steps`` steps, for the samples whose noise was warped; None when nothing is re-injected."""
-        config = self.camera
-        cameras = cameras or [None] * len(prompts)
-        active = [warps(p, c, config, noise.shape[2]) for p, c in zip(prompts, cameras, strict=True)]
-        if config.reinject_steps == 0 or config.reinject_strength == 0 or not any(active):
-            return None
-        return NoiseReinjection(
-            noise,
-            torch.tensor(active, dtype=torch.float32),
-            config.reinject_steps,
-            config.reinject_strength,
-            config.reinject_kernel,
+    def guidance(
+        self, prompts: Sequence[str], images: Sequence[str | None] | None = None, scale: float | None = None
+    ) -> Guidance:
+        """The prompts' embeddings, the negative prompt's, CFG as ``sampling`` sets it (``scale`` overrides) and the
+        image conditioning of ``images``."""
+        sampling = self.sampling
+        return Guidance(
+            self.policy.encode_prompts(prompts),
+            self.policy.encode_negative(len(prompts)),
+            sampling.guidance_scale if scale is None else scale,
+            sampling.guidance_scale_2,
+            self.image_condition(images),
         )
 
     def image_condition(self, images: Sequence[str | None] | None) -> ImageCondition | None:
@@ -205,23 +191,18 @@ class WorldR1(L.LightningModule):
         cameras: Sequence[str | None] | None = None,
         images: Sequence[str | None] | None = None,
     ) -> torch.Tensor:
-        """Deterministic ODE videos ``(B, F, 3, H, W)`` in [0, 1] for evaluation and the `sample` command, by
-        ``sampling.eval_sampler`` (Euler or UniPC); ``cameras`` optionally overrides the camera motion of each prompt
-        (used when ``camera.enabled``), ``images`` are the first frames of an image-to-video model."""
+        """Deterministic videos ``(B, F, 3, H, W)`` in [0, 1] for evaluation and the `sample` command, by
+        ``sampling.eval_sampler`` (Euler or UniPC) with the camera conditioning of training; ``cameras`` optionally
+        overrides the camera motion of each prompt (used when ``camera.enabled``), ``images`` are the first frames of
+        an image-to-video model."""
         steps, sampling = num_steps or self.sampling.eval_steps, self.sampling
-        noise = self.initial_noise(seeds, prompts, cameras)
-        embeds, negative = self.policy.encode_prompts(prompts), self.policy.encode_negative(len(prompts))
-        scale = sampling.guidance_scale if guidance_scale is None else guidance_scale
-        guidance = {
-            "condition": self.image_condition(images),
-            "guidance_scale_2": sampling.guidance_scale_2,
-            "reinjection": self.noise_reinjection(noise, prompts, cameras),
-        }
+        start = self.starting_noise(seeds, prompts, cameras)
+        guidance = self.guidance(prompts, images, guidance_scale)
         if sampling.eval_sampler == "unipc":
-            latents = sample_unipc(self.policy, noise, embeds, negative, steps, sampling.flow_shift, scale, **guidance)
+            latents = sample_unipc(self.policy, start.noise, guidance, steps, sampling.flow_shift, start.injection)
         else:
             sigmas = flow_sigmas(steps, sampling.flow_shift)
-            latents = sample_ode(self.policy, noise, embeds, negative, sigmas, scale, **guidance)
+            latents = sample_ode(self.policy, start.noise, guidance, sigmas, start.injection)
         return self.policy.decode(latents)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
@@ -245,31 +226,41 @@ class WorldR1(L.LightningModule):
 
     # ---------------------------------------------------------------------------------------------- training
     def sample_step(self, batch: dict) -> StepRollout:
-        """The rollouts of one Flow-GRPO step on ``batch`` (the data module's ``prompts``, ``step``, ``group_ids``,
-        ``sample_ids``, optional ``images`` and ``cameras``): seeded noise, warped along each camera, SDE on the
-        step's window. Also what the update reuses (embeddings, image condition)."""
+        """The rollouts of one step on ``batch`` (the data module's ``prompts``, ``step``, ``group_ids``,
+        ``sample_ids``, optional ``images`` and ``cameras``): seeded starting noise with its camera injection, then
+        ``sampling.rollout``: the SDE window of Flow-GRPO-Fast, or the release's UniPC transitions."""
         prompts: list[str] = batch["prompts"]
         step: int = batch["step"]
-        embeds = self.policy.encode_prompts(prompts)
-        negative = self.policy.encode_negative(len(prompts))
-        sigmas = flow_sigmas(self.sampling.train_steps, self.sampling.flow_shift)
+        sampling = self.sampling
+        guidance = self.guidance(prompts, batch.get("images"))
+        start = self.starting_noise(self._noise_seeds(batch), prompts, batch.get("cameras"))
+        if sampling.rollout == "unipc":
+            runs = self.policy.trainable_runs(self._unipc_sigmas())
+            rollout = sample_unipc_rollout(
+                self.policy,
+                start.noise,
+                guidance,
+                sampling.train_steps,
+                sampling.flow_shift,
+                sampling.recorded_steps(runs),
+                sampling.store_dtype,
+                start.injection,
+            )
+            return StepRollout(rollout, guidance)
+        sigmas = flow_sigmas(sampling.train_steps, sampling.flow_shift)
         window_rng = torch.Generator().manual_seed(derive_seed(self.seed, "window", step))
         sde_rng = torch.Generator(self.device).manual_seed(derive_seed(self.seed, "sde", step, self.global_rank))
-        condition = self.image_condition(batch.get("images"))
-        noise = self.initial_noise(self._noise_seeds(batch), prompts, batch.get("cameras"))
+        sde_steps = sampling.sde_steps(window_rng, self.policy.trainable_runs(sigmas))
         rollout = sample_rollout(
-            self.policy,
-            noise,
-            embeds,
-            negative,
-            sigmas,
-            self.sampling,
-            self.sampling.sde_steps(window_rng, self.policy.trainable_runs(sigmas)),
-            sde_rng,
-            condition,
-            self.noise_reinjection(noise, prompts, batch.get("cameras")),
+            self.policy, start.noise, guidance, sigmas, sampling, sde_steps, sde_rng, start.injection
         )
-        return StepRollout(rollout, embeds, negative, condition)
+        return StepRollout(rollout, guidance)
+
+    def _unipc_sigmas(self) -> torch.Tensor:
+        """The noise levels Wan's UniPC calls the transformer at in a training rollout (which expert runs where)."""
+        scheduler = wan_unipc_scheduler(self.sampling.flow_shift)
+        scheduler.set_timesteps(self.sampling.train_steps)
+        return torch.cat([scheduler.timesteps.float() / scheduler.config.num_train_timesteps, torch.zeros(1)])
 
     def training_step(self, batch: dict, batch_idx: int) -> dict:
         """One Flow-GRPO step. Returns what callbacks receive as ``outputs`` in ``on_train_batch_end``: the decoded
@@ -277,7 +268,7 @@ class WorldR1(L.LightningModule):
         ``advantages`` (B,) and the ``step``."""
         prompts: list[str] = batch["prompts"]
         step: int = batch["step"]
-        rollout, embeds, negative, condition = self.sample_step(batch)
+        rollout, guidance = self.sample_step(batch)
         videos = self.policy.decode(rollout.final)
         weights = self.decoupled_weights if batch["phase"] == "decoupled" and self.decoupled_weights else None
         rewards = self.reward(
@@ -296,7 +287,7 @@ class WorldR1(L.LightningModule):
             rank=self.global_rank,
             **self._adv_kwargs(rewards, weights),
         )
-        stats = self._update(rollout, advantages.values, embeds, negative, step, condition)
+        stats = self._update(rollout, advantages.values, guidance, step)
         self._log_step(step, rewards, advantages, stats, batch["phase"])
         self.steps_done = step + 1
         return {"videos": videos, "prompts": prompts, "rewards": rewards, "advantages": advantages.values, "step": step}
@@ -351,16 +342,9 @@ class WorldR1(L.LightningModule):
                 )
         return names
 
-    def _update(
-        self,
-        rollout: Rollout,
-        advantages: torch.Tensor,
-        embeds: torch.Tensor,
-        negative: torch.Tensor,
-        step: int,
-        condition: ImageCondition | None = None,
-    ) -> dict[str, float]:
-        """Inner epochs of clipped-surrogate updates; one optimizer step per epoch, gradients accumulated."""
+    def _update(self, rollout: Rollout, advantages: torch.Tensor, guidance: Guidance, step: int) -> dict[str, float]:
+        """Inner epochs of clipped-surrogate updates; one optimizer step per epoch, gradients accumulated over the
+        samples and recorded steps (their mean)."""
         optimizer = self.optimizers()
         rng = torch.Generator().manual_seed(derive_seed(self.seed, "update", step, self.global_rank))
         batch_size, recorded = rollout.log_probs.shape
@@ -373,7 +357,7 @@ class WorldR1(L.LightningModule):
             skipped = False
             for j in steps:
                 for index in order.split(self.grpo.micro_batch_size):
-                    out = self._loss(rollout, j, index.to(self.device), advantages, embeds, negative, condition)
+                    out = self._loss(rollout, j, index.to(self.device), advantages, guidance)
                     if not torch.isfinite(out.loss):
                         skipped = True
                         break
@@ -386,24 +370,22 @@ class WorldR1(L.LightningModule):
             totals["grad_norm"] = self._optimizer_step(optimizer, skipped) * count
         return {name: value / max(count, 1) for name, value in totals.items()}
 
-    def _loss(self, rollout: Rollout, j: int, index: torch.Tensor, advantages, embeds, negative, condition=None):
+    def _loss(self, rollout: Rollout, j: int, index: torch.Tensor, advantages: torch.Tensor, guidance: Guidance):
+        """The clipped surrogate plus KL of recorded step ``j`` for the samples ``index``: the step re-scored under
+        the current policy (and, for the KL, under the base model with the adapter disabled) by the rollout's
+        kernel."""
         x = rollout.latents[index, j].float()
         x_next = rollout.next_latents[index, j].float()
         sigma, sigma_next = float(rollout.sigmas[j]), float(rollout.sigmas_next[j])
-        condition = condition.select(index) if condition is not None else ImageCondition()
-        sde = {
-            "noise_level": self.sampling.noise_level,
-            "noise_schedule": self.sampling.noise_schedule,
-            "mask": condition.free_mask(x),
-        }
-        guidance = (self.sampling.guidance_scale, condition, self.sampling.guidance_scale_2)
-        v = self.policy.velocity(x, sigma, embeds[index], negative[index], *guidance)
-        step = sde_step_with_logprob(v, x, sigma, sigma_next, prev_sample=x_next, **sde)
+        model_sigma = float(rollout.model_sigmas[j])
+        guidance = guidance.select(index)
+        mask = guidance.image.free_mask(x)
+        step = rollout.kernel.score(guidance.velocity(self.policy, x, model_sigma), x, sigma, sigma_next, x_next, mask)
         ref_mean = None
         if self.grpo.beta > 0:
             with torch.no_grad(), self.policy.reference():
-                v_ref = self.policy.velocity(x, sigma, embeds[index], negative[index], *guidance)
-                ref_mean = sde_step_with_logprob(v_ref, x, sigma, sigma_next, prev_sample=x_next, **sde).mean
+                v_ref = guidance.velocity(self.policy, x, model_sigma)
+                ref_mean = rollout.kernel.score(v_ref, x, sigma, sigma_next, x_next, mask).mean
         return grpo_loss(
             step.log_prob,
             rollout.log_probs[index, j].to(self.device),
@@ -413,7 +395,7 @@ class WorldR1(L.LightningModule):
             mean=step.mean,
             ref_mean=ref_mean,
             std=step.std,
-            mask=sde["mask"],
+            mask=mask,
         )
 
     def _log_scored_terms(self, step: int, metrics: dict[str, torch.Tensor | float]) -> None:

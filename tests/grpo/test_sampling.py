@@ -8,6 +8,7 @@ from tests.helpers import SPEC, latents
 from world_r1.grpo import SamplingConfig
 from world_r1.grpo.rollout import sample_ode, sample_unipc
 from world_r1.policy import LoRAConfig, WanPolicy, flow_sigmas
+from world_r1.policy.guidance import Guidance
 
 
 @pytest.fixture()
@@ -31,9 +32,10 @@ def test_unipc_matches_wan_pipelines_own_sampler(policy, tiny_wan_dir):
         output_type="latent",
     ).frames
     shift = pipe.scheduler.config.flow_shift
-    ours = sample_unipc(policy, noise, embeds, negative, num_steps=6, flow_shift=shift, guidance_scale=4.0)
+    guidance = Guidance(embeds, negative, 4.0)
+    ours = sample_unipc(policy, noise, guidance, num_steps=6, flow_shift=shift)
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
-    euler = sample_ode(policy, noise, embeds, negative, flow_sigmas(6, shift), guidance_scale=4.0)
+    euler = sample_ode(policy, noise, guidance, flow_sigmas(6, shift))
     assert (euler - ours).abs().max() > 1e-3, "a different integrator of the same ODE"
 
 

@@ -13,6 +13,7 @@ from world_r1.callbacks.export import fuse_lora_into_pipeline
 from world_r1.grpo.config import SamplingConfig
 from world_r1.grpo.rollout import sample_rollout, sample_unipc
 from world_r1.policy import LoRAConfig, VideoSpec, WanPolicy, flow_sigmas
+from world_r1.policy.guidance import Guidance
 from world_r1.policy.lora import LORA_WEIGHT_NAME, LORA_WEIGHT_NAME_2
 
 FRAMES = 5
@@ -63,7 +64,11 @@ def _both(variant, pipeline_class, with_image, model_dir, policy, guidance_scale
             prompt_embeds=embeds, negative_prompt_embeds=negative, latents=noise.clone(), output_type="latent", **call
         ).frames,
         sample_unipc(
-            policy, noise, embeds, negative, 4, pipe.scheduler.config.flow_shift, 4.0, condition, guidance_scale_2
+            policy,
+            noise,
+            Guidance(embeds, negative, 4.0, guidance_scale_2, condition),
+            4,
+            pipe.scheduler.config.flow_shift,
         ),
     )
 
@@ -150,9 +155,8 @@ def test_a_held_first_frame_is_kept_and_left_out_of_the_log_probabilities(tiny_v
     condition = policy.encode_images([_picture(), _picture(1)], 64, 64, FRAMES)
     config = SamplingConfig(train_steps=4, sde_window=2, sde_window_max_start=2, guidance_scale=1.0)
     embeds = policy.encode_prompts(["a", "b"])
-    rollout = sample_rollout(
-        policy, _noise(policy, 64), embeds, None, flow_sigmas(4, 3.0), config, [1, 2], None, condition
-    )
+    guidance = Guidance(embeds, None, 1.0, condition=condition)
+    rollout = sample_rollout(policy, _noise(policy, 64), guidance, flow_sigmas(4, 3.0), config, [1, 2], None)
     torch.testing.assert_close(rollout.final[:, :, :1], condition.first_frame)
     torch.testing.assert_close(
         rollout.next_latents[:, :, :, :1], condition.first_frame[:, None].expand(-1, 2, -1, -1, -1, -1)

@@ -234,6 +234,6 @@ def test_two_frame_vae_generates_through_wanpipeline_and_the_policy(tmp_path):
     pipe.save_pretrained(tmp_path)
     module = WorldR1(policy=PolicyConfig(model=str(tmp_path)), video=VideoSpec(32, 32, 9))
     module.configure_model()
-    assert module.initial_noise([0]).shape == (1, 16, 5, 4, 4)
+    assert module.starting_noise([0]).noise.shape == (1, 16, 5, 4, 4)
     with pytest.raises(ValueError, match="vae_temporal_factor"):
         WanSizes(vae_temporal_factor=3)

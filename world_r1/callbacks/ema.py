@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import torch
@@ -24,32 +24,54 @@ class LoRAEMA(L.Callback):
     validation (and by :meth:`swapped` for sampling), saved in Lightning checkpoints, and exported by
     :class:`~world_r1.callbacks.export.LoRAExport`.
 
+    World-R1's release (``warmup: steps``, ``repeats: 24``): the warm-up counts optimizer steps ``n`` (the step just
+    done), the average moves after steps where ``n + 1`` is a multiple of ``update_every``, and it moves ``repeats``
+    times there with the same decay (the release's loop calls its EMA once per trained sample, 24 per process and
+    epoch, toward nearly the same weights): with 0.9, 0.9^24 = 8 % of the old average survives, so it behaves close
+    to a snapshot taken every ``update_every`` steps.
+
     Lightning's ``WeightAveraging`` keeps a deep copy of the whole module, gigabytes for Wan; this keeps only the
     adapter's tensors.
     """
 
-    def __init__(self, decay: float = 0.9, update_every: int = 1, swap_for_validation: bool = True) -> None:
+    def __init__(
+        self,
+        decay: float = 0.9,
+        update_every: int = 1,
+        swap_for_validation: bool = True,
+        warmup: Literal["updates", "steps"] = "updates",
+        repeats: int = 1,
+    ) -> None:
         """
         Args:
             decay: weight of the running average per update (Flow-GRPO uses 0.9 with updates every 8 steps).
             update_every: training steps between two EMA updates.
             swap_for_validation: evaluate with the averaged weights, then restore the raw ones.
+            warmup: what ``n`` of the warm-up ``min(decay, (1 + n) / (10 + n))`` counts: EMA ``updates`` so far, or
+                optimizer ``steps`` (the release: the step just done, 0-based).
+            repeats: updates applied each time with the same decay (the release: 24, its samples per process).
         """
         if not 0.0 <= decay <= 1.0:
             raise ValueError(f"LoRAEMA.decay must be in [0, 1], got {decay}.")
-        if update_every < 1:
-            raise ValueError(f"LoRAEMA.update_every must be >= 1, got {update_every}.")
+        if update_every < 1 or repeats < 1:
+            raise ValueError(f"LoRAEMA.update_every and repeats must be >= 1, got {update_every}, {repeats}.")
+        if warmup not in ("updates", "steps"):
+            raise ValueError(f"LoRAEMA.warmup must be 'updates' or 'steps', got {warmup!r}.")
         self.decay = decay
         self.update_every = update_every
         self.swap_for_validation = swap_for_validation
+        self.warmup = warmup
+        self.repeats = repeats
         self.num_updates = 0
         self._average: list[torch.Tensor] | None = None
         self._pending: list[torch.Tensor] | None = None  # restored from a checkpoint before the model exists
         self._swap: AbstractContextManager[None] | None = None  # open while validation/test runs on the average
 
-    def current_decay(self) -> float:
-        """The decay of the next update: Flow-GRPO's warm-up ``min(decay, (1 + n) / (10 + n))``."""
-        return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+    def current_decay(self, step: int | None = None) -> float:
+        """The decay of the next update: Flow-GRPO's warm-up ``min(decay, (1 + n) / (10 + n))``, ``n`` the updates so
+        far, or with ``warmup: steps`` the optimizer step just done (``step``, 0-based)."""
+        n = step if self.warmup == "steps" and step is not None else self.num_updates
+        return min(self.decay, (1 + n) / (10 + n))
 
     @staticmethod
     def _params(pl_module: WorldR1) -> list[torch.nn.Parameter]:
@@ -69,10 +91,11 @@ class LoRAEMA(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: WorldR1, *args: Any) -> None:
         # `steps_done` is the module's step clock (updated by training_step), so resumed runs keep the same cadence
         if pl_module.steps_done % self.update_every == 0:
-            decay = self.current_decay()
+            decay = self.current_decay(pl_module.steps_done - 1)
             with torch.no_grad():
-                for average, param in zip(self._ensure(pl_module), self._params(pl_module), strict=True):
-                    average.lerp_(param.detach(), 1.0 - decay)
+                for _ in range(self.repeats):
+                    for average, param in zip(self._ensure(pl_module), self._params(pl_module), strict=True):
+                        average.lerp_(param.detach(), 1.0 - decay)
             self.num_updates += 1
 
     @contextmanager

@@ -13,6 +13,7 @@ from world_r1.callbacks.ema import LoRAEMA
 from world_r1.camera import CameraConfig
 from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import load_prompts
+from world_r1.hparams import module_arguments
 from world_r1.module import WorldR1
 from world_r1.policy import DEFAULT_MODEL, WAN_NEGATIVE_PROMPT, PolicyConfig, VideoSpec
 from world_r1.policy.conditioning import check_aspect, image_size
@@ -24,10 +25,7 @@ from world_r1.video_io import write_mp4
 def load_module_from_checkpoint(checkpoint: str | os.PathLike, use_ema: bool = True) -> WorldR1:
     """Rebuild the trained module from a Lightning checkpoint: base model from its config, LoRA (EMA if saved)."""
     state = CheckedCheckpointIO().load_checkpoint(checkpoint, weights_only=False)
-    camera = state["hyper_parameters"].get("camera")
-    if camera is not None and "reinject_steps" not in vars(camera):  # trained before step-wise re-injection existed:
-        camera.reinject_steps = 0  # sample as it was trained, from warped initial noise only
-    module = WorldR1(**state["hyper_parameters"])
+    module = WorldR1(**module_arguments(state.get("hyper_parameters", {})))
     module.configure_model()
     missing = module.load_state_dict(state["state_dict"], strict=False).unexpected_keys
     if missing:

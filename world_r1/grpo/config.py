@@ -1,5 +1,14 @@
 """The settings of Flow-GRPO, as YAML sees them: how rollouts are sampled and how the policy is updated.
 
+Two ways of sampling training rollouts (``sampling.rollout``), each with the log-probability its update trains:
+
+* ``sde``: the project's Flow-GRPO-Fast. Euler steps, SDE noise on a short random window (``sde_window``; 0: every
+  step, full Flow-GRPO), only those steps recorded and trained.
+* ``unipc``: World-R1's released step. Deterministic multistep UniPC (Wan's own sampler); the first
+  ``floor(train_steps * timestep_fraction)`` transitions of every sample (24 of 50 in the release) recorded and
+  trained, each scored as a Gaussian around its Euler step (:mod:`world_r1.grpo.transition`). Exploration comes
+  from the starting noise and the camera injection.
+
 The enumerations are ``Literal`` types: LightningCLI checks them when it parses a config, and ``__post_init__``
 checks them with the same lists for code that builds the dataclasses directly.
 """
@@ -14,6 +23,7 @@ import torch
 
 from world_r1.settings import Dtype, check_choice
 
+Rollout = Literal["sde", "unipc"]
 NoiseSchedule = Literal["flow_grpo", "linear"]
 StdMode = Literal["group", "global"]
 EvalSampler = Literal["euler", "unipc"]
@@ -21,9 +31,9 @@ EvalSampler = Literal["euler", "unipc"]
 
 @dataclass
 class SamplingConfig:
-    """How rollouts are sampled. World-R1 trains with Flow-GRPO-Fast: SDE noise on a short random window only."""
+    """How rollouts are sampled (the module docstring): Flow-GRPO-Fast's SDE window, or the release's UniPC."""
 
-    train_steps: int = 10  # denoising steps of a training rollout ("denoising reduction")
+    train_steps: int = 10  # denoising steps of a training rollout ("denoising reduction"; the release: 50)
     eval_steps: int = 40  # denoising steps for evaluation and `sample` (deterministic ODE)
     guidance_scale: float = 5.0  # classifier-free guidance, in rollouts and in the policy update alike
     guidance_scale_2: float | None = None  # CFG of a two-expert Wan's low-noise expert (Wan 2.2 A14B); None: as above
@@ -35,22 +45,44 @@ class SamplingConfig:
     shared_noise: bool = False  # one initial noise per group (True) or one per sample (False)
     store_dtype: Dtype = "fp32"  # dtype of recorded latents: "bf16" halves rollout memory (log-probs stay exact)
     eval_sampler: EvalSampler = "euler"  # ODE of evaluation and `sample`: "euler" (the rollouts') or "unipc" (Wan's)
+    rollout: Rollout = "sde"  # sde: Euler with SDE noise on a window (Flow-GRPO-Fast); unipc: the release's UniPC
+    timestep_fraction: float = 0.49  # unipc: the first floor(train_steps * this) transitions are trained (the release)
 
     def __post_init__(self) -> None:
         if self.train_steps < 1 or self.eval_steps < 1:
             raise ValueError("sampling.train_steps and sampling.eval_steps must be >= 1.")
+        check_choice("sampling.rollout", self.rollout, Rollout)
         check_choice("sampling.noise_schedule", self.noise_schedule, NoiseSchedule)
+        if self.rollout == "unipc" and not 0 < int(self.train_steps * self.timestep_fraction) <= self.train_steps:
+            raise ValueError(
+                f"sampling.timestep_fraction={self.timestep_fraction} trains floor({self.train_steps} x "
+                f"{self.timestep_fraction}) = {int(self.train_steps * self.timestep_fraction)} of the "
+                f"{self.train_steps} steps: use a fraction in [{1 / self.train_steps:.3g}, 1] (the release: 0.49)."
+            )
         check_choice("sampling.eval_sampler", self.eval_sampler, EvalSampler)
         check_choice("sampling.store_dtype", self.store_dtype, Dtype)
-        if not 0 <= self.sde_window <= self.train_steps:
+        if self.rollout == "sde" and not 0 <= self.sde_window <= self.train_steps:
             raise ValueError(f"sampling.sde_window must be in [0, train_steps={self.train_steps}].")
-        if self.sde_window and self.sde_window_max_start + self.sde_window > self.train_steps:
+        if self.rollout == "sde" and self.sde_window and self.sde_window_max_start + self.sde_window > self.train_steps:
             raise ValueError(
                 f"sampling.sde_window_max_start={self.sde_window_max_start} + sde_window={self.sde_window} exceeds "
                 f"train_steps={self.train_steps}: lower the start or the window."
             )
         if self.noise_level < 0:
             raise ValueError(f"sampling.noise_level must be >= 0, got {self.noise_level}.")
+
+    def recorded_steps(self, trainable: Sequence[range] | None = None) -> list[int]:
+        """The release's trained steps: the first ``floor(train_steps * timestep_fraction)`` of every rollout, those
+        of them that an adapted transformer denoises (``trainable``: the runs of such steps; None: every step)."""
+        first = range(int(self.train_steps * self.timestep_fraction))
+        runs = list(trainable) if trainable is not None else [range(self.train_steps)]
+        steps = [i for i in first if any(i in run for run in runs)]
+        if not steps:
+            raise ValueError(
+                f"None of the first {len(first)} steps (sampling.timestep_fraction) is denoised by a transformer with "
+                "a LoRA: raise the fraction or add that expert to lora.experts."
+            )
+        return steps
 
     def sde_steps(self, generator: torch.Generator, trainable: Sequence[range] | None = None) -> list[int]:
         """Indices of the steps that get SDE noise (and are trained) in one rollout.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-from world_r1.settings import Dtype
+from world_r1.settings import Dtype, check_choice
 
+LoRAInit = Literal["default", "gaussian"]
 DEFAULT_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 
 #: Self- and cross-attention projections of every Wan block: the LoRA placement of Flow-GRPO and World-R1.
@@ -42,8 +44,10 @@ class LoRAConfig:
     dropout: float = 0.0  # dropout on the adapter input
     target_modules: list[str] = field(default_factory=lambda: list(ATTENTION_PROJECTIONS))  # module-name suffixes
     experts: list[str] = field(default_factory=lambda: list(EXPERTS))  # which transformers get it (those the Wan has)
+    init: LoRAInit = "default"  # A's initialisation (B starts at 0): default (PEFT's Kaiming) or gaussian (the release)
 
     def __post_init__(self) -> None:
+        check_choice("lora.init", self.init, LoRAInit)
         if self.rank < 1:
             raise ValueError(f"lora.rank must be >= 1, got {self.rank}.")
         if not 0.0 <= self.dropout < 1.0:

@@ -47,7 +47,7 @@ def add_lora(transformer: WanTransformer3DModel, config: LoRAConfig) -> None:
             lora_alpha=config.alpha,
             lora_dropout=config.dropout,
             target_modules=list(config.target_modules),
-            init_lora_weights=True,
+            init_lora_weights="gaussian" if config.init == "gaussian" else True,
         ),
         adapter_name=ADAPTER,
     )

@@ -1,0 +1,111 @@
+"""Saved hyper-parameters -> the objects the code uses, in one place, whatever form they were saved in.
+
+A checkpoint written by ``fit`` from a YAML config holds the module's settings as plain dicts (LightningCLI saves
+what it parsed); one written from Python holds the dataclasses themselves; one written by an older world-r1 lacks
+settings added since. :func:`upgrade` turns any of them into today's dict form, filling a missing setting with the
+value the old run behaved as (not today's default, which may differ); :func:`module_arguments` builds the
+dataclasses ``WorldR1`` takes. Resume (``--ckpt_path``), ``sample --checkpoint``, ``validate`` and ``evaluate``
+all read checkpoints through these two functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from world_r1.camera import CameraConfig
+from world_r1.grpo import GRPOConfig, SamplingConfig
+from world_r1.policy import PolicyConfig, VideoSpec
+
+#: the dataclass behind each saved section of ``WorldR1``'s hyper-parameters
+SECTIONS: dict[str, type] = {
+    "policy": PolicyConfig,
+    "video": VideoSpec,
+    "sampling": SamplingConfig,
+    "grpo": GRPOConfig,
+    "camera": CameraConfig,
+}
+
+#: settings added after runs were saved, and the value those runs behaved as
+_ADDED: dict[tuple[str, ...], Any] = {
+    ("camera", "reinject_steps"): 0,  # before step-wise re-injection: the warped initial noise only
+    ("camera", "warp"): "transport",  # before Go-with-the-Flow: the project's transport
+    ("camera", "injection"): "initial",  # ... starting from the warped noise
+    ("camera", "motion", "convention"): "classic",  # before the release's camera path
+    ("sampling", "rollout"): "sde",  # before the release's UniPC rollout
+}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every dataclass (and namespace-like object) turned into a dict, recursively. A dataclass gives
+    what its instance holds (``vars``): one unpickled from an older world-r1 lacks the fields added since, and must
+    not borrow today's defaults from its class."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _plain(item) for name, item in vars(value).items()}
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if hasattr(value, "__dict__") and type(value).__name__ == "Namespace":  # jsonargparse's
+        return {key: _plain(item) for key, item in vars(value).items()}
+    return value
+
+
+def upgrade(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """Saved hyper-parameters as today's plain dicts: dataclasses become dicts, and a setting added since the run was
+    saved gets the value the run behaved as (``_ADDED``); a ``camera.motion`` saved without ``dolly`` travelled the
+    same distance along the view as sideways (``translation``)."""
+    out = _plain(dict(hparams))
+    camera = out.get("camera")
+    if isinstance(camera, dict):  # only sections that were saved: a run without a camera keeps today's default
+        motion = camera.get("motion")
+        if isinstance(motion, dict) and "dolly" not in motion and "translation" in motion:
+            motion["dolly"] = motion["translation"]
+    for path, value in _ADDED.items():
+        node = out
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] not in node:
+            node[path[-1]] = value
+    return out
+
+
+def _dataclass_type(hint: Any) -> type | None:
+    """The dataclass a field's type hint names (also inside ``X | None``), or None."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), None)
+    return None
+
+
+def build(cls: type, values: Mapping[str, Any] | Any) -> Any:
+    """An instance of dataclass ``cls`` from ``values`` (a dict, or already one), nested dataclasses too; keys the
+    class does not know are refused with their names (a checkpoint from a newer world-r1)."""
+    if isinstance(values, cls):
+        return values
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"Saved settings {unknown} are unknown to this world-r1's {cls.__name__}: the checkpoint comes from a "
+            "newer version; upgrade world-r1 to read it."
+        )
+    kwargs = {}
+    for name, value in values.items():
+        inner = _dataclass_type(hints[name])
+        kwargs[name] = build(inner, value) if inner is not None and isinstance(value, Mapping) else value
+    return cls(**kwargs)
+
+
+def module_arguments(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """``WorldR1``'s constructor arguments from saved hyper-parameters in any form (:func:`upgrade`), its sections
+    built as dataclasses; Lightning's bookkeeping keys (``_instantiator``) are dropped."""
+    out = {}
+    for name, value in upgrade(hparams).items():
+        if name.startswith("_"):
+            continue
+        out[name] = build(SECTIONS[name], value) if name in SECTIONS and isinstance(value, Mapping) else value
+    return out
