@@ -1,5 +1,6 @@
-"""The path forms of S_traj against values computed by hand for known paths: World-R1's release formula and the
-scale-free shape form, the Umeyama alignment under both, and the focal length read off two-view geometry."""
+"""The path forms of S_traj against values computed by hand for known paths: World-R1's release formula (static
+target, pure turn, pure travel, both, reversed travel, doubled length, its tolerance and its RANSAC alignment) and the
+scale-free shape form, the Umeyama alignment, and the focal length read off two-view geometry."""
 
 import math
 
@@ -9,7 +10,13 @@ from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 
 from world_r1.geometry.path import estimate_focal_length, umeyama
 from world_r1.geometry.pose import intrinsics_from_fov
-from world_r1.rewards.path_scores import PathPair, release_score, shape_score
+from world_r1.rewards.path_scores import (
+    PathPair,
+    release_align,
+    release_score,
+    release_trajectory_score,
+    shape_score,
+)
 
 TRUCK = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [2.0, 0.0, 0.0]])  # frame 0 and two cameras to the right
 STILL = torch.zeros(3, 3)
@@ -32,43 +39,88 @@ def test_umeyama_recovers_a_similarity():
     assert float(s) == 0.0 and torch.equal(r, torch.eye(3, dtype=torch.float64))
 
 
-def test_the_right_path_at_another_speed_scores_one_in_both_forms():
-    paths = PathPair(2 * TRUCK, TRUCK, EYE, EYE)
-    assert release_score(paths)["score"] == pytest.approx(1.0)
-    assert shape_score(paths)["score"] == pytest.approx(1.0)
+def poses(centres: list[tuple[float, float, float]], yaws: list[float] | None = None) -> torch.Tensor:
+    """Camera-to-world poses (F, 4, 4): centres and, turned about the vertical axis, rotations (degrees)."""
+    out = torch.eye(4, dtype=torch.float64).repeat(len(centres), 1, 1)
+    out[:, :3, 3] = torch.tensor(centres, dtype=torch.float64)
+    if yaws is not None:
+        out[:, :3, :3] = yaw(*yaws)
+    return out
 
 
-def test_the_mirrored_truck_by_hand():
-    paths = PathPair(-0.5 * TRUCK, TRUCK, EYE, EYE)
-    release = release_score(paths)
-    # cos -1; the scale stops at 0, so the aligned path sits at the intended mean (1, 0, 0): length ratio 1e-6, mean
-    # distance (1 + 0 + 1) / 3 over len_gt = 2; the rotations agree exactly
-    translation = -0.4 + 0.3 * 1e-6 + 0.3 * math.exp(-(1 / 3) / 2)
-    assert release["direction"] == pytest.approx(-1.0)
-    assert release["translation"] == pytest.approx(translation, abs=1e-6)
-    assert release["score"] == pytest.approx(0.5 * (translation + 1.0), abs=1e-6)
-    assert shape_score(paths)["score"] == 0.0  # travel the wrong way: nothing
+PUSH = [(0.0, 0.0, 0.0), (0.0, 0.0, 300.0), (0.0, 0.0, 600.0)]  # push in, in the release's units
+STAY = [(0.0, 0.0, 0.0)] * 3
 
 
-def test_a_pan_at_half_the_intended_angle_by_hand():
-    paths = PathPair(STILL, STILL, yaw(0.0, 5.0, 10.0), yaw(0.0, 10.0, 20.0))
-    release = release_score(paths)
-    # no travel intended or made: trans 1; geodesic errors 0, 5, 10 degrees (mean 5, final 10), extent 10 / 20
-    rotation = 0.5 * math.exp(-5 / 6) + 0.3 * math.exp(-10 / 6) + 0.2 * 0.5
-    assert release["rotation"] == pytest.approx(rotation, rel=1e-4)
-    assert release["score"] == pytest.approx(0.5 * (1.0 + rotation), rel=1e-4)
-    assert release["rotation_error_deg"] == pytest.approx(5.0, rel=1e-4)
-    # the shape form is free of the turning's scale: the right way at half the angle is the right camera
-    assert shape_score(paths)["score"] == pytest.approx(1.0, abs=1e-6)
-    assert shape_score(PathPair(STILL, STILL, yaw(0.0, -5.0, -10.0), yaw(0.0, 10.0, 20.0)))["score"] == 0.0
+def test_the_release_formula_on_a_static_target_by_hand():
+    # the target neither travels nor turns: T = exp(-L_pred / 3), Q = exp(-A_pred / 5), score T * Q
+    out = release_score(poses([(0.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, 0.0, 2.0)], [0.0, 5.0, 5.0]), poses(STAY))
+    assert out["translation"] == pytest.approx(math.exp(-2 / 3))
+    assert out["rotation"] == pytest.approx(math.exp(-5 / 5), rel=1e-6)
+    assert out["score"] == pytest.approx(math.exp(-2 / 3) * math.exp(-1), rel=1e-6)
+    assert release_score(poses(STAY), poses(STAY))["score"] == 1.0
 
 
-def test_travel_where_none_is_intended_costs_by_its_length():
-    paths = PathPair(0.025 * TRUCK, STILL, EYE, EYE)  # 0.05 median depths of travel
-    assert release_score(paths)["translation"] == pytest.approx(math.exp(-1.0))
-    assert shape_score(paths)["score"] == pytest.approx(math.exp(-1.0))
-    turning = PathPair(STILL, STILL, yaw(0.0, 1.5, 3.0), EYE)  # mean 1.5 degrees where none is intended
-    assert shape_score(turning)["rotation"] == pytest.approx(math.exp(-1.5 / 3.0), rel=1e-4)
+def test_the_release_formula_on_a_pure_turn_by_hand():
+    # a pan at half the angle: errors 0, 5, 10 degrees (mean 5, last 10), turning 10 against 20
+    # only turns: 0.2 T + 0.8 Q
+    out = release_score(poses(STAY, [0.0, 5.0, 10.0]), poses(STAY, [0.0, 10.0, 20.0]))
+    turn = 0.5 * math.exp(-5 / 6) + 0.3 * math.exp(-10 / 6) + 0.2 * 0.5
+    assert out["rotation"] == pytest.approx(turn, rel=1e-5) and out["translation"] == 1.0
+    assert out["score"] == pytest.approx(0.2 + 0.8 * turn, rel=1e-5)
+
+
+def test_the_release_formula_on_pure_travel_reversed_and_doubled_by_hand():
+    assert release_score(poses(PUSH), poses(PUSH))["score"] == pytest.approx(1.0)
+    # reversed: cos -1 (0 of its 0.4), equal lengths (0.3), mean error (0 + 600 + 1200) / 3 = 600 over the
+    # tolerance 2 max(600 / 2, 1) = 600; only travels: 0.8 T + 0.2 Q with Q = 1
+    back = release_score(poses([(x, y, -z) for x, y, z in PUSH]), poses(PUSH))
+    travel = 0.3 + 0.3 * math.exp(-1.0)
+    assert back["direction"] == pytest.approx(-1.0) and back["translation"] == pytest.approx(travel, rel=1e-6)
+    assert back["score"] == pytest.approx(0.8 * travel + 0.2, rel=1e-6)
+    # doubled: cos 1 (0.4), length ratio 2 (0.3 / 2), mean error (0 + 300 + 600) / 3 = 300 over 600
+    double = release_score(poses([(x, y, 2 * z) for x, y, z in PUSH]), poses(PUSH))
+    travel = 0.4 + 0.15 + 0.3 * math.exp(-0.5)
+    assert double["translation"] == pytest.approx(travel, rel=1e-6)
+    assert double["score"] == pytest.approx(0.8 * travel + 0.2, rel=1e-6)
+
+
+def test_the_release_formula_on_travel_and_turning_by_hand():
+    target = poses(PUSH, [0.0, 10.0, 20.0])
+    assert release_score(target, target)["score"] == pytest.approx(1.0)
+    # the right travel without the turn: errors 0, 10, 20 (mean 10, last 20), turning 0 against 20: both, 0.5 (T + Q)
+    out = release_score(poses(PUSH), target)
+    turn = 0.5 * math.exp(-10 / 6) + 0.3 * math.exp(-20 / 6) + 0.2 * (1e-6 / (20 + 1e-6))
+    assert out["translation"] == pytest.approx(1.0) and out["rotation"] == pytest.approx(turn, rel=1e-5)
+    assert out["score"] == pytest.approx(0.5 * (1.0 + turn), rel=1e-5)
+
+
+def test_the_tolerance_is_the_targets_length_per_pose_step():
+    # the same three poses scored as three, or as the release's 81 frames: the error tolerance shrinks 40-fold
+    back = [(x, y, -z) for x, y, z in PUSH]
+    loose, tight = release_score(poses(back), poses(PUSH)), release_score(poses(back), poses(PUSH), steps=80)
+    assert tight["translation"] == pytest.approx(0.3 + 0.3 * math.exp(-600 / (2 * max(600 / 80, 1))), rel=1e-6)
+    assert tight["score"] < loose["score"]
+
+
+def test_the_release_alignment_and_a_prompt_without_camera():
+    # a curved path (a straight one leaves the roll about it free, for the release as here)
+    target = poses([(40.0 * k, 5.0 * k * k, 30.0 * k) for k in range(8)], [3.0 * k for k in range(8)])
+    # the estimate: the same path at a third of the scale, turned 30 degrees and moved, as a reconstruction gives it
+    turn = torch.eye(4, dtype=torch.float64)
+    turn[:3, :3] = yaw(30.0)[0]
+    estimate = target.clone()
+    estimate[:, :3, 3] /= 3
+    estimate = turn @ estimate
+    estimate[:, :3, 3] += torch.tensor([5.0, 1.0, -2.0], dtype=torch.float64)
+    aligned = release_align(estimate, target)
+    torch.testing.assert_close(aligned, target, rtol=0, atol=1e-6)
+    estimate[5, :3, 3] += 500.0  # one wild pose: the RANSAC (>= 6 poses) leaves it out
+    aligned = release_align(estimate, target)
+    keep = torch.arange(8) != 5
+    torch.testing.assert_close(aligned[keep], target[keep], rtol=0, atol=1e-6)
+    assert release_trajectory_score(target, target)["score"] == pytest.approx(1.0)
+    assert release_trajectory_score(target, target, has_camera=False)["score"] == 0.0  # no camera words: 0
 
 
 def test_the_opposite_orbit_has_the_right_travel_and_the_wrong_turning():
@@ -90,7 +142,8 @@ def test_zooms_are_compared_in_log_scale_free_of_their_amount():
     # a zoom of 1.1 and 1.21 where none is intended: mean |ln z| = (0 + ln 1.1 + ln 1.21) / 3 = ln 1.1
     unwanted = shape_score(PathPair(STILL, STILL, EYE, EYE, zoom_in, None))
     assert unwanted["zoom"] == pytest.approx(math.exp(-math.log(1.1) / 0.05)) and unwanted["zooming"] == 1.0
-    assert release_score(PathPair(STILL, STILL, EYE, EYE, zoom_in, None))["score"] == 1.0  # the release: no lens
+    eye = torch.eye(4).repeat(3, 1, 1)
+    assert release_score(eye, eye)["score"] == 1.0  # the release has no lens: a zoom is no camera motion to it
 
 
 def test_paths_of_different_lengths_are_refused():

@@ -1,8 +1,10 @@
-"""Scores of an estimated camera path against the intended one: World-R1's release formula and a scale-free form.
+"""Scores of an estimated camera path against the intended one: World-R1's S_traj exactly as released, and a
+scale-free form.
 
-Both paths are relative to frame 0 and include it (the origin, identity rotation), in frame 0's camera axes (OpenCV:
-x right, y down, z forward); rotations ``X_k = R X_0 + t``. The estimated centres have the video's own unit (a
-monocular video has no metric scale), the intended ones the camera grammar's scene units.
+:func:`shape_score` takes a :class:`PathPair`: both paths relative to frame 0 and including it (the origin, identity
+rotation), in frame 0's camera axes (OpenCV: x right, y down, z forward), rotations ``X_k = R X_0 + t``. The release's
+functions take camera-to-world pose sequences (F, 4, 4), as its code does. The estimated centres have the video's own
+unit (a monocular video has no metric scale), the intended ones the camera path's units.
 """
 
 from __future__ import annotations
@@ -54,58 +56,6 @@ def _cosine(estimated: torch.Tensor, intended: torch.Tensor) -> float:
     either set is all zero."""
     norms = (estimated.norm(dim=1) * intended.norm(dim=1)).sum()
     return float((estimated * intended).sum() / norms) if float(norms) > 1e-12 else 0.0
-
-
-def release_score(
-    paths: PathPair,
-    align_rotation: bool = False,
-    rotation_deg: float = 6.0,
-    still: float = 0.05,
-    min_translation: float = 1e-3,
-) -> dict[str, float]:
-    """World-R1's S_traj as its release defines it, clipped to [0, 1]:
-
-    ``trans = 0.4 cos + 0.3 exp(-|ln(len_pred / len_gt)|) + 0.3 exp(-mean_err / (2 len_gt))`` with ``cos`` the
-    length-weighted cosine of corresponding centres before alignment, ``len_pred`` and ``mean_err`` (mean distance of
-    corresponding centres) after Umeyama alignment of the estimated path onto the intended one (with rotation where
-    ``align_rotation``, else the scale alone: both are in frame 0's axes) and ``len_gt`` the intended arc length;
-    ``rot = 0.5 exp(-mean_geodesic / rotation_deg) + 0.3 exp(-final / rotation_deg) + 0.2 extent``, geodesic angles
-    between corresponding rotations in degrees, ``final`` at the last camera, ``extent = min / max`` of the two
-    final rotation angles (1 when both are under 1 degree); ``score = 0.5 (trans + rot)``. Where no travel is intended
-    (``len_gt < min_translation``), ``trans = exp(-len_raw / still)``: the camera earns it by not travelling. The
-    release's formula has no lens: zooms are not compared (:func:`shape_score` compares them).
-    """
-    estimated, intended = paths.estimated_centres, paths.intended_centres
-    length_gt, length_raw = arc_length(intended), arc_length(estimated)
-    if length_gt < min_translation:
-        translation = math.exp(-length_raw / still)
-        direction, ratio, error = 1.0, 1.0, 0.0
-    else:
-        direction = _cosine(estimated, intended)
-        scale, rotation, shift = umeyama(estimated, intended, rotation=align_rotation)
-        aligned = scale * estimated @ rotation.T + shift
-        ratio = max(arc_length(aligned) / length_gt, 1e-6)
-        error = float((aligned - intended).norm(dim=1).mean()) / length_gt
-        translation = 0.4 * direction + 0.3 * math.exp(-abs(math.log(ratio))) + 0.3 * math.exp(-error / 2)
-    errors = rotation_angle_deg(paths.estimated_rotations @ paths.intended_rotations.transpose(1, 2))
-    mean_error, final_error = float(errors.mean()), float(errors[-1])
-    angle_estimated = float(rotation_angle_deg(paths.estimated_rotations[-1]))
-    angle_intended = float(rotation_angle_deg(paths.intended_rotations[-1]))
-    largest = max(angle_estimated, angle_intended)
-    extent = 1.0 if largest < 1.0 else min(angle_estimated, angle_intended) / largest
-    rotation_part = (
-        0.5 * math.exp(-mean_error / rotation_deg) + 0.3 * math.exp(-final_error / rotation_deg) + 0.2 * extent
-    )
-    return {
-        "score": min(1.0, max(0.0, 0.5 * (translation + rotation_part))),
-        "translation": translation,
-        "rotation": rotation_part,
-        "direction": direction,
-        "length_ratio": ratio,
-        "path_error": error,
-        "rotation_error_deg": mean_error,
-        "final_rotation_error_deg": final_error,
-    }
 
 
 def shape_score(
@@ -178,3 +128,140 @@ def _shape_agreement(estimated: torch.Tensor, intended: torch.Tensor, cosine: fl
     aligned = scale * estimated + shift
     error = float((aligned - intended).norm(dim=1).mean() / intended.norm(dim=1).mean().clamp_min(1e-12))
     return max(0.0, cosine) * math.exp(-error), error
+
+
+# ------------------------------------------------------------------------------------- World-R1's S_traj, as released
+def _geodesic_deg(rotations_a: torch.Tensor, rotations_b: torch.Tensor) -> torch.Tensor:
+    """Geodesic angles (N,) in degrees between corresponding rotations (N, 3, 3)."""
+    return rotation_angle_deg(rotations_a @ rotations_b.transpose(1, 2))
+
+
+def _sim3(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Umeyama similarity ``target ~ s R source + t`` of camera centres (N, 3), with rotation and scale."""
+    return umeyama(source, target, rotation=True, scale=True)
+
+
+def release_align(predicted: torch.Tensor, target: torch.Tensor, seed: int = 0, iterations: int = 10) -> torch.Tensor:
+    """``predicted`` camera-to-world poses (F, 4, 4) mapped onto ``target``'s by the release's Umeyama similarity of
+    the camera centres: on all poses, or, from 6 poses on, by its RANSAC: 10 draws of ``max(3, ceil(F / 2))`` poses
+    (seeded here, so a video always scores the same), inliers within the median distance from each aligned centre to
+    its nearest target centre after an alignment on all poses, the draw with the most inliers (then the smallest mean
+    error) refitted on its inliers. Rotations are turned by the similarity's rotation, centres moved by all of it."""
+    predicted, target = predicted.double(), target.double()
+    centres_p, centres_t = predicted[:, :3, 3], target[:, :3, 3]
+    count = len(predicted)
+    s, r, t = _sim3(centres_p, centres_t)
+    if count >= 6:
+        aligned = s * centres_p @ r.T + t
+        threshold = float(torch.cdist(aligned, centres_t).amin(1).median())
+        generator = torch.Generator().manual_seed(seed)
+        size = max(3, (count + 1) // 2)
+        best, best_score = None, (-1, math.inf)
+        for _ in range(iterations):
+            sample = torch.randperm(count, generator=generator)[:size]
+            sd, rd, td = _sim3(centres_p[sample], centres_t[sample])
+            errors = (sd * centres_p @ rd.T + td - centres_t).norm(dim=1)
+            inliers = errors <= threshold
+            k = int(inliers.sum())
+            mean = float(errors[inliers].mean()) if k else math.inf
+            if k > best_score[0] or (k == best_score[0] and mean < best_score[1]):
+                best, best_score, (s, r, t) = inliers, (k, mean), (sd, rd, td)
+        if best is not None and int(best.sum()) >= 3:
+            s, r, t = _sim3(centres_p[best], centres_t[best])
+    out = predicted.clone()
+    out[:, :3, :3] = r @ predicted[:, :3, :3]
+    out[:, :3, 3] = s * centres_p @ r.T + t
+    return out
+
+
+def relative_to_first(poses: torch.Tensor) -> torch.Tensor:
+    """Camera-to-world poses (F, 4, 4) re-expressed in the first camera's frame (the first becomes the identity)."""
+    poses = poses.double()
+    return torch.linalg.inv(poses[:1]) @ poses
+
+
+def release_score(predicted: torch.Tensor, target: torch.Tensor, steps: int | None = None) -> dict[str, float]:
+    """World-R1's S_traj of two camera-to-world pose sequences (F, 4, 4), already aligned and relative to their first
+    pose, clipped to [0, 1], with its parts (the release's formula, term by term).
+
+    With centres ``C``, path length ``L = sum |C_{i+1} - C_i|`` and total turning ``A`` (the sum of the geodesic angles
+    between consecutive rotations, degrees):
+
+    - travel ``T``: ``exp(-L_pred / 3)`` where the target does not travel (``L_gt < 1e-4``); else
+      ``0.4 (1 + cos) / 2 + 0.3 exp(-|ln((L_pred + 1e-6) / (L_gt + 1e-6))|) + 0.3 exp(-e / (2 max(L_gt / steps, 1)))``
+      with ``cos`` the cosine between the flattened centre sequences (1 if both are ~0, 0 if one is) and ``e`` the
+      mean distance between matching centres;
+    - turning ``Q``: ``exp(-A_pred / 5)`` where the target does not turn (``A_gt < 1e-3``); else
+      ``0.5 exp(-mean error / 6) + 0.3 exp(-last error / 6) + 0.2 exp(-|ln((A_pred + 1e-6) / (A_gt + 1e-6))|)`` with
+      the geodesic errors of matching rotations in degrees;
+    - ``score``: ``T Q`` if the target neither travels nor turns, ``0.2 T + 0.8 Q`` if it only turns, ``0.8 T + 0.2 Q``
+      if it only travels, ``0.5 (T + Q)`` if both.
+
+    ``steps``: the pose steps the error tolerance divides the target's length by; the release scores all frames
+    (``F - 1``, the default), so a path scored on fewer poses passes the video's ``frames - 1`` to keep its tolerance.
+    """
+    if predicted.shape != target.shape or predicted.shape[-2:] != (4, 4):
+        raise ValueError(f"predicted and target must be (F, 4, 4) alike, got {tuple(predicted.shape)}, {target.shape}")
+    predicted, target = predicted.double(), target.double()
+    count = len(target)
+    steps = max(count - 1, 1) if steps is None else steps
+    centres_p, centres_t = predicted[:, :3, 3], target[:, :3, 3]
+    length_p = float((centres_p[1:] - centres_p[:-1]).norm(dim=1).sum())
+    length_t = float((centres_t[1:] - centres_t[:-1]).norm(dim=1).sum())
+    turning_p = float(_geodesic_deg(predicted[1:, :3, :3], predicted[:-1, :3, :3]).sum()) if count > 1 else 0.0
+    turning_t = float(_geodesic_deg(target[1:, :3, :3], target[:-1, :3, :3]).sum()) if count > 1 else 0.0
+    travels, turns = length_t >= 1e-4, turning_t >= 1e-3
+    norm_p, norm_t = float(centres_p.norm()), float(centres_t.norm())
+    if norm_p < 1e-8 and norm_t < 1e-8:
+        cosine = 1.0
+    elif norm_p < 1e-8 or norm_t < 1e-8:
+        cosine = 0.0
+    else:
+        cosine = float((centres_p * centres_t).sum()) / (norm_p * norm_t)
+    error = float((centres_p - centres_t).norm(dim=1).mean())
+    if travels:
+        ratio = abs(math.log((length_p + 1e-6) / (length_t + 1e-6)))
+        tolerance = 2 * max(length_t / steps, 1.0)
+        travel = 0.4 * (1 + cosine) / 2 + 0.3 * math.exp(-ratio) + 0.3 * math.exp(-error / tolerance)
+    else:
+        travel = math.exp(-length_p / 3)
+    errors = _geodesic_deg(predicted[:, :3, :3], target[:, :3, :3])
+    if turns:
+        extent = math.exp(-abs(math.log((turning_p + 1e-6) / (turning_t + 1e-6))))
+        turn = 0.5 * math.exp(-float(errors.mean()) / 6) + 0.3 * math.exp(-float(errors[-1]) / 6) + 0.2 * extent
+    else:
+        turn = math.exp(-turning_p / 5)
+    if travels and turns:
+        score = 0.5 * (travel + turn)
+    elif turns:
+        score = 0.2 * travel + 0.8 * turn
+    elif travels:
+        score = 0.8 * travel + 0.2 * turn
+    else:
+        score = travel * turn
+    return {
+        "score": min(1.0, max(0.0, score)),
+        "translation": travel,
+        "rotation": turn,
+        "direction": cosine,
+        "length_ratio": (length_p + 1e-6) / (length_t + 1e-6),
+        "path_error": error,
+        "turning_deg": turning_p,
+        "rotation_error_deg": float(errors.mean()),
+        "final_rotation_error_deg": float(errors[-1]),
+    }
+
+
+def release_trajectory_score(
+    predicted: torch.Tensor, target: torch.Tensor, has_camera: bool = True, steps: int | None = None, seed: int = 0
+) -> dict[str, float]:
+    """S_traj as the release computes it from raw camera-to-world paths (F, 4, 4): 0 for a prompt without camera
+    words; else the prediction aligned onto the target (:func:`release_align`) where the target travels, both made
+    relative to their first pose, and :func:`release_score`."""
+    if not has_camera:
+        return dict.fromkeys(("score", "translation", "rotation"), 0.0)
+    target = target.double()
+    length = float((target[1:, :3, 3] - target[:-1, :3, 3]).norm(dim=1).sum())
+    if length >= 1e-4:
+        predicted = release_align(predicted, target, seed)
+    return release_score(relative_to_first(predicted), relative_to_first(target), steps)

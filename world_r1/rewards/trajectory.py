@@ -11,14 +11,14 @@ Two ways to compare it with the video, on frame pairs ``(i, j)`` of the geometry
 * ``form="pose"``: the relative camera rotation and the direction of translation recovered from the essential matrix
   (intrinsics from an assumed field of view) against the intended ones, both ``X_j = R X_i + t`` in OpenCV axes.
   Scale-free (a slower camera loses nothing), and fragile where lateral travel and rotation look alike.
-* ``form="path"``: World-R1's S_traj as its release defines it: the camera path relative to frame 0, estimated from
-  the pairs ``(0, k)`` of the analysis (``geometry.anchors``, :func:`~world_r1.geometry.path.estimate_path`), against
-  the intended path, after Umeyama alignment; translation
-  ``0.4 cos + 0.3 exp(-|ln(len_pred / len_gt)|) + 0.3 exp(-mean_err / (2 len_gt))``, rotation
-  ``0.5 exp(-mean_geodesic_deg / 6) + 0.3 exp(-final_deg / 6) + 0.2 extent``, score ``0.5 (trans + rot)``
-  (:func:`~world_r1.rewards.path_scores.release_score`). Its rotation part is not free of scale (a 10 degree pan
-  against an intended 30 loses most of it) and either half alone earns up to 0.5, so the opposite camera still
-  scores about half.
+* ``form="path"``: World-R1's S_traj exactly as its release defines it
+  (:func:`~world_r1.rewards.path_scores.release_trajectory_score`): the camera path relative to frame 0, estimated
+  from the pairs ``(0, k)`` of the analysis (``geometry.anchors``, :func:`~world_r1.geometry.path.estimate_path`),
+  aligned onto the intended path by the release's Umeyama similarity (RANSAC from 6 poses), and scored by travel
+  (cosine, length ratio, mean error) and turning (mean and last geodesic error, total turning), weighted by whether
+  the intended path travels and turns; a prompt without camera words scores 0. It is scored on frame 0 and the
+  anchors (9 poses with 8 anchors, not the release's 81: a reconstruction of every frame would cost 10x the
+  analysis), with the release's error tolerance of 81 frames (the target's length over ``frames - 1`` steps).
 * ``form="shape"``: the same estimated path compared in shape and direction only, free of scale in travel, turning
   and zoom (:func:`~world_r1.rewards.path_scores.shape_score`): the right camera at any speed or assumed field of view
   scores high, the opposite one 0, and a zoom (a homography that scales the view, no travel) is told apart from a
@@ -48,7 +48,7 @@ from world_r1.geometry import GeometrySettings, VideoGeometry, intrinsics_from_f
 from world_r1.geometry.path import estimate_path
 from world_r1.geometry.pose import rotation_angle_deg
 from world_r1.rewards.base import GeometricReward
-from world_r1.rewards.path_scores import PathPair, release_score, shape_score
+from world_r1.rewards.path_scores import PathPair, release_trajectory_score, shape_score
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ _PATH_KEYS = (
     "direction",
     "length_ratio",
     "path_error",
+    "turning_deg",
     "rotation_error_deg",
     "final_rotation_error_deg",
     "known",
@@ -101,21 +102,9 @@ class TrajectoryReward(GeometricReward):
     * no camera motion expected (``"Camera fixed."``, or no camera sentence at all): ``exp(-parallax / static_px)``
       with ``parallax`` the median match displacement in analysis pixels, so a still camera earns the reward.
 
-    ``form="path"`` (the release's formula; the paths are relative to frame 0 and include it, ``P`` estimated with
-    centres in units of the median scene depth, ``G`` intended in scene units, ``len`` their arc lengths):
-
-    * ``cos = sum_k P_k . G_k / sum_k |P_k| |G_k|`` over the anchors, before alignment (both paths are in frame 0's
-      camera axes, so a truck left against a truck right reads -1);
-    * Umeyama (``align_rotation``: the similarity with rotation, as the release; default the scale alone, since a
-      fitted rotation turns any straight path onto any other) maps ``P`` onto ``G``; ``len_pred`` is the aligned
-      path's length and ``mean_err`` the mean distance of the aligned cameras to the intended ones;
-    * rotation: the geodesic angle between each estimated and intended rotation, its mean and its value at the last
-      anchor (``final``), ``extent = min / max`` of the estimated and intended final rotation angles (1 when both are
-      under 1 degree); the tolerance of both angle terms is ``path_rotation_deg`` (6, the release's);
-    * where no travel is intended (``len_gt`` under ``min_translation``) the translation part is
-      ``exp(-len_pred_raw / path_still)``: a camera that only turns, or stays, earns it by not travelling.
-
-    ``score = clip(0.5 (trans + rot), 0, 1)``. ``form="shape"`` reads the same path with
+    ``form="path"``: :func:`~world_r1.rewards.path_scores.release_trajectory_score` on the estimated path (frame 0
+    and the anchors) against the intended one at the same frames.
+    ``form="shape"`` reads the same path with
     :func:`~world_r1.rewards.path_scores.shape_score`: ``score = trans * rot * zoom``, each ``max(0, cos) * exp(-e)`` on
     the centres and on the rotation vectors after a least-squares scale (``still_deg`` for turning where none is
     intended) and, the same way, on the log zoom of rotation-only anchors (``still_zoom`` where none is intended).
@@ -133,9 +122,10 @@ class TrajectoryReward(GeometricReward):
     ``motion_ratio`` (geometric mean over the measured pairs of ``(|d| + c) / (|f| + c)``: 1 is the intended amount
     of motion, below 1 too little; 0 when no pair was measured); pose form: ``rotation_error_deg`` and
     ``translation_error_deg`` (means over the pairs where they apply, 0 where none do); path form: ``translation``
-    and ``rotation`` (the two parts), ``direction`` (cos), ``length_ratio``, ``path_error`` (mean_err / len_gt; 0
-    without intended travel), ``rotation_error_deg``, ``final_rotation_error_deg`` and ``known`` (share of anchors
-    reconstructed); shape form: ``translation``, ``rotation``, ``zoom`` (the three factors), ``direction``,
+    and ``rotation`` (T and Q), ``direction`` (cos), ``length_ratio``, ``path_error`` (mean distance of matching
+    centres, in the target's units), ``turning_deg`` (the estimate's total turning), ``rotation_error_deg``,
+    ``final_rotation_error_deg`` and ``known`` (share of anchors reconstructed); shape form: ``translation``,
+    ``rotation``, ``zoom`` (the three factors), ``direction``,
     ``turning`` and ``zooming`` (the cosines of travel, of turning and of zoom; 1 where none is intended),
     ``path_error``, ``rotation_shape_error`` and ``known``.
     """
@@ -153,8 +143,6 @@ class TrajectoryReward(GeometricReward):
         min_parallax_px: float = 0.5,
         static_px: float = 1.0,
         min_translation: float = 1e-3,
-        align_rotation: bool = False,
-        path_rotation_deg: float = 6.0,
         path_still: float = 0.05,
         still_deg: float = 3.0,
         homography_px: float = 1.0,
@@ -176,8 +164,6 @@ class TrajectoryReward(GeometricReward):
                 motion.
             static_px: pose form: for a static prompt, the median displacement (analysis pixels) that scores exp(-1).
             min_translation: pose and path forms: intended translations shorter than this (scene units) are none.
-            align_rotation: path form: Umeyama with rotation (the release) instead of the scale alone.
-            path_rotation_deg: path form: the rotation tolerance (degrees) of both angle terms.
             path_still: path and shape forms: estimated travel (median scene depths) scoring exp(-1) where none is
                 intended.
             still_deg: shape form: estimated turning (degrees, mean over the path) scoring exp(-1) where none is
@@ -197,10 +183,8 @@ class TrajectoryReward(GeometricReward):
         super().__init__()
         if form not in ("flow", "pose", "path", "shape"):
             raise ValueError(f"TrajectoryReward.form must be 'flow', 'pose', 'path' or 'shape', got {form!r}.")
-        if min(path_rotation_deg, path_still, still_deg, homography_px, still_zoom) <= 0:
-            raise ValueError(
-                "TrajectoryReward needs path_rotation_deg, path_still, still_deg, homography_px and still_zoom > 0."
-            )
+        if min(path_still, still_deg, homography_px, still_zoom) <= 0:
+            raise ValueError("TrajectoryReward needs path_still, still_deg, homography_px and still_zoom > 0.")
         if size_tolerance <= 1.0 or motion_slack_px <= 0:
             raise ValueError("TrajectoryReward needs size_tolerance > 1 (e.g. 2.0) and motion_slack_px > 0 (e.g. 1.0).")
         self.fov_deg = fov_deg
@@ -213,7 +197,7 @@ class TrajectoryReward(GeometricReward):
         self.min_parallax_px = min_parallax_px
         self.static_px = static_px
         self.min_translation = min_translation
-        self.align_rotation, self.path_rotation_deg, self.path_still = align_rotation, path_rotation_deg, path_still
+        self.path_still = path_still
         self.still_deg, self.homography_px, self.estimate_fov = still_deg, homography_px, estimate_fov
         self.still_zoom = still_zoom
         keys = {
@@ -267,6 +251,9 @@ class TrajectoryReward(GeometricReward):
         for b, plan in enumerate(plans):
             poses = camera_trajectory(plan, num_frames, self.motion).to(videos.device)
             zooms = zoom_schedule(plan, num_frames, self.motion).to(videos.device)
+            if self.form == "path" and not plan.has_camera:  # the release: a prompt without camera words scores 0
+                out["degenerate"][b] = 0.0
+                continue
             terms = score_video(analysis, b, poses, zoomed(intrinsics, zooms), plan.is_static)
             for key, value in terms.items():
                 out[key][b] = value
@@ -418,10 +405,20 @@ class TrajectoryReward(GeometricReward):
             torch.cat([one, zoom_gt]),
         )
         if self.form == "path":
-            terms = release_score(
-                paths, self.align_rotation, self.path_rotation_deg, self.path_still, self.min_translation
+            terms = release_trajectory_score(
+                _camera_to_world(paths.estimated_rotations, paths.estimated_centres),
+                _camera_to_world(paths.intended_rotations, paths.intended_centres),
+                steps=len(poses) - 1,  # the release's tolerance: the target's length per step over all frames
             )
         else:
             terms = shape_score(paths, self.path_still, self.still_deg, self.min_translation, 1.0, self.still_zoom)
         share = float(path.known.float().mean())
         return terms | base | {"known": share, "degenerate": float(share < 0.5)}
+
+
+def _camera_to_world(rotations: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Camera-to-world poses (N, 4, 4) of cameras with ``X_k = R X_0 + t`` rotations (N, 3, 3) and centres (N, 3)."""
+    poses = torch.eye(4, dtype=torch.float64).repeat(len(centres), 1, 1)
+    poses[:, :3, :3] = rotations.double().transpose(1, 2)
+    poses[:, :3, 3] = centres.double()
+    return poses
