@@ -118,6 +118,16 @@ def _full_sde(config: dict) -> None:
     config["model"]["sampling"]["sde_window"] = 0  # full Flow-GRPO: every step an SDE step and trained (5x the window)
 
 
+def _release_step(config: dict) -> None:
+    """World-R1's released step scaled to the mini model: deterministic UniPC rollouts with the first half of the
+    transitions trained, 2 videos per prompt (4 prompts a step: the shipped 8 videos), and the release's camera:
+    Go-with-the-Flow over a plane 4 world units ahead (where the objects stand), injected step-wise."""
+    model = config["model"]
+    model["sampling"] |= {"rollout": "unipc", "timestep_fraction": 0.5}
+    model["camera"] |= {"warp": "gwtf", "injection": "stepwise", "reinject_steps": 8, "plane_depth": 4.0}
+    config["data"] |= {"group_size": 2, "prompts_per_step": 4}
+
+
 TERMS = ("epipolar", "depth", "trajectory", "motion")  # the reward terms of configs/mini.yaml
 VARIANTS: dict[str, Variant] = {
     variant.name: variant
@@ -132,6 +142,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("low-noise", "SDE window at noise level 0.3 (shipped: 0.7)", _low_noise),
         Variant("small-step", "learning rate 5e-4 (shipped: 2e-3)", _small_step),
         Variant("full-sde", "every denoising step an SDE step and trained (shipped: a window of 2)", _full_sde),
+        Variant("release-step", "World-R1's released step: UniPC, first half trained, 2 per prompt", _release_step),
     )
 }
 PAPER_ABLATIONS = [name for name in VARIANTS if name.startswith("no-")]
@@ -488,8 +499,14 @@ def figure(results: dict, strips: dict[str, torch.Tensor], prompts: list[str], p
 
 # ------------------------------------------------------------------------------------------------------ main
 def _noise(evaluator: Evaluator) -> str:
-    """Which initial noise a run's config samples from: the base model is measured once per kind."""
-    return "warped" if evaluator.module.camera.enabled else "plain"
+    """Which starting noise and camera injection a run's config samples with (the base model is measured once per
+    kind): "plain", "warped" (the shipped transport from warped noise), or the warp and injection by name."""
+    camera = evaluator.module.camera
+    if not camera.enabled:
+        return "plain"
+    if (camera.warp, camera.injection) == ("transport", "initial"):
+        return "warped"
+    return f"{camera.warp}+{camera.injection}"
 
 
 def _results(args, model, plan, prompts, calibration, references, base_by_config, runs, seconds: float) -> dict:
@@ -543,6 +560,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--seeds", type=int, nargs="*", default=[0, 1, 2], help="training seeds of world-r1 (none: base and references)"
     )
+    parser.add_argument("--variant", default="world-r1", choices=VARIANTS, help="what --seeds trains (several seeds)")
     parser.add_argument("--ablations", nargs="*", default=PAPER_ABLATIONS, choices=VARIANTS)
     parser.add_argument("--ablation-seed", type=int, default=0, help="training seed of every ablation")
     parser.add_argument("--steps", type=int, default=None, help="Flow-GRPO steps per run (default: the config's)")
@@ -557,7 +575,7 @@ def main(argv: list[str] | None = None) -> dict:
     console = Console(width=max(Console().width, 120))
     model = model_dir(args.model)
     start = time.perf_counter()
-    plan = [("world-r1", seed) for seed in args.seeds] + [(name, args.ablation_seed) for name in args.ablations]
+    plan = [(args.variant, seed) for seed in args.seeds] + [(name, args.ablation_seed) for name in args.ablations]
     prompts = [record.text for record in load_prompts("builtin:mini_eval")]
     seeds = list(range(args.eval_seeds))
     shown = [0, len(prompts) // 3, 2 * len(prompts) // 3]  # three prompts of seed 0 in the figure
@@ -586,8 +604,8 @@ def main(argv: list[str] | None = None) -> dict:
         console.print(f"[bold]{name} seed {seed}[/]")
         values, videos = evaluator.run(log_dir / "lora", console, keep=shown)
         trained = with_consistency(values, calibration["threshold"])
-        if name == "world-r1" and "world-r1" not in strips:
-            strips["world-r1"] = videos
+        if name == args.variant and name not in strips:
+            strips[name] = videos
         stats = {key: paired_difference(base_by_config[noise][key], trained[key]) for _, key, _ in METRICS}
         runs.append(
             {
