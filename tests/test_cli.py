@@ -82,6 +82,8 @@ def test_tiny_fit_end_to_end(tmp_path):
     the LoRA; `validate` re-runs the evaluation from the checkpoint."""
     out = run_world_r1("fit", "--config", TINY, "--trainer.max_steps", "6", cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
+    for noise in ("requires torchvision (not installed)", "litlogger", "LeafSpec"):  # third-party notices dropped
+        assert noise not in out.stdout + out.stderr, noise
     run = tmp_path / "runs" / "tiny" / "version_0"
     events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
     events.Reload()

@@ -75,9 +75,9 @@ def test_a_training_step_runs_with_warping_and_sees_the_jsonl_camera(tiny_wan_di
     seen = []
     original = noise_file.warped_noise
 
-    def spy(noise, prompt, camera, config, temporal_factor, generator=None):
+    def spy(noise, prompt, camera, config, temporal_factor, generator=None, device="cpu"):
         seen.append((prompt, camera))
-        return original(noise, prompt, camera, config, temporal_factor, generator)
+        return original(noise, prompt, camera, config, temporal_factor, generator, device)
 
     monkeypatch.setattr(noise_file, "warped_noise", spy)
     path = tmp_path / "prompts.jsonl"

@@ -53,8 +53,9 @@ def plane_flow(
     the whole flow is scaled down to that length (the release's guard against flows that would tear the noise).
     """
     relative = torch.linalg.inv(pose_to.double()) @ pose_from.double()
-    x = (torch.arange(width, dtype=torch.float64) - width / 2) / focal
-    y = (torch.arange(height, dtype=torch.float64) - height / 2) / focal
+    device = relative.device
+    x = (torch.arange(width, dtype=torch.float64, device=device) - width / 2) / focal
+    y = (torch.arange(height, dtype=torch.float64, device=device) - height / 2) / focal
     yy, xx = torch.meshgrid(y, x, indexing="ij")
     points = torch.stack([xx, yy, torch.ones_like(xx)]) * depth  # (3, H, W) on the plane, in the from camera
     moved = torch.einsum("ij,jhw->ihw", relative[:3, :3], points) + relative[:3, 3, None, None]
@@ -70,7 +71,7 @@ def plane_flow(
 
 def _group_sums(values: torch.Tensor, groups: torch.Tensor, count: int) -> torch.Tensor:
     """(C, count) sums of ``values`` (C, N) by ``groups`` (N,) in [0, count)."""
-    return torch.zeros(values.shape[0], count, dtype=values.dtype).index_add_(1, groups, values)
+    return values.new_zeros(values.shape[0], count).index_add_(1, groups, values)
 
 
 def warp_step(
@@ -80,8 +81,9 @@ def warp_step(
     along ``flow`` (2, H, W) (dx, dy of each source pixel, in pixels). Returns the new ``(weight, noise)``; a noise of
     i.i.d. N(0, 1) pixels stays so."""
     channels, height, width = noise.shape
-    size = height * width
-    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    size, device = height * width, noise.device
+    rows, cols = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
+    every = torch.arange(size, device=device)
     # expand: each target pixel's nearest source along the backward flow; ids index the source pixels, `size` = new
     src_col, src_row = torch.round(cols - flow[0]).long(), torch.round(rows - flow[1]).long()
     inside = (src_col >= 0) & (src_col < width) & (src_row >= 0) & (src_row < height)
@@ -89,24 +91,24 @@ def warp_step(
     # shrink: each source pixel's landing spot; sources that leave the frame stay where they are, as new pixels
     dst_col, dst_row = torch.round(cols + flow[0]).long(), torch.round(rows + flow[1]).long()
     lands = ((dst_col >= 0) & (dst_col < width) & (dst_row >= 0) & (dst_row < height)).flatten()
-    target = torch.where(lands, (dst_row * width + dst_col).flatten(), torch.arange(size))
-    reached = torch.zeros(size, dtype=torch.bool).index_fill_(0, target, True)
+    target = torch.where(lands, (dst_row * width + dst_col).flatten(), every)
+    reached = torch.zeros(size, dtype=torch.bool, device=device).index_fill_(0, target, True)
     expand_id = torch.where(reached, size, expand_id)  # targets the shrink reaches take its result
-    shrink_id = torch.where(lands, torch.arange(size), size)
+    shrink_id = torch.where(lands, every, size)
     # regaussianise the copies of each source over both halves (the release's concatenation), "new" as one group
     flat_weight = torch.cat([weight.flatten(), weight.new_ones(1)])
     flat_noise = torch.cat([noise.reshape(channels, size), noise.new_zeros(channels, 1)], dim=1)
     ids = torch.cat([shrink_id, expand_id])
     counts = torch.bincount(ids, minlength=size + 1).to(noise.dtype)
-    foreign = torch.randn(channels, 2 * size, generator=generator, dtype=noise.dtype)
+    foreign = torch.randn(channels, 2 * size, generator=generator, dtype=noise.dtype, device=device)
     foreign_mean = _group_sums(foreign, ids, size + 1) / counts.clamp_min(1)
     copies = flat_noise[:, ids] / counts[ids].sqrt() + foreign - foreign_mean[:, ids]
     copy_weight = flat_weight[ids] / counts[ids]
     shrink_noise, expand_noise = copies[:, :size], copies[:, size:]
     shrink_weight, expand_weight = copy_weight[:size], copy_weight[size:]
     # shrink targets combine their sources
-    summed = torch.zeros(size, dtype=noise.dtype).index_add_(0, target, shrink_weight)
-    squares = torch.zeros(size, dtype=noise.dtype).index_add_(0, target, shrink_weight**2)
+    summed = noise.new_zeros(size).index_add_(0, target, shrink_weight)
+    squares = noise.new_zeros(size).index_add_(0, target, shrink_weight**2)
     combined = _group_sums(shrink_noise * shrink_weight, target, size) / squares.clamp_min(1e-30).sqrt()
     out_weight = torch.where(reached, summed, expand_weight)
     out_noise = torch.where(reached, combined, expand_noise)
@@ -131,11 +133,15 @@ def gwtf_noise(
     degradation: float = 0.35,
     generator: torch.Generator | None = None,
     zooms: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Latent noise ``shape`` (C, T, h, w) warped along camera-to-world ``poses`` (F, 4, 4), one per video frame,
     ``F = (T - 1) * temporal_factor + 1``, as the release warps it (module docstring). ``focal`` is the focal length
     over the warp grid's width, scaled per frame by ``zooms`` (F,) where the camera zooms (None: a fixed lens, as the
-    release always has); ``degradation`` the share of fresh noise blended in at the end."""
+    release always has); ``degradation`` the share of fresh noise blended in at the end.
+
+    The warp runs on ``device`` (at 832x480x81 it is 80 steps over a 960x1664 grid: minutes on a CPU, the rollout's
+    GPU takes it in far less), its draws from a generator there seeded by ``generator``; the result is on the CPU."""
     channels, frames, height, width = shape
     if poses.shape != ((frames - 1) * temporal_factor + 1, 4, 4):
         raise ValueError(
@@ -144,9 +150,14 @@ def gwtf_noise(
         )
     if not 0.0 <= degradation <= 1.0:
         raise ValueError(f"camera.degradation must be in [0, 1], got {degradation}.")
+    device = torch.device(device)
+    if device.type != "cpu":  # seeded from the sample's generator, so each sample's warp is reproducible per device
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        generator = torch.Generator(device).manual_seed(seed)
+    poses = poses.to(device)
     big_h, big_w = height * flow_scale, width * flow_scale
-    noise = torch.randn(channels, big_h, big_w, generator=generator)
-    weight = torch.ones(big_h, big_w)
+    noise = torch.randn(channels, big_h, big_w, generator=generator, device=device)
+    weight = torch.ones(big_h, big_w, device=device)
     latent = [bin_noise(noise, flow_scale)]
     lens = [focal * big_w * (1.0 if zooms is None else float(zooms[f])) for f in range(poses.shape[0])]
     for f in range(1, poses.shape[0]):
@@ -156,6 +167,7 @@ def gwtf_noise(
             latent.append(bin_noise(noise, flow_scale))
     warped = torch.stack(latent, dim=1)
     if degradation == 0:
-        return warped
-    fresh = torch.randn(warped.shape, generator=generator)
-    return (degradation * fresh + (1 - degradation) * warped) / math.sqrt(degradation**2 + (1 - degradation) ** 2)
+        return warped.cpu()
+    fresh = torch.randn(warped.shape, generator=generator, device=device)
+    blended = (degradation * fresh + (1 - degradation) * warped) / math.sqrt(degradation**2 + (1 - degradation) ** 2)
+    return blended.cpu()

@@ -183,12 +183,14 @@ def warped_noise(
     config: CameraConfig,
     temporal_factor: int,
     generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """The camera noise ``(C, T, h, w)`` of one rollout whose plain noise is ``noise``, by ``config.warp``: the
     transport warps ``noise`` itself and blends it with independent noise (variance share ``strength``); Go-with-the-
     Flow warps noise of its own, drawn from ``generator``, along the path at the video's frame rate. The camera path
     is that of ``prompt`` (or of the explicit ``camera`` string, which must parse) at the video's
-    ``(T - 1) * temporal_factor + 1`` frames; call it only where :func:`warps`."""
+    ``(T - 1) * temporal_factor + 1`` frames; call it only where :func:`warps`. Go-with-the-Flow runs on ``device``
+    (the rollout's); the result is on the CPU."""
     plan = plan_for_prompt(prompt, camera)
     frames = (noise.shape[1] - 1) * temporal_factor + 1
     poses, zooms = camera_trajectory(plan, frames, config.motion), zoom_schedule(plan, frames, config.motion)
@@ -205,4 +207,5 @@ def warped_noise(
         config.degradation,
         generator,
         zooms,
+        device,
     ).to(noise.dtype)
