@@ -6,7 +6,7 @@
 SHELL := bash
 .ONESHELL:
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test setup lint bench mini-model smoke-realsize notebooks
+.PHONY: demo test test-fast setup lint bench mini-model smoke-realsize notebooks
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,9 +18,13 @@ demo:  ## install, then run World-R1 on the shipped mini Wan on CPU (under 10 mi
 	$(MAKE) --no-print-directory setup
 	$(VENV)/bin/python -m world_r1 fit --config configs/mini.yaml
 
-test:  ## install with the dev extra, then run the test suite (CPU, offline)
+test:  ## install with the dev extra, then run the whole test suite (CPU, offline); prints the 15 slowest
 	$(MAKE) --no-print-directory setup EXTRAS=dev
-	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q --durations=15
+
+test-fast:  ## the unit tier for the edit loop: everything but the tests marked slow (subprocess runs, notebooks)
+	$(MAKE) --no-print-directory setup EXTRAS=dev
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q -m "not slow and not realsize"
 
 setup:  ## create $(VENV) and install world-r1 (+ EXTRAS) with the right torch build for this machine
 	@[ -x "$(VENV)/bin/python" ] || $(PYTHON) -m venv "$(VENV)"

@@ -7,7 +7,11 @@ EMA, the LoRA export, and the held-out evaluation of the base model and of the t
 
 import json
 
+import pytest
+
 from tests.helpers import ROOT, run_world_r1
+
+pytestmark = pytest.mark.slow  # subprocess runs, notebooks, whole-pipeline fits: `make test-fast` skips them
 
 
 def test_the_demo_config_trains_the_shipped_mini_wan_and_reports_base_against_trained(tmp_path):

@@ -11,6 +11,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 sys.path.insert(0, str(NOTEBOOKS))
 import execute  # noqa: E402  (notebooks/execute.py, what `make notebooks` runs)
 
+pytestmark = pytest.mark.slow  # subprocess runs, notebooks, whole-pipeline fits: `make test-fast` skips them
+
 
 def _figures(notebook: nbformat.NotebookNode) -> int:
     kinds = ("image/png", "image/jpeg")

@@ -11,6 +11,8 @@ import pytest
 
 from tests.helpers import ROOT, run_in_process
 
+pytestmark = pytest.mark.slow  # subprocess runs, notebooks, whole-pipeline fits: `make test-fast` skips them
+
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```bash\n(.*?)```", README, re.S)
 LINES = [line for block in BLOCKS for line in block.replace("\\\n", " ").splitlines()]

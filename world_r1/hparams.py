@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from world_r1.camera import CameraConfig
+from world_r1.camera.trajectory import saved_motion
 from world_r1.grpo import GRPOConfig, SamplingConfig
 from world_r1.policy import PolicyConfig, VideoSpec
 
@@ -34,7 +35,6 @@ _ADDED: dict[tuple[str, ...], Any] = {
     ("camera", "reinject_steps"): 0,  # before step-wise re-injection: the warped initial noise only
     ("camera", "warp"): "transport",  # before Go-with-the-Flow: the project's transport
     ("camera", "injection"): "initial",  # ... starting from the warped noise
-    ("camera", "motion", "convention"): "classic",  # before the release's camera path
     ("sampling", "rollout"): "sde",  # before the release's UniPC rollout
 }
 
@@ -54,14 +54,12 @@ def _plain(value: Any) -> Any:
 
 def upgrade(hparams: Mapping[str, Any]) -> dict[str, Any]:
     """Saved hyper-parameters as today's plain dicts: dataclasses become dicts, and a setting added since the run was
-    saved gets the value the run behaved as (``_ADDED``); a ``camera.motion`` saved without ``dolly`` travelled the
-    same distance along the view as sideways (``translation``)."""
+    saved gets the value the run behaved as (``_ADDED``; a ``camera.motion`` saved before conventions existed:
+    :func:`~world_r1.camera.trajectory.saved_motion`)."""
     out = _plain(dict(hparams))
     camera = out.get("camera")
-    if isinstance(camera, dict):  # only sections that were saved: a run without a camera keeps today's default
-        motion = camera.get("motion")
-        if isinstance(motion, dict) and "dolly" not in motion and "translation" in motion:
-            motion["dolly"] = motion["translation"]
+    if isinstance(camera, dict) and isinstance(camera.get("motion"), dict):  # only what was saved is upgraded
+        camera["motion"] = saved_motion(camera["motion"])
     for path, value in _ADDED.items():
         node = out
         for key in path[:-1]:

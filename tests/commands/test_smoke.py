@@ -9,6 +9,8 @@ from world_r1.policy import LoRAConfig
 from world_r1.policy.lora import add_lora
 from world_r1.settings import cpu_has_bf16_instructions
 
+pytestmark = pytest.mark.slow  # subprocess runs, notebooks, whole-pipeline fits: `make test-fast` skips them
+
 SMALL = {"num_attention_heads": 2, "attention_head_dim": 32, "ffn_dim": 64, "num_layers": 2}
 
 

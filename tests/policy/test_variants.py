@@ -195,3 +195,47 @@ def test_fused_export_runs_as_the_adapted_policy_without_any_adapter(tiny_varian
     for sigma in (0.95, 0.3):  # both experts of A14B
         with fused.reference():  # the fused weights alone, no adapter
             torch.testing.assert_close(fused.velocity(x, sigma, embeds), policy.velocity(x, sigma, embeds))
+
+
+@pytest.mark.parametrize(
+    ("variant", "with_image"), [("wan2.1-i2v", True), ("wan2.2-ti2v", True), ("wan2.2-t2v-a14b", False)]
+)
+def test_the_release_step_rescores_exactly_on_every_model(tiny_variant_dir, variant, with_image, tmp_path):
+    """World-R1's UniPC rollout on image-to-video and two-expert Wans: every recorded transition re-scores to a ratio of
+    exactly 1 under the update, a held first frame stays the image, and only adapted experts' steps are recorded."""
+    from world_r1.camera import CameraConfig
+    from world_r1.grpo import GRPOConfig
+    from world_r1.module import WorldR1
+    from world_r1.policy import PolicyConfig
+
+    side = SIDE[variant]
+    module = WorldR1(
+        policy=PolicyConfig(
+            model=tiny_variant_dir(variant),
+            dtype="fp32",
+            lora=LoRAConfig(4, 8.0, experts=["transformer"]),
+            max_sequence_length=16,
+        ),
+        video=VideoSpec(side, side, FRAMES),
+        sampling=SamplingConfig(train_steps=6, rollout="unipc", timestep_fraction=0.5, guidance_scale=4.0),
+        grpo=GRPOConfig(micro_batch_size=1, max_grad_norm=1e9),
+        camera=CameraConfig(enabled=True),
+    )
+    module.configure_model()
+    randomize_lora(module.policy)
+    images = None
+    if with_image:
+        _picture(size=(side, side)).save(tmp_path / "first.png")
+        images = [str(tmp_path / "first.png")] * 2
+    batch = {"prompts": ["Camera pan left. A barn.", "Camera push in. A hall."], "step": 0, "phase": "main"}
+    batch |= {"group_ids": torch.tensor([0, 0]), "sample_ids": torch.tensor([0, 1]), "images": images}
+    rollout, guidance = module.sample_step(batch)
+    runs = module.policy.trainable_runs(module._unipc_sigmas())
+    assert rollout.num_recorded == len([i for i in range(3) if any(i in run for run in runs)]) > 0
+    optimizer = torch.optim.SGD(module.policy.lora_parameters(), lr=0.0)
+    module.optimizers = lambda: optimizer
+    module.manual_backward = lambda loss: loss.backward()
+    stats = module._update(rollout, torch.tensor([1.0, -1.0]), guidance, step=0)
+    assert stats["ratio"] == pytest.approx(1.0, abs=1e-6) and stats["clip_fraction"] == 0.0
+    if variant == "wan2.2-ti2v":  # the first latent frame is the encoded picture, held and left out
+        torch.testing.assert_close(rollout.final[:, :, :1], guidance.condition.first_frame)

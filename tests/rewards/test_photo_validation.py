@@ -7,6 +7,8 @@ import pytest
 from benchmarks.reward_validation import JUDGED, KINDS, SPEED_GOAL, validate
 from world_r1.geometry import GeometrySettings
 
+pytestmark = pytest.mark.slow  # subprocess runs, notebooks, whole-pipeline fits: `make test-fast` skips them
+
 CAMERAS = (
     "Camera pans right.",
     "Camera trucks left.",

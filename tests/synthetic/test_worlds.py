@@ -293,3 +293,18 @@ def test_texture_scale_enlarges_the_cells_and_keeps_the_geometry():
         return float((video[..., 1:] - video[..., :-1]).abs().mean())
 
     assert edges(coarse["video"]) < 0.8 * edges(fine["video"])
+
+
+def test_a_world_saved_before_camera_conventions_renders_as_it_did():
+    """A manifest's world config recorded before ``convention`` and ``dolly`` existed (the shipped mini Wan's) is the
+    classic path, travelling along the view as far as sideways: the world its model was trained on."""
+    from world_r1.policy.loading import BUILTIN_MODELS
+    from world_r1.pretrain.manifest import read_manifest
+
+    old = {"motion": {"rotation_deg": 20.0, "orbit_deg": 25.0, "translation": 0.6, "orbit_radius": 4.0, "zoom": 1.5}}
+    motion = WorldConfig.from_dict(old).motion
+    assert motion.convention == "classic" and motion.dolly == 0.6
+    assert motion == WorldConfig().motion
+    stages = read_manifest(BUILTIN_MODELS["mini-wan"])["stages"]
+    shipped = WorldConfig.from_dict(stages[-1]["data"]["train"]["config"])
+    assert shipped.motion.convention == "classic" and shipped.motion.dolly == shipped.motion.translation

@@ -64,6 +64,16 @@ class MotionScale:
             )
 
 
+def saved_motion(settings: dict) -> dict:
+    """A ``MotionScale`` saved as a mapping (a manifest, a checkpoint) with what it lacked filled as the run behaved:
+    saved before conventions existed it is ``classic``, and its dolly travelled as far as its other travel."""
+    settings = dict(settings)
+    if "convention" not in settings:
+        settings["convention"] = "classic"
+        settings.setdefault("dolly", settings.get("translation", 1.0))
+    return settings
+
+
 #: the project's first defaults, in the units of its default scene (ground 1 unit below): what its photograph clips,
 #: their validations and the classic tests were made with
 CLASSIC_MOTION = MotionScale(

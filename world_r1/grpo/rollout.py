@@ -52,10 +52,32 @@ class Rollout:
         return self.log_probs.shape[1]
 
 
-def _record(recorded: dict[str, list[torch.Tensor]], x, x_next, log_prob, store: torch.dtype) -> None:
-    recorded["x"].append(x.to(store))
-    recorded["next"].append(x_next.to(store))
-    recorded["logp"].append(log_prob)
+class _Recorder:
+    """Collects the recorded steps of a rollout (states in the storage dtype) and builds the :class:`Rollout`."""
+
+    def __init__(self, store: torch.dtype) -> None:
+        self.store = store
+        self.states: list[torch.Tensor] = []
+        self.next_states: list[torch.Tensor] = []
+        self.log_probs: list[torch.Tensor] = []
+
+    def add(self, x: torch.Tensor, x_next: torch.Tensor, log_prob: torch.Tensor) -> None:
+        self.states.append(x.to(self.store))
+        self.next_states.append(x_next.to(self.store))
+        self.log_probs.append(log_prob)
+
+    def rollout(self, schedule: torch.Tensor, steps: Sequence[int], final: torch.Tensor, kernel, **extra) -> Rollout:
+        index = torch.tensor(list(steps), dtype=torch.long)
+        return Rollout(
+            latents=torch.stack(self.states, dim=1),
+            next_latents=torch.stack(self.next_states, dim=1),
+            sigmas=schedule[index],
+            sigmas_next=schedule[index + 1],
+            log_probs=torch.stack(self.log_probs, dim=1),
+            final=final,
+            kernel=kernel,
+            **extra,
+        )
 
 
 @torch.no_grad()
@@ -84,7 +106,7 @@ def sample_rollout(
     kernel = TransitionKernel("sde", config.noise_level, config.noise_schedule)
     x = condition.impose(noise.float())
     mask = condition.free_mask(x)
-    recorded: dict[str, list[torch.Tensor]] = {"x": [], "next": [], "logp": []}
+    recorder = _Recorder(store)
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
         if i in sde_steps:
@@ -96,18 +118,9 @@ def sample_rollout(
         kwargs = {"noise_level": config.noise_level, "noise_schedule": config.noise_schedule, "mask": mask}
         proposal = sde_step_with_logprob(v, x, sigma, sigma_next, generator=generator, **kwargs).prev_sample
         x_next = condition.impose(proposal.to(store).float())
-        _record(recorded, x, x_next, kernel.score(v, x, sigma, sigma_next, x_next, mask).log_prob, store)
+        recorder.add(x, x_next, kernel.score(v, x, sigma, sigma_next, x_next, mask).log_prob)
         x = condition.impose(_inject(injection, i, x, v, sigma, x_next, sigma_next))
-    index = torch.tensor(sde_steps, dtype=torch.long)
-    return Rollout(
-        latents=torch.stack(recorded["x"], dim=1),
-        next_latents=torch.stack(recorded["next"], dim=1),
-        sigmas=sigmas[index],
-        sigmas_next=sigmas[index + 1],
-        log_probs=torch.stack(recorded["logp"], dim=1),
-        final=x,
-        kernel=kernel,
-    )
+    return recorder.rollout(sigmas, sde_steps, x, kernel)
 
 
 @torch.no_grad()
@@ -133,7 +146,7 @@ def sample_unipc_rollout(
     schedule = scheduler.sigmas.float().cpu()
     kernel = TransitionKernel("euler", sigma_max=float(schedule[0]), sigma_min=float(schedule[-1]))
     condition = guidance.image
-    recorded: dict[str, list[torch.Tensor]] = {"x": [], "next": [], "logp": []}
+    recorder = _Recorder(store)
     steps, model_sigmas = sorted(recorded_steps), []
     x = noise.float()
     for i, t in enumerate(scheduler.timesteps):
@@ -145,22 +158,11 @@ def sample_unipc_rollout(
         x_next = _inject(injection, i, x, v, sigma, scheduler.step(v, t, x, return_dict=False)[0], sigma_next)
         if i in steps:
             x_next = x_next.to(store).float()
-            mask = condition.free_mask(x)
-            log_prob = kernel.score(v, x, sigma, sigma_next, x_next, mask).log_prob
-            _record(recorded, x, x_next, log_prob, store)
+            recorder.add(x, x_next, kernel.score(v, x, sigma, sigma_next, x_next, condition.free_mask(x)).log_prob)
             model_sigmas.append(model_sigma)
         x = x_next
-    index = torch.tensor(steps, dtype=torch.long)
-    return Rollout(
-        latents=torch.stack(recorded["x"], dim=1),
-        next_latents=torch.stack(recorded["next"], dim=1),
-        sigmas=schedule[index],
-        sigmas_next=schedule[index + 1],
-        log_probs=torch.stack(recorded["logp"], dim=1),
-        final=condition.impose(x),
-        kernel=kernel,
-        model_sigmas=torch.tensor(model_sigmas, dtype=torch.float32),
-    )
+    final = condition.impose(x)
+    return recorder.rollout(schedule, steps, final, kernel, model_sigmas=torch.tensor(model_sigmas))
 
 
 @torch.no_grad()

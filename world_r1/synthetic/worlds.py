@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from world_r1.camera.flow import zoomed
 from world_r1.camera.grammar import CameraPlan, plan_for_prompt
-from world_r1.camera.trajectory import MotionScale, camera_trajectory, zoom_schedule
+from world_r1.camera.trajectory import MotionScale, camera_trajectory, saved_motion, zoom_schedule
 from world_r1.geometry.pose import intrinsics_from_fov
 from world_r1.seeding import derive_seed
 from world_r1.synthetic.inconsistency import (
@@ -530,10 +530,11 @@ class WorldConfig:
 
     @classmethod
     def from_dict(cls, settings: dict) -> WorldConfig:
-        """The config a YAML file or a model manifest records (``motion`` as a mapping; unknown keys are errors)."""
+        """The config a YAML file or a model manifest records (``motion`` as a mapping, one saved before conventions
+        existed read as the classic path it was rendered with; unknown keys are errors)."""
         settings = dict(settings)
         if isinstance(settings.get("motion"), dict):
-            settings["motion"] = MotionScale(**settings["motion"])
+            settings["motion"] = MotionScale(**saved_motion(settings["motion"]))
         return cls(**settings)
 
 
