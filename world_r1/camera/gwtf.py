@@ -116,6 +116,11 @@ def warp_step(
     return out_weight.reshape(height, width), out_noise.reshape(channels, height, width)
 
 
+def blend(background: torch.Tensor, foreground: torch.Tensor, alpha: float) -> torch.Tensor:
+    """The release's variance-preserving blend ``(alpha fg + (1 - alpha) bg) / sqrt(alpha^2 + (1 - alpha)^2)``."""
+    return (alpha * foreground + (1 - alpha) * background) / math.sqrt(alpha**2 + (1 - alpha) ** 2)
+
+
 def bin_noise(noise: torch.Tensor, factor: int) -> torch.Tensor:
     """Variance-preserving downsampling of noise (C, H, W) by an integer ``factor``: block sums over ``factor``,
     so i.i.d. N(0, 1) pixels give i.i.d. N(0, 1) pixels."""
@@ -168,6 +173,4 @@ def gwtf_noise(
     warped = torch.stack(latent, dim=1)
     if degradation == 0:
         return warped.cpu()
-    fresh = torch.randn(warped.shape, generator=generator, device=device)
-    blended = (degradation * fresh + (1 - degradation) * warped) / math.sqrt(degradation**2 + (1 - degradation) ** 2)
-    return blended.cpu()
+    return blend(warped, torch.randn(warped.shape, generator=generator, device=device), degradation).cpu()

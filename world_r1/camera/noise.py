@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from world_r1.camera.gwtf import blend
 from world_r1.camera.reinject import NoiseReinjection, StepwiseDelta
 from world_r1.camera.warp import CameraConfig, warped_noise, warps
 
@@ -65,9 +66,8 @@ def starting_noise(
             )
         return StartingNoise(plain_batch, injection)
     if config.warp == "gwtf":  # the release's "blend" of the warped noise into plain noise, variance-preserving
-        s = config.strength
-        blend = (s * warped_batch + (1 - s) * plain_batch) / ((s**2 + (1 - s) ** 2) ** 0.5)
-        warped_batch = torch.where(mask.to(device).bool().view(-1, 1, 1, 1, 1), blend, plain_batch)
+        blended = blend(plain_batch, warped_batch, config.strength)
+        warped_batch = torch.where(mask.to(device).bool().view(-1, 1, 1, 1, 1), blended, plain_batch)
     injection = None
     if any(active) and config.reinject_steps > 0 and config.reinject_strength > 0:
         injection = NoiseReinjection(

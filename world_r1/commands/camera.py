@@ -10,21 +10,12 @@ from __future__ import annotations
 import json
 import sys
 
-from world_r1.camera import MotionScale, camera_to_world, camera_trajectory, plan_for_prompt
+from world_r1.camera import RELEASE_PHRASES, MotionScale, camera_to_world, camera_trajectory, plan_for_prompt
 from world_r1.camera.grammar import CameraPlan
 from world_r1.data import load_prompts
 
 #: the release's phrase for each movement it has (others are written in the grammar's words)
-_RELEASE_WORDS = {
-    ("dolly", 1): "push in",
-    ("dolly", -1): "pull out",
-    ("truck", -1): "move left",
-    ("truck", 1): "move right",
-    ("orbit", -1): "orbit left",
-    ("orbit", 1): "orbit right",
-    ("pan", -1): "pan left",
-    ("pan", 1): "pan right",
-}
+_RELEASE_WORDS = {(m.kind, m.sign): phrase for phrase, motions in RELEASE_PHRASES.items() for m in motions}
 
 
 def movements(plan: CameraPlan) -> list[str]:
