@@ -44,6 +44,9 @@ setup:  ## create $(VENV) and install world-r1 (+ EXTRAS) with the right torch b
 	$(VENV)/bin/python -c "import torch; print(f'torch=={torch.__version__}')" 2>/dev/null >"$$constraints"
 	target="."; [ -z "$(EXTRAS)" ] || target=".[$(EXTRAS)]"
 	$$pip install -q -c "$$constraints" -e "$$target"
+	if [[ ",$(EXTRAS)," == *,recon,* || ",$(EXTRAS)," == *,dev,* ]]; then  # S_recon's network (pyproject: recon)
+	  $$pip install -q -c "$$constraints" --no-deps depth-anything-3==0.1.1 evo==1.38.1 e3nn==0.6.0
+	fi
 	echo "[setup] ready: $$(cat "$$constraints") in $(VENV)"
 
 mini-model:  ## re-train the shipped mini Wan from scratch into .cache/world_r1/mini-wan (49 minutes measured on 2 CPU cores)

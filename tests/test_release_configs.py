@@ -8,8 +8,11 @@ import pytest
 import torch
 import yaml
 
+from tests.geometry.test_lpips import random_heads, random_trunk
 from tests.helpers import run_in_process
-from tests.rewards.tiny_models import save_tiny_clip
+from tests.reconstruction.conftest import TINY_RES
+from tests.rewards.test_hps import OpenClipReference
+from tests.rewards.tiny_models import save_tiny_clip, save_tiny_qwen3_vl
 from world_r1.recipe import differences, recipe_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,11 +22,14 @@ CONFIGS = ROOT / "configs"
 def test_the_release_configs_set_every_knob_as_released():
     assert differences(CONFIGS / "world_r1_small.yaml") == []
     assert differences(CONFIGS / "world_r1_large.yaml") == []
-    # the product's config: the release's step and camera path, its own rewards, weights stored in bf16
+    # the product's config: the release's step and camera path, its own (Kornia) rewards, weights stored in bf16
     assert set(differences(CONFIGS / "wan21.yaml")) == {
         "model.policy.dtype",
         "model.policy.compute_dtype",
-        "model.reward.terms.trajectory.form",
+        "model.reward.terms.release3d.reconstruction",
+        "model.reward.terms.release3d.critic",
+        "model.reward.weights.release3d",
+        "model.reward.terms.preference.checkpoint",
     }
     assert "model.sampling.rollout" in differences(CONFIGS / "wan21_sde.yaml")  # the project's Flow-GRPO-Fast
 
@@ -34,9 +40,27 @@ def test_the_readme_prints_the_recipe_table_of_the_configs():
     assert table in readme, "paste world_r1.recipe.recipe_table([world_r1_small.yaml, wan21.yaml]) into the README"
 
 
+def _tiny_reward_models(folder: Path) -> dict[str, str]:
+    """Tiny random stand-ins of the release's reward models, saved in their real formats: Depth Anything 3, Qwen3-VL,
+    HPSv2.1 (an open_clip state dict), LPIPS-AlexNet (torchvision's and lpips' key names) and a CLIP tokenizer."""
+    pytest.importorskip("depth_anything_3", reason="the release's S_recon needs the depth-anything-3 package")
+    from world_r1.reconstruction.da3 import TINY_CONFIG, DepthAnything3
+
+    torch.manual_seed(0)
+    models = {"da3": str(DepthAnything3(TINY_CONFIG, process_res=TINY_RES).save_pretrained(folder / "da3"))}
+    models["critic"] = str(save_tiny_qwen3_vl(folder / "critic"))
+    torch.save({"state_dict": OpenClipReference().state_dict()}, folder / "hps.pt")
+    models["hps"], models["tokenizer"] = str(folder / "hps.pt"), str(save_tiny_clip(folder / "clip"))
+    torch.save(random_trunk(0), folder / "alexnet.pth")
+    torch.save({key: 0.05 * value for key, value in random_heads(1).items()}, folder / "alex.pth")
+    models["alexnet"], models["heads"] = str(folder / "alexnet.pth"), str(folder / "alex.pth")
+    return models
+
+
 def _small(config: Path, tmp_path: Path, model: str, clip: str, mini: bool) -> Path:
     """``config`` with its recipe kept but run in seconds on CPU: the small model, small videos, few steps and
-    prompts, one process, a tiny CLIP in PickScore's place."""
+    prompts, one process, tiny random reward models in place of the real ones (PickScore; or Depth Anything 3,
+    Qwen3-VL, LPIPS and HPSv2.1 for the release's terms)."""
     settings = yaml.safe_load(config.read_text(encoding="utf-8"))
     settings["trainer"] |= {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "strategy": "auto"}
     settings["trainer"] |= {"precision": "32-true", "max_steps": 2, "default_root_dir": str(tmp_path / "runs")}
@@ -45,8 +69,18 @@ def _small(config: Path, tmp_path: Path, model: str, clip: str, mini: bool) -> P
     model_settings["policy"] |= {"model": model, "max_sequence_length": 32}
     model_settings["video"] |= {"height": side, "width": side, "num_frames": 9}
     model_settings["sampling"] |= {"train_steps": 4, "eval_steps": 2}
-    preference = model_settings["reward"]["terms"]["preference"]["init_args"]
-    preference |= {"model": clip, "tokenizer": None, "dtype": "fp32"}
+    terms = model_settings["reward"]["terms"]
+    if "release3d" in terms:
+        tiny = _tiny_reward_models(tmp_path / "reward-models")
+        lpips = {
+            "class_path": "world_r1.geometry.LPIPS",
+            "init_args": {"backbone": tiny["alexnet"], "heads": tiny["heads"]},
+        }
+        terms["release3d"]["init_args"] |= {"reconstruction": tiny["da3"], "critic": tiny["critic"], "dtype": "fp32"}
+        terms["release3d"]["init_args"] |= {"distance": lpips, "render_size": side, "process_res": TINY_RES}
+        terms["preference"]["init_args"] |= {"checkpoint": tiny["hps"], "tokenizer": tiny["tokenizer"], "dtype": "fp32"}
+    else:
+        terms["preference"]["init_args"] |= {"model": clip, "tokenizer": None, "dtype": "fp32"}
     train, held_out = ("builtin:mini_train", "builtin:mini_eval") if mini else ("builtin:train", "builtin:eval")
     settings["data"] |= {"train_prompts": train, "decoupled_prompts": train, "eval_prompts": held_out}
     settings["data"] |= {"prompts_per_step": 1, "num_eval_prompts": 1}

@@ -88,7 +88,10 @@ RECIPE: tuple[Knob, ...] = (
     Knob("trainer.callbacks[LoRAEMA].repeats", 24),
     Knob("trainer.callbacks[ConsistencyEvaluation].every_n_steps", 30),
     Knob("trainer.callbacks[ModelCheckpoint].every_n_train_steps", 60),
-    Knob("model.reward.terms.trajectory.form", "path"),
+    Knob("model.reward.terms.release3d.reconstruction", "depth-anything/DA3-GIANT"),
+    Knob("model.reward.terms.release3d.critic", "Qwen/Qwen3-VL-4B-Instruct"),
+    Knob("model.reward.weights.release3d", 3.0),
+    Knob("model.reward.terms.preference.checkpoint", "xswu/HPSv2"),
 )
 
 _MISSING = object()

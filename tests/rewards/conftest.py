@@ -60,3 +60,20 @@ def scene_batch(request) -> torch.Tensor:
     static = rigid_video(FRAMES, SIZE, SIZE, seed=seed, static=True).video
     morphed = [morph(rigid, a, seed=seed) for a in AMPLITUDES]
     return torch.stack([*morphed, unrelated_frames(FRAMES, SIZE, SIZE, seed), static])
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl(tmp_path_factory) -> str:
+    """A tiny random Qwen3-VL with the released image processor settings."""
+    from tests.rewards.tiny_models import save_tiny_qwen3_vl
+
+    return str(save_tiny_qwen3_vl(tmp_path_factory.mktemp("tiny-qwen3-vl")))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl_seven(tmp_path_factory) -> str:
+    """A tiny Qwen3-VL whose digit logits are 12 on '7' and 0 on the other digits (and every other token)."""
+    from tests.rewards.tiny_models import save_tiny_qwen3_vl
+
+    logits = [12.0 if digit == 7 else 0.0 for digit in range(10)]
+    return str(save_tiny_qwen3_vl(tmp_path_factory.mktemp("tiny-qwen3-vl-seven"), digit_logits=logits))

@@ -159,3 +159,101 @@ def save_tiny_qwen_vl(directory: Path, answer: str = "7") -> Path:
     tokenizer.save_pretrained(directory)
     Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=112 * 112).save_pretrained(directory)
     return directory
+
+
+QWEN3_VL_IMAGE_PROCESSOR = {  # Qwen/Qwen3-VL-4B-Instruct's preprocessor_config.json: patch 16, mean and std 0.5
+    "size": {"longest_edge": 16777216, "shortest_edge": 65536},
+    "patch_size": 16,
+    "temporal_patch_size": 2,
+    "merge_size": 2,
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5],
+    "processor_class": "Qwen3VLProcessor",
+    "image_processor_type": "Qwen2VLImageProcessorFast",
+}
+
+
+def save_tiny_qwen3_vl(directory: Path, digit_logits: list[float] | None = None) -> Path:
+    """A Qwen3-VL (patch 16, DeepStack, interleaved M-RoPE, the released image processor settings) with Qwen's chat
+    format and a byte-level vocabulary in which each digit is one token.
+
+    Random weights by default. With ``digit_logits``, the logits at every position are those ten values on '0'..'9'
+    and 0 on every other token: the layers add nothing to the residual stream (output projections zero), every token
+    embeds to the unit vector e_0, the final norm scales it by ``s = 1 / sqrt(1 / H + eps)``, and the output head's
+    first column holds the wanted logits divided by ``s``.
+    """
+    import json
+
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    torch.manual_seed(0)
+    characters = list(bytes_to_unicode().values())
+    vocab = {token: index for index, token in enumerate([*characters, "<|endoftext|>"])}
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=[],
+        unk_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=list(QWEN_SPECIAL),
+    )
+    tokenizer.chat_template = QWEN_CHAT_TEMPLATE  # Qwen3-VL's has no default system prompt either
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL}
+    config = Qwen3VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 5e6,
+                "mrope_section": [2, 3, 3],
+                "mrope_interleaved": True,
+            },
+            bos_token_id=vocab["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=vocab["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=32,
+            patch_size=16,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            num_position_embeddings=64,
+            deepstack_visual_indexes=[0],
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        bos_token_id=vocab["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+        tie_word_embeddings=False,
+    )
+    model = Qwen3VLForConditionalGeneration(config)
+    if digit_logits is not None:
+        text = model.model.language_model
+        with torch.no_grad():
+            for layer in text.layers:
+                layer.self_attn.o_proj.weight.zero_()
+                layer.mlp.down_proj.weight.zero_()
+            text.embed_tokens.weight.zero_()
+            text.embed_tokens.weight[:, 0] = 1.0
+            text.norm.weight.fill_(1.0)
+            scale = 1.0 / (1.0 / config.text_config.hidden_size + config.text_config.rms_norm_eps) ** 0.5
+            model.lm_head.weight.zero_()
+            digits = [vocab[digit] for digit in "0123456789"]
+            model.lm_head.weight[digits, 0] = torch.tensor(digit_logits, dtype=torch.float32) / scale
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    (Path(directory) / "preprocessor_config.json").write_text(json.dumps(QWEN3_VL_IMAGE_PROCESSOR))
+    return directory

@@ -1,10 +1,12 @@
-"""Rewards: a common interface, weighted composition, and the terms (3D consistency, motion, simple)."""
+"""Rewards: a common interface, weighted composition, and the terms (3D consistency, camera path, preference)."""
 
 from world_r1.rewards.base import Reward, WeightedReward, check_videos
 from world_r1.rewards.depth import DepthConsistencyReward
 from world_r1.rewards.epipolar import EpipolarReward, MotionReward, parallax_gate
+from world_r1.rewards.hps import HPSReward
 from world_r1.rewards.novel_view import NovelViewReward
 from world_r1.rewards.quality import PreferenceReward, QualityReward
+from world_r1.rewards.reconstruction import ReconstructionReward
 from world_r1.rewards.simple import BrightnessReward, ColorReward
 from world_r1.rewards.trajectory import TrajectoryReward
 
@@ -13,10 +15,12 @@ __all__ = [
     "ColorReward",
     "DepthConsistencyReward",
     "EpipolarReward",
+    "HPSReward",
     "MotionReward",
     "NovelViewReward",
     "PreferenceReward",
     "QualityReward",
+    "ReconstructionReward",
     "Reward",
     "TrajectoryReward",
     "WeightedReward",

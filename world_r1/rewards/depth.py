@@ -10,6 +10,7 @@ import torch
 
 from world_r1.geometry import VideoGeometry, intrinsics_from_fov, resized
 from world_r1.geometry.depth import DepthSource, TriangulatedDepth
+from world_r1.geometry.lpips import LPIPS
 from world_r1.geometry.perceptual import PerceptualDistance
 from world_r1.geometry.reprojection import (
     PairReconstruction,
@@ -76,7 +77,7 @@ class DepthConsistencyReward(GeometricReward):
     def __init__(
         self,
         depth: DepthSource | None = None,
-        perceptual: PerceptualDistance | None = None,
+        perceptual: LPIPS | PerceptualDistance | None = None,
         fov_deg: float = 60.0,
         depth_weight: float = 0.0,
         min_coverage: float = 0.2,
@@ -86,7 +87,9 @@ class DepthConsistencyReward(GeometricReward):
         """
         Args:
             depth: the depth source (default :class:`TriangulatedDepth`, weights-free).
-            perceptual: adds the raw ``lpips`` (LPIPS-form distance of re-rendered against real frames); None: off.
+            perceptual: adds the raw ``lpips`` of re-rendered against real frames: :class:`~world_r1.geometry.LPIPS`
+                (AlexNet, the published metric) or a :class:`PerceptualDistance` (LPIPS's form on any backbone);
+                None: off.
             fov_deg: assumed horizontal field of view of the generated videos.
             depth_weight: weight of the depth agreement against the explained change (0: see above).
             min_coverage: share of frame j's pixels that must land inside frame i.
