@@ -11,6 +11,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,3 +170,10 @@ def machine() -> dict[str, object]:
     for package in ("torch", "diffusers", "kornia", "opencv-python-headless", "peft", "world-r1"):
         info[package] = _version(package)
     return info
+
+
+def provenance(argv: list[str] | None, module: str) -> dict[str, object]:
+    """What a result file records about how it was made: the command line that reproduces it and the machine (the
+    commit included)."""
+    arguments = sys.argv[1:] if argv is None else argv
+    return {"command": " ".join(["python", "-m", module, *arguments]), "machine": machine()}

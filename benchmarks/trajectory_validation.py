@@ -31,6 +31,7 @@ from rich.progress import Progress
 
 from world_r1.camera import CLASSIC_MOTION, parse_camera
 from world_r1.geometry import DETECTORS, GeometrySettings, VideoGeometry, analyse
+from world_r1.geometry.chain import PATH_ESTIMATORS
 from world_r1.rewards.trajectory import PATH_ANCHORS, TrajectoryReward
 from world_r1.synthetic.photos import CAMERAS, photo_clip_specs, render_photo_clip
 
@@ -82,9 +83,13 @@ def score_clips(
         task = progress.add_task("scoring camera sentences", total=len(specs))
         for spec in specs:
             video = render_photo_clip(spec).video[None]
-            analysis = analyse(video, geometry)
+            analyses = {  # one analysis per pairing of the keyframes the path estimators read
+                pairs: analyse(video, replace(geometry, path_pairs=pairs))
+                for pairs in {PATH_ESTIMATORS[term.path_estimator] for term in terms.values()}
+            }
             others = [c for c in cameras if parse_camera(c) != parse_camera(spec.camera)]
             for form, term in terms.items():
+                analysis = analyses[PATH_ESTIMATORS[term.path_estimator]]
                 own = _score(term, video, analysis, spec.camera)
                 wrong = [float(_score(term, video, analysis, c)["score"]) for c in [mirrored(spec.camera), *others]]
                 out[form]["right"].append(float(own["score"]))

@@ -331,3 +331,35 @@ def test_fresh_transformer_keeps_the_vae_and_text_encoder_and_builds_the_transfo
         for name, weight in getattr(wide, kept).state_dict().items():
             assert torch.equal(weight, theirs[name]), f"{kept}.{name}"
     assert wide.tokenizer("Camera pan left.").input_ids == source.tokenizer("Camera pan left.").input_ids
+
+
+def test_path_validation_reads_footage_and_reports_every_figure(tmp_path, monkeypatch):
+    """The footage benchmark end to end on two small clips: each estimator's row, the shape form's scores, the
+    headline figures and the Markdown table, with the render cache written atomically."""
+    from dataclasses import replace
+
+    from benchmarks import path_validation
+
+    monkeypatch.setattr(path_validation, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(path_validation, "GEOMETRY", replace(path_validation.GEOMETRY, max_side=160, anchors=4))
+    specs = [
+        replace(spec, num_frames=9, size=(90, 160))
+        for spec in path_validation.footage_specs("held_out", ("Camera pan left.", "Camera move right."))
+    ]
+    monkeypatch.setattr(path_validation, "footage_specs", lambda split, cameras: specs)
+    results = path_validation.run(("held_out",), ("chained", "anchored"), console=None)
+    assert set(results["held_out"]) == {"chained", "anchored", path_validation.SHAPE}
+    chained = results["held_out"]["chained"]
+    assert [row["camera"] for row in chained["clips"]] == ["Camera pan left.", "Camera move right."]
+    pan = chained["clips"][0]
+    assert pan["true_turning_deg"] == pytest.approx(14.0, abs=0.5) and 0 <= pan["score"] <= 1
+    summary = chained["summary"]
+    assert summary["clips"] == 2 and 0 <= summary["true_beats_mirrored"] <= 1
+    assert (
+        "travel_turning_median_deg" in summary
+        and "travel_turning_median_deg" not in results["held_out"]["shape form"]["summary"]
+    )
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2 and not list((tmp_path / "cache").glob("*.tmp"))
+    table = path_validation.markdown({"splits": results, "command": "python -m x", "machine": machine()})
+    assert "| held_out | chained |" in table and "| held_out | shape form | - |" in table
+    assert path_validation.mirrored("Camera push in, then pan left.") == "Camera pull out, then pan right."

@@ -4,11 +4,13 @@ import csv
 import json
 
 import pytest
+import torch
 from rich.console import Console
 
 from world_r1.cli import main
-from world_r1.commands.evaluate import Evaluation, evaluate, render_table
-from world_r1.rewards import EpipolarReward
+from world_r1.commands.evaluate import Evaluation, evaluate, release_values, render_table
+from world_r1.geometry import GeometrySettings
+from world_r1.rewards import EpipolarReward, TrajectoryReward
 from world_r1.synthetic import morph, rigid_video
 from world_r1.video_io import write_mp4
 
@@ -104,3 +106,22 @@ def test_lpips_from_a_local_backbone(folder, tmp_path):
     assert "depth/lpips" in report["means"] and report["means"]["depth/lpips"] >= 0
     with pytest.raises(ValueError, match=r"init_args\.perceptual"):
         evaluate(str(folder), terms={"epipolar": EpipolarReward()}, lpips=str(backbone))
+
+
+def test_the_release_names_and_the_estimated_camera_path_are_reported(folder, tmp_path, capsys):
+    """A path-form trajectory term reports as S_traj, and each video's estimated path, keyframe by keyframe, reaches
+    the JSON, the CSV and the console."""
+    geometry = GeometrySettings(anchors=4, path_pairs="consecutive")
+    out = tmp_path / "eval"
+    result = evaluate(str(folder), terms={"trajectory": TrajectoryReward(form="path")}, out=str(out), geometry=geometry)
+    rigid = next(row for row in result.rows if row["file"] == "rigid.mp4")
+    assert rigid["S_traj"] == rigid["trajectory/score"]
+    assert [p["frame"] for p in rigid["camera_path"]] == [2, 4, 6, 8]
+    assert all(p["moved"] in ("turn", "travel", "unknown") and p["turning_deg"] >= 0 for p in rigid["camera_path"])
+    assert any(p["turning_deg"] > 0 or p["travel"] > 0 for p in rigid["camera_path"])  # the rigid clip's camera moves
+    printed = capsys.readouterr().out
+    assert "estimated camera path" in printed and "frame 8" in printed and "S_traj" in printed
+    with out.with_suffix(".csv").open() as handle:
+        row = next(r for r in csv.DictReader(handle) if r["file"] == "rigid.mp4")
+    assert row["camera_path"].startswith("2:") and row["camera_path"].count(":") == 4
+    assert release_values({"trajectory": TrajectoryReward(form="shape")}, {"trajectory/score": torch.ones(1)}) == {}

@@ -12,6 +12,7 @@ from world_r1.geometry.path import estimate_focal_length, umeyama
 from world_r1.geometry.pose import intrinsics_from_fov
 from world_r1.rewards.path_scores import (
     PathPair,
+    relative_to_first,
     release_align,
     release_score,
     release_trajectory_score,
@@ -172,3 +173,22 @@ def test_the_focal_length_is_read_off_the_anchors(true_fov):
     assert float(found[0, 0]) == pytest.approx(float(truth[0, 0]), rel=0.03)
     nothing = torch.zeros(0, 3, 3, dtype=torch.float64)
     assert torch.equal(estimate_focal_length(nothing, nothing, assumed), assumed)
+
+
+def test_the_alignment_survives_a_path_that_stands_still_for_several_poses():
+    """Travel then a pan: the estimate's centres coincide over the pan. A RANSAC draw of only those poses has no
+    similarity (the release's Umeyama would divide by their zero spread): it must not collapse the path onto a point."""
+    centres = [  # a chained estimate of "move left, then pan right" on a footage clip
+        [0.0, 0.0, 0.0],
+        [-1.1017e-02, 1.4592e-05, -1.5535e-04],
+        [-2.2132e-02, 1.2045e-05, -2.0346e-04],
+        [-3.3233e-02, -2.3186e-05, 4.6299e-05],
+        *[[-4.4144e-02, 1.0104e-05, -2.0994e-04]] * 5,
+    ]
+    predicted = torch.eye(4, dtype=torch.float64).repeat(9, 1, 1)
+    predicted[:, :3, 3] = torch.tensor(centres, dtype=torch.float64)
+    target = torch.eye(4, dtype=torch.float64).repeat(9, 1, 1)
+    target[:, 0, 3] = torch.tensor([0.0, -55, -110, -165, -220, -220, -220, -220, -220], dtype=torch.float64)
+    aligned = release_align(predicted, target)
+    assert float((aligned[:, :3, 3] - target[:, :3, 3]).norm(dim=1).max()) < 2.0
+    assert release_score(relative_to_first(aligned), relative_to_first(target), 80)["translation"] > 0.95

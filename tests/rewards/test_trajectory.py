@@ -12,6 +12,7 @@ import torch
 
 from world_r1.camera import CLASSIC_MOTION, CameraParseError, camera_trajectory, parse_camera
 from world_r1.geometry import GeometrySettings, analyse, intrinsics_from_fov
+from world_r1.geometry.chain import PATH_ESTIMATORS
 from world_r1.geometry.path import estimate_path
 from world_r1.geometry.pose import rotation_angle_deg
 from world_r1.rewards import WeightedReward
@@ -31,8 +32,10 @@ def classic(form: str) -> TrajectoryReward:
 
 
 def _geometry(term: TrajectoryReward) -> GeometrySettings:
-    """GEOMETRY, with pairs from frame 0 for the forms that read the camera path."""
-    return replace(GEOMETRY, anchors=4) if term.form in ("path", "shape") else GEOMETRY
+    """GEOMETRY, with the keyframe pairs its path estimator reads for the forms that read the camera path."""
+    if term.form not in ("path", "shape"):
+        return GEOMETRY
+    return replace(GEOMETRY, anchors=4, path_pairs=PATH_ESTIMATORS[term.path_estimator])
 
 
 def _composed(term: TrajectoryReward) -> WeightedReward:

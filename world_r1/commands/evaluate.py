@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from world_r1.geometry import GeometrySettings, PerceptualDistance
+from world_r1.geometry.path import CameraPath
 from world_r1.metrics import RewardTermMeans, score_terms
 from world_r1.rewards import DepthConsistencyReward, EpipolarReward, Reward
 from world_r1.video_io import VIDEO_SUFFIXES, read_video
@@ -47,6 +48,50 @@ def read_prompts(path: Path) -> dict[str, str]:
     return {name: text for name, text in lines}
 
 
+#: the release's names of its reward terms: (term class, its output) -> name; the first configured one of each wins
+RELEASE_NAMES: tuple[tuple[str, str, str], ...] = (
+    ("Release3DReward", "S_recon", "S_recon"),
+    ("Release3DReward", "S_meta", "S_meta"),
+    ("Release3DReward", "S_traj", "S_traj"),
+    ("ReconstructionReward", "score", "S_recon"),
+    ("TrajectoryReward", "score", "S_traj"),
+    ("HPSReward", "hps", "R_gen"),
+)
+
+
+def release_values(terms: dict[str, Reward], values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The configured terms' raw values under the release's names (S_recon, S_meta, S_traj, R_gen) for the first video
+    of ``values``; a path-free trajectory form (flow, pose) is no S_traj."""
+    out: dict[str, float] = {}
+    for kind, key, name in RELEASE_NAMES:
+        for term_name, term in terms.items():
+            if type(term).__name__ != kind or name in out or f"{term_name}/{key}" not in values:
+                continue
+            if kind == "TrajectoryReward" and getattr(term, "form", None) != "path":
+                continue
+            out[name] = float(values[f"{term_name}/{key}"][0])
+    return out
+
+
+def camera_path_rows(path: CameraPath) -> list[dict[str, Any]]:
+    """A camera path as one row per keyframe: ``frame``, ``turning_deg`` and ``travel`` from frame 0 (travel in the
+    unit of the path: the median depth of the first travelling step's points), ``moved`` (turn, travel or unknown)."""
+    cosine = ((path.rotations.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
+    turning = torch.rad2deg(torch.arccos(cosine))
+    rows = []
+    for k in range(len(path.frames)):
+        moved = "unknown" if not bool(path.known[k]) else "turn" if bool(path.rotation_only[k]) else "travel"
+        rows.append(
+            {
+                "frame": int(path.frames[k]),
+                "turning_deg": round(float(turning[k]), 2),
+                "travel": round(float(path.centres[k].norm()), 4),
+                "moved": moved,
+            }
+        )
+    return rows
+
+
 def score_video_files(
     files: list[Path],
     terms: dict[str, Reward],
@@ -74,7 +119,11 @@ def score_video_files(
         scores = torch.stack([values[f"{name}/score"] for name in terms]).mean(0)
         means.update(values)
         row = {"file": path.name, "prompt": prompt, "frames": video.shape[0], "score": float(scores[0])}
-        result.rows.append(row | {name: float(value[0]) for name, value in values.items()})
+        row |= release_values(terms, values) | {name: float(value[0]) for name, value in values.items()}
+        paths = [term.last_paths[0] for term in terms.values() if getattr(term, "last_paths", None)]
+        if paths and paths[0] is not None:
+            row["camera_path"] = camera_path_rows(paths[0])
+        result.rows.append(row)
     result.rows.sort(key=lambda row: row["score"], reverse=True)
     if result.rows:
         result.means = {"score": sum(r["score"] for r in result.rows) / len(result.rows)} | means.compute()
@@ -90,7 +139,11 @@ def write_reports(result: Evaluation, out: Path) -> tuple[Path, Path]:
     with csv_path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["rank", *columns])
         writer.writeheader()
-        writer.writerows({"rank": rank} | row for rank, row in enumerate(result.rows, start=1))
+        for rank, row in enumerate(result.rows, start=1):
+            if "camera_path" in row:  # one cell: "frame:turning_deg/travel/moved" per keyframe
+                cells = (f"{p['frame']}:{p['turning_deg']}/{p['travel']}/{p['moved']}" for p in row["camera_path"])
+                row = row | {"camera_path": " ".join(cells)}
+            writer.writerow({"rank": rank} | row)
     return json_path, csv_path
 
 
@@ -98,7 +151,9 @@ def render_table(result: Evaluation, all_columns: bool = False) -> Table:
     """The ranking as a rich table: one row per video and a mean row; the columns are the overall ``score`` and each
     term's score (fits an 80-column terminal), or with ``all_columns`` every metric the terms report."""
     keys = [key for key in dict.fromkeys(k for row in result.rows for k in row) if key not in ("file", "prompt")]
-    columns = keys if all_columns else [k for k in keys if k == "score" or k.endswith("/score")]
+    keys = [key for key in keys if key != "camera_path"]
+    release = [name for _, _, name in RELEASE_NAMES if name in keys]
+    columns = keys if all_columns else [k for k in keys if k == "score" or k.endswith("/score") or k in release]
     title = "3D consistency: ranked by score, the mean of the terms' scores (higher is more consistent)"
     table = Table(title=title, title_justify="left")
     table.add_column("rank", justify="right")
@@ -109,6 +164,26 @@ def render_table(result: Evaluation, all_columns: bool = False) -> Table:
         table.add_row(str(rank), row["file"], *(_fmt(row.get(column)) for column in columns))
     if result.means:
         table.add_row("", "mean", *(_fmt(result.means.get(c)) for c in columns), style="italic", end_section=True)
+    return table
+
+
+def render_paths(result: Evaluation) -> Table | None:
+    """The estimated camera path of each video (the trajectory term's), turning in degrees and travel from frame 0
+    per keyframe: what the S_traj score read; None when no term estimated one."""
+    rows = [row for row in result.rows if row.get("camera_path")]
+    if not rows:
+        return None
+    frames = [p["frame"] for p in rows[0]["camera_path"]]
+    table = Table(title="estimated camera path: degrees turned / travel from frame 0 (? where unknown)")
+    table.add_column("file", style="bold", overflow="fold")
+    for frame in frames:
+        table.add_column(f"frame {frame}", justify="right")
+    for row in rows:
+        cells = [
+            f"{p['turning_deg']:.1f}/{p['travel']:.2f}" + ("?" if p["moved"] == "unknown" else "")
+            for p in row["camera_path"]
+        ]
+        table.add_row(row["file"], *cells)
     return table
 
 
@@ -164,6 +239,9 @@ def evaluate(
     for skipped in result.skipped:
         console.print(f"[red]skipped[/red] {skipped['file']}: {skipped['error']}", highlight=False)
     console.print(render_table(result, all_columns))
+    paths = render_paths(result)
+    if paths is not None:
+        console.print(paths)
     json_path, csv_path = write_reports(result, Path(out) if out else folder / "world_r1_eval")
     console.print(f"{len(result.rows)} scored, {len(result.skipped)} skipped; written {json_path} and {csv_path}")
     return result

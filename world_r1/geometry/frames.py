@@ -11,13 +11,16 @@ def gap_frames(num_frames: int, gap: float) -> int:
     return max(1, round(gap * (num_frames - 1)))
 
 
-def anchor_pairs(num_frames: int, anchors: int) -> torch.Tensor:
-    """Frame 0 paired with ``anchors`` frames spread evenly over the rest of the clip, the last one included (a camera
-    path relative to frame 0); shape (A, 2), long, A <= anchors (fewer for short clips)."""
+def anchor_pairs(num_frames: int, anchors: int, consecutive: bool = False) -> torch.Tensor:
+    """The pairs a camera path is read from: ``anchors`` keyframes spread evenly over the clip after frame 0, the last
+    one included, each paired with frame 0 (a path relative to frame 0) or, ``consecutive``, with the keyframe before
+    it (a path chained step by step); shape (A, 2), long, A <= anchors (fewer for short clips)."""
     if anchors < 1 or num_frames < 2:
         return torch.zeros(0, 2, dtype=torch.long)
     ends = torch.linspace(0, num_frames - 1, steps=anchors + 1)[1:].round().long().unique()
-    return torch.stack([torch.zeros_like(ends), ends], 1)[ends > 0]
+    ends = ends[ends > 0]
+    starts = torch.cat([torch.zeros(1, dtype=torch.long), ends[:-1]]) if consecutive else torch.zeros_like(ends)
+    return torch.stack([starts, ends], 1)
 
 
 def frame_pairs(num_frames: int, gaps: tuple[float, ...] = (0.5,), max_pairs: int = 4) -> torch.Tensor:

@@ -28,7 +28,8 @@ class CameraPath:
     ``known`` (M,) bool (False: the pair could not be reconstructed; its rotation is the identity, its centre 0) and
     ``rotation_only`` (M,) bool (the pair's matches obey a homography: turning or zooming, no travel), ``zooms``
     (M,) (camera k's focal length over camera 0's, read from the homography of a rotation-only pair; 1 elsewhere:
-    a travelling pair's zoom is not estimated) and the ``focal`` length (analysis pixels) the path was read with."""
+    a travelling pair's zoom is not estimated), the ``focal`` length (analysis pixels) the path was read with, and
+    whether it was ``chained`` from consecutive keyframes (``rotation_only`` then marks the steps that only turned)."""
 
     frames: torch.Tensor
     rotations: torch.Tensor
@@ -37,6 +38,7 @@ class CameraPath:
     rotation_only: torch.Tensor
     focal: float
     zooms: torch.Tensor | None = None
+    chained: bool = False  # read step by step (:mod:`world_r1.geometry.chain`) rather than each against frame 0
 
     def __post_init__(self) -> None:
         if self.zooms is None:
@@ -46,7 +48,10 @@ class CameraPath:
     def measured(self) -> torch.Tensor:
         """(M,) bool, the anchors to compare: every known one for a camera that only turns or zooms; where some
         anchor shows travel, the rotation-only ones are those whose travel was too small to see (early frames of a
-        slow truck, read as a slight turn), and are left out."""
+        slow truck, read as a slight turn), and are left out. A chained path compares every known keyframe: its
+        turning steps are part of the path."""
+        if self.chained:
+            return self.known
         travels = self.known & ~self.rotation_only
         return travels if bool(travels.any()) else self.known
 
@@ -110,6 +115,8 @@ def estimate_path(
     anchored = analysis.anchored
     if anchored is None:
         raise ValueError("the analysis has no anchor pairs: make it with GeometrySettings(anchors=8) or more.")
+    if anchored.settings.path_pairs != "first":
+        raise ValueError("the anchored path reads pairs with frame 0: make the analysis with path_pairs='first'.")
     count = len(anchored.pairs)
     keys = [video * count + p for p in range(count)]
     matches = [anchored.matches.of_pair(k) for k in keys]

@@ -22,6 +22,8 @@ from world_r1.settings import check_choice
 #: the feature detectors an analysis can use (``GeometrySettings.detector``)
 Detector = Literal["sift", "corners"]
 DETECTORS: tuple[str, ...] = get_args(Detector)
+#: how the keyframes of a camera path are paired (``GeometrySettings.path_pairs``)
+PathPairs = Literal["first", "consecutive"]
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,13 @@ class GeometrySettings:
             about 3x faster, fewer keypoints on small frames). Not read by ``"corners"``.
         upright: SIFT describes keypoints without orientation (faster; for cameras that do not roll in the image
             plane). ``"corners"`` is always upright.
-        anchors: also pair frame 0 with this many frames spread over the clip (0: none), for the terms that read the
-            camera path relative to frame 0 (``TrajectoryReward(form="shape" | "path")``); they form the separate
+        anchors: this many keyframes spread over the clip after frame 0 (0: none), paired as ``path_pairs`` says, for
+            the terms that read the camera path (``TrajectoryReward(form="shape" | "path")``); they form the separate
             :attr:`VideoGeometry.anchored` analysis, so the other terms' pairs stay as ``gaps`` makes them.
+        path_pairs: how those keyframes are paired: ``"first"``, each with frame 0 (the anchored path of
+            :func:`~world_r1.geometry.path.estimate_path`), or ``"consecutive"``, each with the keyframe before it
+            (the chained path of :func:`~world_r1.geometry.chain.estimate_chained_path`: short baselines that keep
+            matching to the end of the clip).
     """
 
     gaps: tuple[float, ...] = (0.25, 0.5)
@@ -69,6 +75,7 @@ class GeometrySettings:
     upsample: bool = True
     upright: bool = False
     anchors: int = 0
+    path_pairs: PathPairs = "first"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gaps", tuple(float(g) for g in self.gaps))
@@ -78,6 +85,7 @@ class GeometrySettings:
                 f"{list(self.gaps)}."
             )
         check_choice("geometry.detector", self.detector, Detector)
+        check_choice("geometry.path_pairs", self.path_pairs, PathPairs)
         if self.anchors < 0:
             raise ValueError(
                 f"geometry.anchors must be >= 0 (0: no pairs with frame 0 for a path), got {self.anchors}."
@@ -135,7 +143,7 @@ def analyse(videos: torch.Tensor, settings: GeometrySettings | None = None) -> V
     videos = videos.detach().float().clamp(0, 1)
     batch, num_frames = videos.shape[:2]
     pairs = frame_pairs(num_frames, settings.gaps, settings.max_pairs).to(videos.device)
-    anchored = anchor_pairs(num_frames, settings.anchors).to(videos.device)
+    anchored = anchor_pairs(num_frames, settings.anchors, settings.path_pairs == "consecutive").to(videos.device)
     estimator = EpipolarEstimator(settings.ransac_px, settings.inlier_px, settings.ransac_iters, settings.min_matches)
     used = torch.cat([pairs.flatten(), anchored.flatten()]).unique()
     if len(used) == 0:  # one-frame videos: nothing to compare

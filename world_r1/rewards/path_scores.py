@@ -141,12 +141,21 @@ def _sim3(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, tor
     return umeyama(source, target, rotation=True, scale=True)
 
 
+def _spread(centres: torch.Tensor) -> bool:
+    """Whether camera centres (N, 3) are spread enough for a similarity (Umeyama divides by their variance)."""
+    size = float(centres.abs().max()) if len(centres) else 0.0
+    return size > 0 and float((centres - centres.mean(0)).square().sum(1).mean()) > 1e-20 * size**2
+
+
 def release_align(predicted: torch.Tensor, target: torch.Tensor, seed: int = 0, iterations: int = 10) -> torch.Tensor:
     """``predicted`` camera-to-world poses (F, 4, 4) mapped onto ``target``'s by the release's Umeyama similarity of
     the camera centres: on all poses, or, from 6 poses on, by its RANSAC: 10 draws of ``max(3, ceil(F / 2))`` poses
     (seeded here, so a video always scores the same), inliers within the median distance from each aligned centre to
     its nearest target centre after an alignment on all poses, the draw with the most inliers (then the smallest mean
-    error) refitted on its inliers. Rotations are turned by the similarity's rotation, centres moved by all of it."""
+    error) refitted on its inliers. Centres that coincide (a camera that only turned during those poses) have no
+    similarity: the release's Umeyama divides by their spread (NaN), so such a draw finds no inliers and such inliers
+    are not refitted (the draw's own similarity stays). Rotations are turned by the similarity's rotation, centres
+    moved by all of it."""
     predicted, target = predicted.double(), target.double()
     centres_p, centres_t = predicted[:, :3, 3], target[:, :3, 3]
     count = len(predicted)
@@ -159,6 +168,8 @@ def release_align(predicted: torch.Tensor, target: torch.Tensor, seed: int = 0, 
         best, best_score = None, (-1, math.inf)
         for _ in range(iterations):
             sample = torch.randperm(count, generator=generator)[:size]
+            if not _spread(centres_p[sample]):  # the release's Umeyama divides by the spread: NaN, no inliers
+                continue
             sd, rd, td = _sim3(centres_p[sample], centres_t[sample])
             errors = (sd * centres_p @ rd.T + td - centres_t).norm(dim=1)
             inliers = errors <= threshold
@@ -166,7 +177,7 @@ def release_align(predicted: torch.Tensor, target: torch.Tensor, seed: int = 0, 
             mean = float(errors[inliers].mean()) if k else math.inf
             if k > best_score[0] or (k == best_score[0] and mean < best_score[1]):
                 best, best_score, (s, r, t) = inliers, (k, mean), (sd, rd, td)
-        if best is not None and int(best.sum()) >= 3:
+        if best is not None and int(best.sum()) >= 3 and _spread(centres_p[best]):
             s, r, t = _sim3(centres_p[best], centres_t[best])
     out = predicted.clone()
     out[:, :3, :3] = r @ predicted[:, :3, :3]

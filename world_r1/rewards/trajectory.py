@@ -12,8 +12,10 @@ Two ways to compare it with the video, on frame pairs ``(i, j)`` of the geometry
   (intrinsics from an assumed field of view) against the intended ones, both ``X_j = R X_i + t`` in OpenCV axes.
   Scale-free (a slower camera loses nothing), and fragile where lateral travel and rotation look alike.
 * ``form="path"``: World-R1's S_traj exactly as its release defines it
-  (:func:`~world_r1.rewards.path_scores.release_trajectory_score`): the camera path relative to frame 0, estimated
-  from the pairs ``(0, k)`` of the analysis (``geometry.anchors``, :func:`~world_r1.geometry.path.estimate_path`),
+  (:func:`~world_r1.rewards.path_scores.release_trajectory_score`): the camera path relative to frame 0, chained from
+  consecutive keyframes of the analysis (``geometry.anchors`` with ``geometry.path_pairs: consecutive``, each step read
+  as still, turn, travel or both by model selection, :mod:`world_r1.geometry.chain`; or ``path_estimator: anchored``,
+  each keyframe against frame 0),
   aligned onto the intended path by the release's Umeyama similarity (RANSAC from 6 poses), and scored by travel
   (cosine, length ratio, mean error) and turning (mean and last geodesic error, total turning), weighted by whether
   the intended path travels and turns; a prompt without camera words scores 0. It is scored on frame 0 and the
@@ -45,7 +47,8 @@ from world_r1.camera import (
     zoomed,
 )
 from world_r1.geometry import GeometrySettings, VideoGeometry, intrinsics_from_fov, relative_pose
-from world_r1.geometry.path import estimate_path
+from world_r1.geometry.chain import PATH_ESTIMATORS, estimate_chained_path
+from world_r1.geometry.path import CameraPath, estimate_path
 from world_r1.geometry.pose import rotation_angle_deg
 from world_r1.rewards.base import GeometricReward
 from world_r1.rewards.path_scores import PathPair, release_trajectory_score, shape_score
@@ -103,7 +106,7 @@ class TrajectoryReward(GeometricReward):
       with ``parallax`` the median match displacement in analysis pixels, so a still camera earns the reward.
 
     ``form="path"``: :func:`~world_r1.rewards.path_scores.release_trajectory_score` on the estimated path (frame 0
-    and the anchors) against the intended one at the same frames.
+    and the keyframes, ``path_estimator``) against the intended one at the same frames.
     ``form="shape"`` reads the same path with
     :func:`~world_r1.rewards.path_scores.shape_score`: ``score = trans * rot * zoom``, each ``max(0, cos) * exp(-e)`` on
     the centres and on the rotation vectors after a least-squares scale (``still_deg`` for turning where none is
@@ -148,6 +151,7 @@ class TrajectoryReward(GeometricReward):
         homography_px: float = 1.0,
         estimate_fov: bool = False,
         still_zoom: float = 0.05,
+        path_estimator: str | None = None,
     ) -> None:
         """
         Args:
@@ -179,6 +183,12 @@ class TrajectoryReward(GeometricReward):
                 of the turning's scale.
             still_zoom: shape form: estimated zoom (mean |ln focal ratio| over the path) scoring exp(-1) where none
                 is intended.
+            path_estimator: path and shape forms: how the video's camera path is read: ``"chained"`` (consecutive
+                keyframes, each step's motion chosen by model selection, :mod:`world_r1.geometry.chain`; needs
+                ``geometry.path_pairs: consecutive``) or ``"anchored"`` (each keyframe against frame 0, zooms told
+                from dolly moves, :func:`~world_r1.geometry.path.estimate_path`; ``geometry.path_pairs: first``).
+                Default: chained for the path form (footage-like clips: ``benchmarks.path_validation``), anchored for
+                the shape form (it scores zooms).
         """
         super().__init__()
         if form not in ("flow", "pose", "path", "shape"):
@@ -200,6 +210,11 @@ class TrajectoryReward(GeometricReward):
         self.path_still = path_still
         self.still_deg, self.homography_px, self.estimate_fov = still_deg, homography_px, estimate_fov
         self.still_zoom = still_zoom
+        self.path_estimator = path_estimator or ("chained" if form == "path" else "anchored")
+        if self.path_estimator not in PATH_ESTIMATORS:
+            raise ValueError(
+                f"TrajectoryReward.path_estimator must be one of {sorted(PATH_ESTIMATORS)}, got {path_estimator!r}."
+            )
         keys = {
             "flow": ("direction", "size", "motion_ratio"),
             "pose": ("rotation_error_deg", "translation_error_deg"),
@@ -207,15 +222,27 @@ class TrajectoryReward(GeometricReward):
             "shape": _SHAPE_KEYS,
         }[form]
         self.worst = {"score": 0.0, **dict.fromkeys(keys, 0.0), "parallax_px": 0.0}
+        #: the camera paths the path and shape forms estimated for the last batch (None where not estimated), so a
+        #: report can show why a video scored as it did (``evaluate``'s ``camera_path``)
+        self.last_paths: list[CameraPath | None] = []
 
     def standalone_settings(self) -> GeometrySettings:
-        return GeometrySettings(anchors=PATH_ANCHORS) if self.form in ("path", "shape") else GeometrySettings()
+        if self.form in ("path", "shape"):
+            return GeometrySettings(anchors=PATH_ANCHORS, path_pairs=PATH_ESTIMATORS[self.path_estimator])
+        return GeometrySettings()
 
     def check_settings(self, settings: GeometrySettings) -> None:
         if self.form in ("path", "shape") and settings.anchors < 1:
             raise ValueError(
-                f"TrajectoryReward(form={self.form!r}) reads the camera path from pairs with frame 0: set the reward's "
+                f"TrajectoryReward(form={self.form!r}) reads the camera path from keyframe pairs: set the reward's "
                 f"geometry.anchors (e.g. {PATH_ANCHORS})."
+            )
+        pairs = PATH_ESTIMATORS[self.path_estimator]
+        if self.form in ("path", "shape") and settings.path_pairs != pairs:
+            raise ValueError(
+                f"TrajectoryReward(path_estimator={self.path_estimator!r}) reads keyframe pairs made with "
+                f"geometry.path_pairs: {pairs}, got {settings.path_pairs!r}: set the reward's geometry.path_pairs to "
+                f"{pairs} (or path_estimator to {'anchored' if pairs == 'consecutive' else 'chained'})."
             )
         if self.form in ("path", "shape") and settings.detector == "corners":
             log.warning(
@@ -241,6 +268,7 @@ class TrajectoryReward(GeometricReward):
         out = {key: torch.zeros(batch) for key in self.worst}
         out["degenerate"] = torch.zeros(batch)
         out["static_expected"] = torch.tensor([float(p.is_static) for p in plans])
+        self.last_paths = [None] * batch
         intrinsics = intrinsics_from_fov(self.fov_deg, *analysis.size).to(videos.device)
         score_video = {
             "flow": self._score_flow,
@@ -383,7 +411,11 @@ class TrajectoryReward(GeometricReward):
     ) -> dict[str, float]:
         """Path- or shape-form scores of video ``b``; see the class docstring. The path is read with frame 0's lens
         (``intrinsics[0]``); the intended zooms are the others' focal lengths over it."""
-        path = estimate_path(analysis, b, intrinsics[0], self.homography_px, estimate_focal=self.estimate_fov)
+        if self.path_estimator == "chained":
+            path = estimate_chained_path(analysis, b, intrinsics[0])
+        else:
+            path = estimate_path(analysis, b, intrinsics[0], self.homography_px, estimate_focal=self.estimate_fov)
+        self.last_paths[b] = path
         known = path.measured
         parallax = analysis.per_video(analysis.geometry.parallax_px)[b]
         base = {"parallax_px": float(parallax.mean()) if len(parallax) else 0.0, "known": 0.0}
