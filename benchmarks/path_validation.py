@@ -126,8 +126,8 @@ def measure_clip(clip: Footage, estimator: str, motion: MotionScale) -> dict[str
 
 
 def shape_form(clip: Footage, term: WeightedReward) -> dict[str, float | str]:
-    """The shape form's scores (``configs/wan21.yaml``'s trajectory term) of one clip with its own and the mirrored
-    sentence: does the form credit the camera the clip follows?"""
+    """The shape form's scores (the Wan configs' trajectory term before the chained path) of one clip with its own
+    and the mirrored sentence: does the form credit the camera the clip follows?"""
     camera = clip.spec.camera
     scores = term(clip.video[None].repeat(2, 1, 1, 1, 1), ["", ""], cameras=[camera, mirrored(camera)])["trajectory"]
     return {"camera": camera, "score": float(scores[0]), "mirrored_score": float(scores[1])}
@@ -216,7 +216,7 @@ def markdown(results: dict) -> str:
         "",
         f"Clips per split: {clips} (the release's eight single movements and six chains of two or three). The "
         "estimators' S_traj is the release's formula on the estimated keyframe path; the shape form's is its own score "
-        "(configs/wan21.yaml's trajectory term).",
+        "(the Wan configs' trajectory term before the chained estimate).",
         "",
         f"Command: `{results['command']}`; commit {machine['git']}; {machine['cpu']}; {machine['date_utc']}.",
     ]

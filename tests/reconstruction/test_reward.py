@@ -156,3 +156,15 @@ def test_without_the_lpips_module_the_default_distance_names_the_fix(monkeypatch
     monkeypatch.setitem(sys.modules, "world_r1.geometry.lpips", None)
     with pytest.raises(ImportError, match="PerceptualDistance"):
         default_distance()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_a_gpu_only_renderer_on_a_cpu_machine_is_refused_at_start_up_naming_the_fix():
+    from world_r1.rewards.reconstruction import check_backend
+
+    with pytest.raises(ValueError, match="backend: gsplat rasterises on CUDA .* use backend: auto"):
+        check_backend("gsplat")
+    with pytest.raises(ValueError, match="'auto', 'gsplat' or 'torch'"):
+        check_backend("opengl")
+    check_backend("auto")
+    check_backend("torch")

@@ -6,6 +6,7 @@ morphing or incoherent video leaves no single scene that explains all frames, an
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -55,6 +56,17 @@ def render_at_inputs(
     return render.colors.clamp(0, 1)
 
 
+def check_backend(backend: str) -> None:
+    """Raise at start-up, naming the fix, where the renderer ``backend`` cannot run on this machine: gsplat
+    rasterises on CUDA only, with its package installed."""
+    if backend not in ("auto", "gsplat", "torch"):
+        raise ValueError(f"backend must be 'auto', 'gsplat' or 'torch', got {backend!r}.")
+    if backend == "gsplat" and not torch.cuda.is_available():
+        raise ValueError("backend: gsplat rasterises on CUDA and this machine has none: use backend: auto (or torch).")
+    if backend == "gsplat" and importlib.util.find_spec("gsplat") is None:
+        raise ValueError("backend: gsplat needs the gsplat package: pip install gsplat==1.5.3, or use backend: auto.")
+
+
 class ReconstructionReward(Reward):
     """``score = clip(1 - mean_f d(render_f, frame_f), 0, 1)``, ``d`` a perceptual distance (LPIPS-AlexNet, as the
     release), ``render_f`` the video's Depth Anything 3 Gaussians rendered from frame f's estimated camera at
@@ -95,6 +107,7 @@ class ReconstructionReward(Reward):
         super().__init__()
         if render_size < 16 or chunk < 1:
             raise ValueError(f"render_size must be >= 16 and chunk >= 1, got {render_size}, {chunk}.")
+        check_backend(backend)
         self.reconstructor = DepthAnything3.from_pretrained(model, process_res=process_res)
         if not self.reconstructor.has_gaussians:
             raise ValueError(f"{model!r} has no Gaussian head; the reconstruction reward needs {RELEASE_MODEL!r}.")
