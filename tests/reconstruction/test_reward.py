@@ -162,7 +162,7 @@ def test_without_the_lpips_module_the_default_distance_names_the_fix(monkeypatch
 def test_a_gpu_only_renderer_on_a_cpu_machine_is_refused_at_start_up_naming_the_fix():
     from world_r1.rewards.reconstruction import check_backend
 
-    with pytest.raises(ValueError, match="backend: gsplat rasterises on CUDA .* use backend: auto"):
+    with pytest.raises(ValueError, match=r"backend: gsplat rasterises on CUDA .* use backend: auto"):
         check_backend("gsplat")
     with pytest.raises(ValueError, match="'auto', 'gsplat' or 'torch'"):
         check_backend("opengl")
