@@ -29,6 +29,7 @@ import torch
 from rich.console import Console
 from rich.progress import Progress
 
+from benchmarks.common import provenance
 from world_r1.camera import CLASSIC_MOTION, parse_camera
 from world_r1.geometry import DETECTORS, GeometrySettings, VideoGeometry, analyse
 from world_r1.geometry.chain import PATH_ESTIMATORS
@@ -161,8 +162,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     summary = summarise(score_clips(geometry=replace(GEOMETRY, detector=args.detector), console=console))
     args.out.mkdir(parents=True, exist_ok=True)
     name = "trajectory_validation" + ("" if args.detector == "sift" else f"_{args.detector}")
-    (args.out / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    record = provenance(None if argv is None else list(argv), "benchmarks.trajectory_validation")
+    (args.out / f"{name}.json").write_text(json.dumps({"forms": summary, **record}, indent=2) + "\n")
     text = markdown(summary, args.detector)
+    machine = record["machine"]
+    text += f"\nCommand: `{record['command']}`; commit {machine['git']}; {machine['cpu']}; {machine['date_utc']}.\n"
     (args.out / f"{name}.md").write_text(text)
     console.print(text)
 
