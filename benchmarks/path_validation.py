@@ -49,7 +49,7 @@ CACHE = Path(".cache/world_r1/footage")
 GEOMETRY = GeometrySettings(gaps=(0.1, 0.2), max_pairs=4, max_side=256, anchors=8)
 ASSUMED_FOV = 60.0
 TRAVEL_GOAL, SCORE_GOAL, MIRROR_GOAL = 5.0, 0.7, 0.9
-#: the row of the shape form's own scores (its estimate is the anchored one, scored free of scale)
+#: the rows of the shape form's own scores on each estimate ("shape form (chained)", ...), scored free of scale
 SHAPE = "shape form"
 
 
@@ -126,7 +126,7 @@ def measure_clip(clip: Footage, estimator: str, motion: MotionScale) -> dict[str
 
 
 def shape_form(clip: Footage, term: WeightedReward) -> dict[str, float | str]:
-    """The shape form's scores (the Wan configs' trajectory term before the chained path) of one clip with its own
+    """The shape form's scores (free of scale: 0 for the opposite camera) of one clip with its own
     and the mirrored sentence: does the form credit the camera the clip follows?"""
     camera = clip.spec.camera
     scores = term(clip.video[None].repeat(2, 1, 1, 1, 1), ["", ""], cameras=[camera, mirrored(camera)])["trajectory"]
@@ -174,15 +174,22 @@ def run(splits: tuple[str, ...], estimators: tuple[str, ...], console: Console |
     motion = MotionScale()
     out: dict = {}
     specs = [(split, spec) for split in splits for spec in footage_specs(split, FOOTAGE_CAMERAS)]
-    rows: dict[str, dict[str, list]] = {s: {e: [] for e in (*estimators, SHAPE)} for s in splits}
-    shape = WeightedReward({"trajectory": TrajectoryReward(form="shape", motion=motion)}, geometry=GEOMETRY)
+    shapes = {  # the shape form on each estimate, in the composite as the configs run it
+        f"{SHAPE} ({estimator})": WeightedReward(
+            {"trajectory": TrajectoryReward(form="shape", motion=motion, path_estimator=estimator)},
+            geometry=replace(GEOMETRY, path_pairs=PATH_ESTIMATORS[estimator]),
+        )
+        for estimator in estimators
+    }
+    rows: dict[str, dict[str, list]] = {s: {e: [] for e in (*estimators, *shapes)} for s in splits}
     with Progress(console=console, transient=True, disable=console is None) as progress:
         task = progress.add_task("footage clips", total=len(specs))
         for split, spec in specs:
             clip = cached_footage(spec)
             for estimator in estimators:
                 rows[split][estimator].append(measure_clip(clip, estimator, motion))
-            rows[split][SHAPE].append(shape_form(clip, shape))
+            for name, shape in shapes.items():
+                rows[split][name].append(shape_form(clip, shape))
             progress.advance(task)
     for split in splits:
         out[split] = {e: {"summary": summarise(rows[split][e]), "clips": rows[split][e]} for e in rows[split]}
@@ -216,7 +223,7 @@ def markdown(results: dict) -> str:
         "",
         f"Clips per split: {clips} (the release's eight single movements and six chains of two or three). The "
         "estimators' S_traj is the release's formula on the estimated keyframe path; the shape form's is its own score "
-        "(the Wan configs' trajectory term before the chained estimate).",
+        "(free of scale; 0 for the opposite camera) on each estimate.",
         "",
         f"Command: `{results['command']}`; commit {machine['git']}; {machine['cpu']}; {machine['date_utc']}.",
     ]

@@ -348,7 +348,7 @@ def test_path_validation_reads_footage_and_reports_every_figure(tmp_path, monkey
     ]
     monkeypatch.setattr(path_validation, "footage_specs", lambda split, cameras: specs)
     results = path_validation.run(("held_out",), ("chained", "anchored"), console=None)
-    assert set(results["held_out"]) == {"chained", "anchored", path_validation.SHAPE}
+    assert set(results["held_out"]) == {"chained", "anchored", "shape form (chained)", "shape form (anchored)"}
     chained = results["held_out"]["chained"]
     assert [row["camera"] for row in chained["clips"]] == ["Camera pan left.", "Camera move right."]
     pan = chained["clips"][0]
@@ -357,9 +357,9 @@ def test_path_validation_reads_footage_and_reports_every_figure(tmp_path, monkey
     assert summary["clips"] == 2 and 0 <= summary["true_beats_mirrored"] <= 1
     assert (
         "travel_turning_median_deg" in summary
-        and "travel_turning_median_deg" not in results["held_out"]["shape form"]["summary"]
+        and "travel_turning_median_deg" not in results["held_out"]["shape form (chained)"]["summary"]
     )
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 2 and not list((tmp_path / "cache").glob("*.tmp"))
     table = path_validation.markdown({"splits": results, "command": "python -m x", "machine": machine()})
-    assert "| held_out | chained |" in table and "| held_out | shape form | - |" in table
+    assert "| held_out | chained |" in table and "| held_out | shape form (anchored) | - |" in table
     assert path_validation.mirrored("Camera push in, then pan left.") == "Camera pull out, then pan right."
