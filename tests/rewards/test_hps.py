@@ -17,16 +17,8 @@ from PIL import Image
 from torch import nn
 
 from world_r1.rewards.base import WeightedReward
-from world_r1.rewards.hps import (
-    HPSReward,
-    clean_prompt,
-    convert_openclip,
-    jpeg_round_trip,
-    letterbox,
-    load_hps,
-    openclip_clip_config,
-    openclip_state_dict,
-)
+from world_r1.rewards.hps import HPSReward, clean_prompt, jpeg_round_trip, letterbox, load_hps
+from world_r1.rewards.openclip import convert_openclip, openclip_clip_config, openclip_state_dict
 from world_r1.rewards.quality import CLIP_MEAN, CLIP_STD
 
 VISION, TEXT = dict(width=160, heads=2, layers=2, patch=8, grid=4), dict(width=128, heads=2, layers=2, context=32)

@@ -106,13 +106,10 @@ QWEN_CHAT_TEMPLATE = (
 )
 
 
-def save_tiny_qwen_vl(directory: Path, answer: str = "7") -> Path:
-    """A Qwen2.5-VL with Qwen's chat format whose greedy answer is ``answer`` over and over: its final norm is zero,
-    so every logit is 0 and the first token of the vocabulary, ``answer``, wins."""
-    torch.manual_seed(0)
-    characters = list(bytes_to_unicode().values())
-    characters.remove(answer)
-    vocab = {token: index for index, token in enumerate([answer, *characters, "<|endoftext|>"])}
+def _qwen_tokenizer(tokens: list[str]) -> tuple[Qwen2Tokenizer, dict[str, int], dict[str, int]]:
+    """A byte-level Qwen tokenizer of ``tokens`` (then end-of-text) with Qwen's special tokens and chat format, its
+    vocabulary and the ids of the special tokens."""
+    vocab = {token: index for index, token in enumerate([*tokens, "<|endoftext|>"])}
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
         merges=[],
@@ -122,7 +119,16 @@ def save_tiny_qwen_vl(directory: Path, answer: str = "7") -> Path:
         additional_special_tokens=list(QWEN_SPECIAL),
     )
     tokenizer.chat_template = QWEN_CHAT_TEMPLATE
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL}
+    return tokenizer, vocab, {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL}
+
+
+def save_tiny_qwen_vl(directory: Path, answer: str = "7") -> Path:
+    """A Qwen2.5-VL with Qwen's chat format whose greedy answer is ``answer`` over and over: its final norm is zero,
+    so every logit is 0 and the first token of the vocabulary, ``answer``, wins."""
+    torch.manual_seed(0)
+    characters = list(bytes_to_unicode().values())
+    characters.remove(answer)
+    tokenizer, vocab, ids = _qwen_tokenizer([answer, *characters])
     config = Qwen2_5_VLConfig(
         text_config=dict(
             vocab_size=len(tokenizer),
@@ -187,18 +193,7 @@ def save_tiny_qwen3_vl(directory: Path, digit_logits: list[float] | None = None)
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
     torch.manual_seed(0)
-    characters = list(bytes_to_unicode().values())
-    vocab = {token: index for index, token in enumerate([*characters, "<|endoftext|>"])}
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=[],
-        unk_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=list(QWEN_SPECIAL),
-    )
-    tokenizer.chat_template = QWEN_CHAT_TEMPLATE  # Qwen3-VL's has no default system prompt either
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL}
+    tokenizer, vocab, ids = _qwen_tokenizer(list(bytes_to_unicode().values()))  # Qwen3-VL's: no system prompt either
     config = Qwen3VLConfig(
         text_config=dict(
             vocab_size=len(tokenizer),

@@ -7,6 +7,7 @@ from world_r1.rewards.hps import HPSReward
 from world_r1.rewards.novel_view import NovelViewReward
 from world_r1.rewards.quality import PreferenceReward, QualityReward
 from world_r1.rewards.reconstruction import ReconstructionReward
+from world_r1.rewards.release3d import Release3DReward
 from world_r1.rewards.simple import BrightnessReward, ColorReward
 from world_r1.rewards.trajectory import TrajectoryReward
 
@@ -21,6 +22,7 @@ __all__ = [
     "PreferenceReward",
     "QualityReward",
     "ReconstructionReward",
+    "Release3DReward",
     "Reward",
     "TrajectoryReward",
     "WeightedReward",

@@ -39,6 +39,15 @@ def check_videos(videos: torch.Tensor) -> None:
         raise ValueError(f"videos must be (B, F, 3, H, W) in [0, 1], got shape {tuple(videos.shape)}")
 
 
+def check_batch(videos: torch.Tensor, prompts: Sequence[str]) -> tuple[int, int]:
+    """``(batch, frames)`` of ``videos`` (B, F, 3, H, W) with one prompt per video; raises otherwise."""
+    check_videos(videos)
+    batch, num_frames = videos.shape[:2]
+    if len(prompts) != batch:
+        raise ValueError(f"got {len(prompts)} prompts for {batch} videos")
+    return batch, num_frames
+
+
 class GeometricReward(Reward):
     """A term read off the geometry core's analysis of the batch (frame pairs, matches, two-view geometry).
 

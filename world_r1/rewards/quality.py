@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from world_r1.hub import pretrained_config
-from world_r1.rewards.base import Reward, check_videos
+from world_r1.rewards.base import Reward, check_batch
 from world_r1.seeding import derive_seed
 from world_r1.settings import resolve_dtype
 
@@ -90,10 +90,7 @@ class QualityReward(Reward):
 
     @torch.no_grad()
     def forward(self, videos: torch.Tensor, prompts: Sequence[str], **metadata: Any) -> dict[str, torch.Tensor]:
-        check_videos(videos)
-        batch, num_frames = videos.shape[:2]
-        if len(prompts) != batch:
-            raise ValueError(f"got {len(prompts)} prompts for {batch} videos")
+        batch, num_frames = check_batch(videos, prompts)
         index = torch.linspace(0, num_frames - 1, min(self.num_frames, num_frames)).round().long().to(videos.device)
         image, prompt = self.embed(videos[:, index].flatten(0, 1), prompts)
         cosine = (image.reshape(batch, len(index), -1) * prompt[:, None]).sum(-1).mean(1)
@@ -150,10 +147,7 @@ class PreferenceReward(QualityReward):
     def forward(
         self, videos: torch.Tensor, prompts: Sequence[str], step: int | None = None, **metadata: Any
     ) -> dict[str, torch.Tensor]:
-        check_videos(videos)
-        batch, num_frames = videos.shape[:2]
-        if len(prompts) != batch:
-            raise ValueError(f"got {len(prompts)} prompts for {batch} videos")
+        batch, num_frames = check_batch(videos, prompts)
         index = self.frames(batch, num_frames, step).to(videos.device)
         image, prompt = self.embed(videos[torch.arange(batch, device=videos.device), index], prompts)
         logit = self.model.logit_scale.exp().float() * (image * prompt).sum(-1)
