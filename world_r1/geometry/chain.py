@@ -86,7 +86,7 @@ def estimate_chained_path(
         seed: seeds the fits' sampling, so a video always reads the same path.
     """
     chained = analysis.anchored
-    if chained is None or not chained.settings.path_pairs == "consecutive":
+    if chained is None or chained.settings.path_pairs != "consecutive":
         raise ValueError(
             "the chained path reads consecutive keyframe pairs: make the analysis with GeometrySettings(anchors=8, "
             "path_pairs='consecutive')."
@@ -125,8 +125,9 @@ def _compose(steps: list[_Step], frames: torch.Tensor, focal: float) -> CameraPa
         if motion is not None:
             travels = motion.kind in ("translation", "general")
             if travels:
-                ratio = _shared_ratio(last_travel, step) if last_travel is not None and index > 0 else None
-                if last_travel is not None and steps[index - 1] is last_travel and ratio is not None:
+                follows = last_travel is not None and index > 0 and steps[index - 1] is last_travel
+                ratio = _shared_ratio(last_travel, step) if follows else None
+                if ratio is not None:  # else the camera keeps the speed of the last travelling step
                     baseline *= ratio
                 if unit is None and step.depth_a is not None:
                     unit = float(step.depth_a.median()) * baseline
