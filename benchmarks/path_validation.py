@@ -39,6 +39,7 @@ from world_r1.camera.trajectory import camera_to_world, camera_trajectory
 from world_r1.geometry import GeometrySettings, analyse, intrinsics_from_fov
 from world_r1.geometry.chain import PATH_ESTIMATORS, path_of
 from world_r1.geometry.path import CameraPath
+from world_r1.geometry.pose import rotation_angle_deg
 from world_r1.rewards import TrajectoryReward, WeightedReward
 from world_r1.rewards.path_scores import release_trajectory_score
 from world_r1.synthetic.footage import FOOTAGE_CAMERAS, Footage, FootageSpec, footage_specs, render_footage
@@ -79,9 +80,7 @@ def mirrored(camera: str) -> str:
 
 def _turning(rotations: torch.Tensor) -> float:
     """Total geodesic turning (degrees) between consecutive rotations (N, 3, 3)."""
-    relative = rotations[1:] @ rotations[:-1].transpose(1, 2)
-    cos = ((relative.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
-    return float(torch.rad2deg(torch.arccos(cos)).sum())
+    return float(rotation_angle_deg(rotations[1:] @ rotations[:-1].transpose(1, 2)).sum())
 
 
 def _score(path: CameraPath, camera: str, num_frames: int, motion: MotionScale) -> float:

@@ -79,3 +79,15 @@ def tile_videos(videos: torch.Tensor, columns: int | None = None, pad: int = 2) 
         r, col = divmod(i, columns)
         grid[:, :, r * (h + pad) : r * (h + pad) + h, col * (w + pad) : col * (w + pad) + w] = videos[i]
     return grid
+
+
+def jpeg_round_trip(frame: torch.Tensor, quality: int = 75) -> torch.Tensor:
+    """(3, H, W) in [0, 1] -> the same frame after a trip through JPEG, (3, H, W) float32 on the CPU: ``round(255 x)``
+    as uint8, JPEG-encoded by PIL at ``quality`` (PIL's default, 75, is what World-R1's release sends its preference
+    model), decoded as RGB and divided by 255. Values outside [0, 1] are clipped first."""
+    array = (frame.detach().float().cpu() * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    decoded = np.asarray(Image.open(buffer).convert("RGB"))
+    return torch.from_numpy(decoded.copy()).permute(2, 0, 1).float() / 255

@@ -122,6 +122,19 @@ def _qwen_tokenizer(tokens: list[str]) -> tuple[Qwen2Tokenizer, dict[str, int], 
     return tokenizer, vocab, {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL}
 
 
+def _qwen_token_ids(vocab: dict[str, int], ids: dict[str, int]) -> dict[str, int]:
+    """The token ids a Qwen-VL config names: text start/end/padding and the image, video and vision markers."""
+    return {
+        "bos_token_id": vocab["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": vocab["<|endoftext|>"],
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+    }
+
+
 def save_tiny_qwen_vl(directory: Path, answer: str = "7") -> Path:
     """A Qwen2.5-VL with Qwen's chat format whose greedy answer is ``answer`` over and over: its final norm is zero,
     so every logit is 0 and the first token of the vocabulary, ``answer``, wins."""
@@ -151,13 +164,7 @@ def save_tiny_qwen_vl(directory: Path, answer: str = "7") -> Path:
             window_size=56,
             fullatt_block_indexes=[0],
         ),
-        bos_token_id=vocab["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=vocab["<|endoftext|>"],
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **_qwen_token_ids(vocab, ids),
     )
     model = Qwen2_5_VLForConditionalGeneration(config)
     torch.nn.init.zeros_(model.model.language_model.norm.weight)
@@ -225,13 +232,7 @@ def save_tiny_qwen3_vl(directory: Path, digit_logits: list[float] | None = None)
             num_position_embeddings=64,
             deepstack_visual_indexes=[0],
         ),
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        bos_token_id=vocab["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=vocab["<|endoftext|>"],
+        **_qwen_token_ids(vocab, ids),
         tie_word_embeddings=False,
     )
     model = Qwen3VLForConditionalGeneration(config)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from world_r1.geometry import GeometrySettings, PerceptualDistance
 from world_r1.geometry.path import CameraPath
+from world_r1.geometry.pose import rotation_angle_deg
 from world_r1.metrics import RewardTermMeans, score_terms
 from world_r1.rewards import DepthConsistencyReward, EpipolarReward, Reward
 from world_r1.video_io import VIDEO_SUFFIXES, read_video
@@ -76,8 +77,7 @@ def release_values(terms: dict[str, Reward], values: dict[str, torch.Tensor]) ->
 def camera_path_rows(path: CameraPath) -> list[dict[str, Any]]:
     """A camera path as one row per keyframe: ``frame``, ``turning_deg`` and ``travel`` from frame 0 (travel in the
     unit of the path: the median depth of the first travelling step's points), ``moved`` (turn, travel or unknown)."""
-    cosine = ((path.rotations.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
-    turning = torch.rad2deg(torch.arccos(cosine))
+    turning = rotation_angle_deg(path.rotations)
     rows = []
     for k in range(len(path.frames)):
         moved = "unknown" if not bool(path.known[k]) else "turn" if bool(path.rotation_only[k]) else "travel"

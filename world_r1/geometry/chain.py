@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from world_r1.geometry.motion_models import PairMotion, select_motion
-from world_r1.geometry.path import CameraPath, estimate_path
+from world_r1.geometry.path import CameraPath, estimate_path, shared_depth_ratio
 from world_r1.geometry.pose import triangulate
 from world_r1.geometry.video import VideoGeometry
 
@@ -58,15 +58,12 @@ def _triangulated(step: PairMotion, points_a: torch.Tensor, points_b: torch.Tens
 
 
 def _shared_ratio(previous: _Step, current: _Step) -> float | None:
-    """Median over the keypoints the two steps share in their common frame of previous-depth / current-depth: the
-    current step's baseline in the previous step's unit (None without :data:`MIN_SHARED` shared points)."""
+    """The current step's baseline in the previous step's unit, read through the keypoints the two share in their
+    common frame (:func:`~world_r1.geometry.path.shared_depth_ratio`; None without :data:`MIN_SHARED` of them)."""
     if previous.points_b is None or current.points_a is None:
         return None
-    same = (previous.points_b[:, None] - current.points_a[None]).abs().amax(-1) < 1e-3
-    mine, theirs = same.nonzero(as_tuple=True)
-    if len(mine) < MIN_SHARED:
-        return None
-    return float((previous.depth_b[mine] / current.depth_a[theirs].clamp_min(1e-12)).median())
+    ratio = shared_depth_ratio(current.points_a, current.depth_a, previous.points_b, previous.depth_b, MIN_SHARED)
+    return None if ratio is None else float(ratio)
 
 
 def estimate_chained_path(

@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from kornia.geometry.epipolar import sampson_epipolar_distance
+from kornia.geometry.epipolar import cross_product_matrix, sampson_epipolar_distance
 
 from world_r1.geometry.pose import relative_pose
 
@@ -102,12 +102,6 @@ def fit_rotation(
     return best, rotation_transfer_px(best, rays_a, points_b, intrinsics)
 
 
-def _cross_matrix(vector: torch.Tensor) -> torch.Tensor:
-    x, y, z = vector.unbind(-1)
-    zero = torch.zeros_like(x)
-    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*vector.shape[:-1], 3, 3)
-
-
 def sampson_px(
     rotation: torch.Tensor,
     translation: torch.Tensor,
@@ -118,7 +112,7 @@ def sampson_px(
     """Sampson distances (..., M) in pixels of the matches to the epipolar geometry of ``(R, t)`` (..., 3, 3), (..., 3)
     under ``K``: ``F = K^-T [t]_x R K^-1``."""
     inverse = torch.linalg.inv(intrinsics.double())
-    fundamental = inverse.T @ _cross_matrix(translation.double()) @ rotation.double() @ inverse
+    fundamental = inverse.T @ cross_product_matrix(translation.double()) @ rotation.double() @ inverse
     batch = fundamental.reshape(-1, 3, 3)
     a = points_a.double()[None].expand(len(batch), -1, -1)
     b = points_b.double()[None].expand(len(batch), -1, -1)

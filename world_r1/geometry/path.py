@@ -221,14 +221,26 @@ def _common_scale(
     unit = depth_ref.median().clamp_min(1e-9)
     scaled = centres.clone()
     for row, (points, depth) in triangulated.items():
-        same = (points[:, None] - points_ref[None]).abs().amax(-1) < 1e-3  # (N, N_ref): the same frame-0 keypoint
-        mine, theirs = same.nonzero(as_tuple=True)
-        if len(mine) >= min_common:
-            baseline = (depth_ref[theirs] / depth[mine].clamp_min(1e-9)).median()  # this pair's baseline, in ref's
-        else:
+        baseline = shared_depth_ratio(points, depth, points_ref, depth_ref, min_common)  # this pair's, in ref's unit
+        if baseline is None:
             baseline = unit / depth.median().clamp_min(1e-9)
         scaled[row] = centres[row] * baseline / unit
     return scaled
+
+
+def shared_depth_ratio(
+    points: torch.Tensor, depth: torch.Tensor, points_ref: torch.Tensor, depth_ref: torch.Tensor, min_common: int = 5
+) -> torch.Tensor | None:
+    """Median of ``depth_ref / depth`` over the keypoints (M, 2) two triangulations share in one frame (the same
+    detected keypoint: equal pixel coordinates), or None with fewer than ``min_common`` of them.
+
+    Keypoints are detected once per frame, so two pairs through a frame see the same ones there; the depths they give
+    them differ by the ratio of the pairs' baselines, which this reads (one pair's baseline in the other's unit)."""
+    same = (points[:, None] - points_ref[None]).abs().amax(-1) < 1e-3  # (N, N_ref)
+    mine, theirs = same.nonzero(as_tuple=True)
+    if len(mine) < min_common:
+        return None
+    return (depth_ref[theirs] / depth[mine].clamp_min(1e-9)).median()
 
 
 def umeyama(

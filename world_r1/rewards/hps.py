@@ -9,22 +9,20 @@ does without). The tokenizer is LAION's CLIP-ViT-H-14 one from the hub, open_cli
 from __future__ import annotations
 
 import html
-import io
 import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from world_r1.rewards.base import Reward, check_batch
 from world_r1.rewards.openclip import openclip_state_dict, openclip_to_clip
 from world_r1.rewards.quality import CLIP_MEAN, CLIP_STD, PreferenceReward
 from world_r1.settings import resolve_dtype
+from world_r1.video_io import jpeg_round_trip
 
 log = logging.getLogger(__name__)
 
@@ -105,18 +103,6 @@ def clean_prompt(text: str) -> str:
     twice, curly quotes made straight (ftfy's ``fix_text`` does that there; its repairs of mojibake and unusual
     Unicode are not copied, so only such prompts can tokenize differently), whitespace runs made one space."""
     return re.sub(r"\s+", " ", html.unescape(html.unescape(text)).translate(_QUOTES)).strip()
-
-
-def jpeg_round_trip(frame: torch.Tensor, quality: int = 75) -> torch.Tensor:
-    """(3, H, W) in [0, 1] -> the same frame after the release's trip to the reward server, (3, H, W) float32 on the
-    CPU: ``round(255 x)`` as uint8, JPEG-encoded by PIL, decoded as RGB and divided by 255 (torchvision's
-    ``ToTensor``). The release passes no quality, so PIL's default, 75, applies."""
-    array = (frame.detach().float().cpu() * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    decoded = np.asarray(Image.open(buffer).convert("RGB"))
-    return torch.from_numpy(decoded.copy()).permute(2, 0, 1).float() / 255
 
 
 def letterbox(images: torch.Tensor, size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

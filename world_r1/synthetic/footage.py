@@ -20,19 +20,18 @@ Conventions are :mod:`world_r1.camera.trajectory`'s (OpenCV axes, world = frame 
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from world_r1.camera.grammar import plan_for_prompt
 from world_r1.camera.trajectory import MotionScale, camera_to_world, camera_trajectory
 from world_r1.geometry.pose import intrinsics_from_fov
 from world_r1.synthetic.photos import HELD_OUT_PHOTOS, TUNE_PHOTOS, load_photo
+from world_r1.video_io import jpeg_round_trip
 
 #: the release's single movements and chains of them as its training prompts open ("Camera move left, then pan left.")
 SINGLE_CAMERAS = (
@@ -222,15 +221,6 @@ def _render(
     return colour
 
 
-def _compress(frame: torch.Tensor, quality: int) -> torch.Tensor:
-    """``frame`` (3, H, W) through a JPEG round trip at ``quality``."""
-    array = (frame.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
-    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(decoded).permute(2, 0, 1)
-
-
 def render_footage(spec: FootageSpec, motion: MotionScale | None = None, oversample: int = 2) -> Footage:
     """Render ``spec`` along its camera sentence's path under ``motion`` (the release's by default)."""
     generator = torch.Generator().manual_seed(spec.seed)
@@ -256,5 +246,5 @@ def render_footage(spec: FootageSpec, motion: MotionScale | None = None, oversam
         image = F.avg_pool2d(image[None], oversample)[0] if oversample > 1 else image
         image = image * (1.0 + drift * math.sin(math.pi * index / max(spec.num_frames - 1, 1)))
         image = image + 0.01 * torch.randn(image.shape, generator=generator)
-        frames.append(_compress(image, spec.quality))
+        frames.append(jpeg_round_trip(image, spec.quality))
     return Footage(torch.stack(frames), poses.float(), intrinsics.float(), spec)
