@@ -27,6 +27,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import CLIPVisionConfig, CLIPVisionModel, PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 from world_r1.policy.schedule import wan_unipc_scheduler
+from world_r1.prompts import prompt_texts
 
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
 TINY_VARIANTS = ("wan2.1-t2v", "wan2.1-i2v", "wan2.2-ti2v", "wan2.2-t2v-a14b")
@@ -109,9 +110,7 @@ class WanSizes:
 
 def _vocabulary_words(files: Sequence[str]) -> list[str]:
     """The prompts of ``files`` (paths or ``builtin:NAME``), whose words make the vocabulary."""
-    from world_r1.data import load_prompts  # the prompt-file reader, with its checks and messages
-
-    return [record.text for file in files for record in load_prompts(file)]
+    return [text for file in files for text in prompt_texts(file)]
 
 
 def _text_encoder(tokenizer: PreTrainedTokenizerFast, sizes: WanSizes, seed: int) -> UMT5EncoderModel:
