@@ -6,7 +6,7 @@
 SHELL := bash
 .ONESHELL:
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test test-fast setup lint bench mini-model smoke-realsize notebooks
+.PHONY: demo test test-fast setup lint bench validate results-index mini-model smoke-realsize notebooks
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -65,5 +65,11 @@ notebooks:  ## execute the notebooks and save them with their figures (committed
 lint:  ## ruff lint and format check
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-bench:  ## speed ratios against baselines measured in the same run
+bench:  ## speed ratios against baselines measured in the same run (results/speed/)
 	$(VENV)/bin/python -m benchmarks
+
+validate:  ## every reward and trajectory validation with its default arguments (results/validation/; about 15 min)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m benchmarks.validation
+
+results-index:  ## regenerate benchmarks/results/INDEX.md from the result files
+	$(VENV)/bin/python -m benchmarks.index

@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: run every benchmark, print the tables, write ``benchmarks/results/{cpu,gpu}.json/.md``.
+"""``python -m benchmarks``: run every speed benchmark, print the tables, write ``results/speed/{cpu,gpu}/<variant>``.
 
 On a shared CPU, several OpenMP threads per process fight for the cores and timings swing by 10x or more, so the
 default is one thread for torch and OpenCV alike (``--threads`` to change it): every figure is a ratio between
@@ -19,10 +19,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from rich.console import Console
 
-from benchmarks import gpu, report, rewards, rollout, scaling, training
-from benchmarks.common import machine
+from benchmarks import report
+from benchmarks.provenance import Variant, parse, write_result
+from benchmarks.speed import gpu, rewards, rollout, scaling, training
 
-RESULTS = Path(__file__).parent / "results"
+#: the committed speed results, by name: ``python -m benchmarks --variant NAME`` re-measures one
+VARIANTS: dict[str, Variant] = {
+    "default": Variant(note="every benchmark (results/speed/cpu/default: the rollout re-measured with Euler)"),
+    "rewards": Variant(("--only", "rewards"), "the rewards alone, after the matching and corner-detector changes"),
+}
 
 
 def _gpu() -> dict:
@@ -40,12 +45,25 @@ BENCHMARKS: dict[str, Callable[[], dict]] = {
 }
 
 
+def headline(results: dict) -> str:
+    """The figures that have a goal, one clause each: what a reader of the index wants first."""
+    clauses = [
+        f"{label} {report.format_value(fig['value'], fig['unit'])} (goal {fig['goal']})"
+        for result in results["benchmarks"].values()
+        for label, fig in result.get("figures", {}).items()
+        if "goal" in fig
+    ]
+    return "; ".join(clauses[:3]) or "no figure with a goal measured"
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run only these benchmarks")
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (default 1, see above)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/cpu.json or gpu.json)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/speed/<device>/<variant>)")
+    device = "gpu" if torch.cuda.is_available() else "cpu"
+    run = parse(parser, argv, VARIANTS, "speed", device)
+    args = run.args
     torch.set_num_threads(args.threads)
     try:
         import cv2
@@ -54,7 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
     except ImportError:
         pass
     console = Console(width=max(Console().width, 120))
-    results: dict = {"machine": machine(), "benchmarks": {}, "seconds": {}}
+    results: dict = {"provenance": run.provenance(VARIANTS), "benchmarks": {}, "seconds": {}}
+    results["machine"] = results["provenance"]["machine"]  # where report.markdown reads it
     start = time.perf_counter()
     for name in args.only or BENCHMARKS:
         console.print(f"[bold]running {name}[/] ...")
@@ -63,9 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
         results["seconds"][name] = time.perf_counter() - began
     results["seconds"]["total"] = time.perf_counter() - start
     report.print_results(results, console)
-    out = args.out or RESULTS / ("gpu.json" if torch.cuda.is_available() else "cpu.json")
-    path = report.write_json(results, out)
-    path.with_suffix(".md").write_text(report.markdown(results), encoding="utf-8")
+    results["headline"] = headline(results)
+    path = write_result(args.out, report.finite(results), report.markdown(results))
     console.print(f"total {results['seconds']['total']:.0f} s; results written to {path} and {path.with_suffix('.md')}")
     return results
 

@@ -1,4 +1,5 @@
-"""What every benchmark shares: a noise-robust timer, the benchmark-sized Wan, and the machine description.
+"""What the speed benchmarks share: a noise-robust timer and the benchmark-sized Wan (the machine description and
+every result's provenance live in :mod:`benchmarks.provenance`, re-exported here).
 
 Timings on a shared CPU are noisy, so every figure the suite reports is a ratio of two medians measured in the same
 process, interleaved, after a warm-up: the noise that hits one side hits the other too.
@@ -6,21 +7,15 @@ process, interleaved, after a warm-up: the noise that hits one side hits the oth
 
 from __future__ import annotations
 
-import datetime
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
-from pathlib import Path
 
 import torch
 from diffusers import WanPipeline, WanTransformer3DModel
 
+from benchmarks.provenance import cpu_model, git_state, machine, record
 from world_r1.policy import LoRAConfig, VideoSpec, WanPolicy, build_tiny_pipeline
 
 
@@ -122,58 +117,4 @@ def initial_noise(spec: VideoSpec, batch: int, seed: int = 0, device: str | torc
     return torch.randn(batch, *spec.latent_shape(), generator=generator).to(device)
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (from /proc/cpuinfo on Linux, else what ``platform`` knows)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def git_state() -> str | None:
-    """The checked-out commit, with ``+dirty`` when tracked files differ from it: the code the numbers belong to."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=root, capture_output=True, text=True)
-    except OSError:
-        return None
-    if commit.returncode:
-        return None
-    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def machine() -> dict[str, object]:
-    """Where the numbers were measured: CPU, cores, threads, GPU, library versions, date (UTC)."""
-    info: dict[str, object] = {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,  # others' load: noise
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "git": git_state(),
-    }
-    for package in ("torch", "diffusers", "kornia", "opencv-python-headless", "peft", "world-r1"):
-        info[package] = _version(package)
-    return info
-
-
-def provenance(argv: list[str] | None, module: str) -> dict[str, object]:
-    """What a result file records about how it was made: the command line that reproduces it and the machine (the
-    commit included)."""
-    arguments = sys.argv[1:] if argv is None else argv
-    return {"command": " ".join(["python", "-m", module, *arguments]), "machine": machine()}
+__all__ = ["cpu_model", "git_state", "machine", "record"]  # the machine description, shared by every result

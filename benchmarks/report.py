@@ -20,7 +20,7 @@ def figure(value: float | None, unit: str, goal: str | None = None, met: bool | 
     return out
 
 
-def _format(value: float | None, unit: str) -> str:
+def format_value(value: float | None, unit: str) -> str:
     if value is None or not math.isfinite(value):
         return "-"
     digits = 3 if abs(value) < 10 else 1
@@ -34,7 +34,7 @@ def figures_table(name: str, result: dict) -> Table:
         table.add_column(column, justify="right" if column == "value" else "left")
     for label, fig in result.get("figures", {}).items():
         met = {True: "[green]yes[/]", False: "[red]no[/]"}.get(fig.get("met"), "")
-        table.add_row(label, _format(fig["value"], fig["unit"]), fig.get("goal", ""), met)
+        table.add_row(label, format_value(fig["value"], fig["unit"]), fig.get("goal", ""), met)
     return table
 
 
@@ -79,6 +79,11 @@ def write_json(results: dict, path: Path) -> Path:
     return path
 
 
+def finite(value: object) -> object:
+    """``value`` with every non-finite float replaced by None (plain JSON)."""
+    return _finite(value)
+
+
 def _finite(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -113,7 +118,9 @@ def markdown(results: dict) -> str:
             lines.append(f"| {name} | skipped: {result['skipped']} | | | |")
         for label, fig in result.get("figures", {}).items():
             met = {True: "yes", False: "**no**"}.get(fig.get("met"), "")
-            lines.append(f"| {name} | {label} | {_format(fig['value'], fig['unit'])} | {fig.get('goal', '')} | {met} |")
+            lines.append(
+                f"| {name} | {label} | {format_value(fig['value'], fig['unit'])} | {fig.get('goal', '')} | {met} |"
+            )
     for name, result in results["benchmarks"].items():
         if result.get("rows"):
             columns = list(result["rows"][0])

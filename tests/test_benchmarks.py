@@ -4,6 +4,7 @@ No timing thresholds: machines are noisy. This only keeps ``python -m benchmarks
 """
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +12,10 @@ from PIL import Image
 
 pytest.importorskip("cv2")
 
-from benchmarks import gpu, report, rewards, rollout, scaling, training, trajectory_validation
+from benchmarks import report
 from benchmarks.common import ModelSize, machine
+from benchmarks.speed import gpu, rewards, rollout, scaling, training
+from benchmarks.validation import trajectory as trajectory_validation
 from world_r1.policy import VideoSpec
 from world_r1.rewards import EpipolarReward
 
@@ -105,13 +108,13 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
     long for CI), and a results dict renders to Markdown and a PNG."""
     import yaml
 
-    from benchmarks import miniature
+    from benchmarks.experiments import miniature
 
     shipped = yaml.safe_load(miniature.CONFIG.read_text())
     edited = {}
-    for name, variant in miniature.VARIANTS.items():
+    for name, edit in miniature.EDITS.items():
         config = yaml.safe_load(miniature.CONFIG.read_text())
-        variant.edit(config)
+        edit.edit(config)
         edited[name] = config
     assert edited["world-r1"] == shipped
     assert shipped["model"]["camera"]["enabled"] and not edited["no-noise-warping"]["model"]["camera"]["enabled"]
@@ -180,7 +183,7 @@ def test_miniature_variants_edit_the_shipped_config_and_the_report_reads_its_res
 
 
 def test_miniature_measures_the_shipped_mini_wan_unless_told_otherwise(tmp_path):
-    from benchmarks import miniature
+    from benchmarks.experiments import miniature
     from world_r1.policy.loading import BUILTIN_MODELS
 
     assert miniature.model_dir("builtin:mini-wan") == BUILTIN_MODELS["mini-wan"].resolve()
@@ -192,7 +195,7 @@ def test_miniature_measures_the_shipped_mini_wan_unless_told_otherwise(tmp_path)
 
 
 def test_miniature_consistency_threshold_is_the_best_separating_inlier_ratio():
-    from benchmarks import miniature
+    from benchmarks.experiments import miniature
 
     ratio = torch.tensor([0.9, 0.8, 0.75, 0.3, 0.5, 0.7])
     rigid = torch.tensor([True, True, True, False, False, False])
@@ -210,7 +213,7 @@ def test_miniature_calibrates_on_both_kinds_of_render_for_a_base_trained_on_rigi
     renders (else every render is rigid and the threshold meaningless)."""
     import json
 
-    from benchmarks import miniature
+    from benchmarks.experiments import miniature
     from world_r1.pretrain.manifest import MANIFEST_NAME
 
     world = {"height": 32, "width": 32, "num_frames": 5, "inconsistent_share": 0.0, "seed": 0}
@@ -224,7 +227,7 @@ def test_miniature_calibrates_on_both_kinds_of_render_for_a_base_trained_on_rigi
 def test_miniature_freezing_is_judged_against_the_motion_the_camera_words_induce():
     """A video moving less than half of what its camera induces is frozen; still cameras and unmeasured videos are
     not judged; a run whose frozen share rises beyond 2 standard errors fails the goal, whatever its 3D scores."""
-    from benchmarks import miniature
+    from benchmarks.experiments import miniature
 
     raw = {
         "epipolar/inlier_ratio": torch.tensor([0.8, 0.7, 0.4, 0.9]),
@@ -252,7 +255,7 @@ def test_miniature_freezing_is_judged_against_the_motion_the_camera_words_induce
 def test_miniature_round_trip_keeps_renders_through_the_shipped_mini_vae():
     """The "through the VAE" reference decodes what the model's VAE encodes, with the latent normalisation the policy
     samples in (a wrong mean or scale would not come back near the render)."""
-    from benchmarks import miniature
+    from benchmarks.experiments import miniature
     from world_r1.policy.loading import BUILTIN_MODELS
 
     model = BUILTIN_MODELS["mini-wan"]
@@ -285,7 +288,7 @@ def test_trajectory_validation_scores_own_mirrored_and_other_sentences():
 
 
 def test_reward_chance_tells_a_key_that_reads_the_video_from_one_that_reads_chance():
-    from benchmarks import reward_chance
+    from benchmarks.validation import chance as reward_chance
 
     videos = torch.rand(3, 5, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     changed = reward_chance.retest_videos(videos)
@@ -313,7 +316,7 @@ def test_fresh_transformer_keeps_the_vae_and_text_encoder_and_builds_the_transfo
     """A base-model experiment's start: only the transformer changes, so a difference it measures is the
     transformer's; the pipeline it writes loads through the same code as any Wan (an image-to-video one keeps its
     image conditioning)."""
-    from benchmarks import fresh_transformer
+    from benchmarks.experiments import fresh_transformer
     from world_r1.policy.loading import load_wan_pipeline
 
     model = tiny_variant_dir(variant)
@@ -338,7 +341,7 @@ def test_path_validation_reads_footage_and_reports_every_figure(tmp_path, monkey
     headline figures and the Markdown table, with the render cache written atomically."""
     from dataclasses import replace
 
-    from benchmarks import path_validation
+    from benchmarks.validation import path as path_validation
 
     monkeypatch.setattr(path_validation, "CACHE", tmp_path / "cache")
     monkeypatch.setattr(path_validation, "GEOMETRY", replace(path_validation.GEOMETRY, max_side=160, anchors=4))
@@ -360,6 +363,105 @@ def test_path_validation_reads_footage_and_reports_every_figure(tmp_path, monkey
         and "travel_turning_median_deg" not in results["held_out"]["shape form (chained)"]["summary"]
     )
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 2 and not list((tmp_path / "cache").glob("*.tmp"))
-    table = path_validation.markdown({"splits": results, "command": "python -m x", "machine": machine()})
+    table = path_validation.markdown({"splits": results})
     assert "| held_out | chained |" in table and "| held_out | shape form (anchored) | - |" in table
     assert path_validation.mirrored("Camera push in, then pan left.") == "Camera pull out, then pan right."
+
+
+def test_a_variant_names_its_result_and_other_arguments_write_outside_the_results(tmp_path):
+    """``--variant NAME`` re-makes the committed ``results/<kind>/<name>/<NAME>.json``; extra arguments would measure
+    something else, so they go under runs/ unless --out says where; the command line is recorded as typed."""
+    import argparse
+
+    from benchmarks.provenance import RESULTS, ROOT, Variant, parse, record, write_result
+
+    variants = {"default": Variant(), "big": Variant(("--size", "256"))}
+
+    def parsed(argv):
+        parser = argparse.ArgumentParser(prog="python -m benchmarks.validation.demo")
+        parser.add_argument("--size", type=int, default=128)
+        parser.add_argument("--out", type=Path, default=None)
+        return parse(parser, argv, variants, "validation", "demo")
+
+    big = parsed(["--variant", "big"])
+    assert big.args.size == 256 and big.named and big.args.out == RESULTS / "validation" / "demo" / "big.json"
+    assert big.command == "python -m benchmarks.validation.demo --variant big"
+    assert parsed([]).args.out == RESULTS / "validation" / "demo" / "default.json"
+    custom = parsed(["--variant", "big", "--size", "64"])  # later arguments win over the variant's
+    assert custom.args.size == 64 and not custom.named and custom.args.out.is_relative_to(ROOT / "runs")
+    elsewhere = parsed(["--variant", "big", "--out", str(tmp_path / "r.json")])
+    assert elsewhere.named and elsewhere.args.out == tmp_path / "r.json"
+
+    block = big.provenance(variants)
+    assert block["command"] == big.command and block["variant_args"] == ["--size", "256"]
+    assert (
+        block["settings"]["size"] == 256 and block["settings"]["out"] == "benchmarks/results/validation/demo/big.json"
+    )
+    assert len(block["commit"]) == 40 and isinstance(block["dirty"], bool)
+    assert block["machine"]["cpu_cores"] >= 1 and block["machine"]["torch"] and block["date_utc"]
+    with pytest.raises(ValueError, match="headline"):
+        write_result(tmp_path / "x.json", {"provenance": record("python -m x")})
+    path = write_result(tmp_path / "x.json", {"headline": "h", "provenance": block}, "# table\n")
+    assert (
+        path.with_suffix(".md")
+        .read_text()
+        .endswith(
+            f"Command: `{big.command}`; commit {block['commit'][:12]}"
+            + (" (dirty tree)" if block["dirty"] else "")
+            + f"; {block['date_utc']}.\n"
+        )
+    )
+
+
+def _result_modules() -> dict[tuple[str, str], object]:
+    import benchmarks.__main__ as speed
+    from benchmarks.experiments import miniature, reinjection, warp
+    from benchmarks.validation import chance, path
+    from benchmarks.validation import rewards as reward_validation
+
+    return {
+        ("speed", "cpu"): speed,
+        ("speed", "gpu"): speed,
+        ("validation", "rewards"): reward_validation,
+        ("validation", "trajectory"): trajectory_validation,
+        ("validation", "path"): path,
+        ("validation", "chance"): chance,
+        ("experiments", "miniature"): miniature,
+        ("experiments", "warp"): warp,
+        ("experiments", "reinjection"): reinjection,
+    }
+
+
+def test_the_committed_index_lists_every_current_result_with_the_command_that_makes_it():
+    """results/INDEX.md is what ``python -m benchmarks.index`` writes now; every current result names its variant's
+    command, its commit, date and headline, and records no machine's absolute paths."""
+    import json
+
+    from benchmarks import index
+
+    assert index.INDEX.read_text(encoding="utf-8") == index.render(), "run: python -m benchmarks.index"
+    results = index.current_results()
+    assert len(results) >= 20
+    modules = _result_modules()
+    for path in results:
+        kind, name, variant = path.relative_to(index.RESULTS).with_suffix("").parts
+        module = modules[(kind, name)]
+        assert variant in module.VARIANTS, path
+        entry = index.row(path)
+        prog = "benchmarks" if kind == "speed" else f"benchmarks.{kind}.{name}"
+        expected = f"python -m {prog}" + ("" if variant == "default" else f" --variant {variant}")
+        assert entry["command"] == expected and entry["headline"] and entry["date"], path
+        assert len(entry["commit"].split()[0]) == 12, path
+        text = path.read_text(encoding="utf-8")
+        assert "/work/" not in text and '"/tmp/' not in text and "/home/" not in text, path
+        if json.loads(text)["provenance"].get("reconstructed"):  # never passed off as recorded at measurement time
+            assert "reconstructed" in entry["commit"]
+
+
+def test_every_archived_result_says_why():
+    from benchmarks.provenance import RESULTS
+
+    archive = RESULTS / "archive"
+    notes = (archive / "ARCHIVE.md").read_text(encoding="utf-8")
+    stems = {path.stem for path in archive.iterdir() if path.name != "ARCHIVE.md"}
+    assert stems and all(f"`{stem}." in notes for stem in stems), stems

@@ -1,10 +1,10 @@
 """The 3D terms judged on held-out photograph clips they were not tuned on: consistent above every kind of broken
 rendering and above a static camera, falling with the severity of the inconsistency, and (the epipolar term) not
-moved by the camera's speed once it moves at all. ``python -m benchmarks.reward_validation`` runs the whole split."""
+moved by the camera's speed once it moves at all. ``python -m benchmarks.validation.rewards`` runs the whole split."""
 
 import pytest
 
-from benchmarks.reward_validation import JUDGED, KINDS, SPEED_GOAL, validate
+from benchmarks.validation.rewards import JUDGED, KINDS, SPEED_GOAL, validate
 from world_r1.geometry import GeometrySettings
 
 pytestmark = pytest.mark.slow  # subprocess runs, notebooks, whole-pipeline fits: `make test-fast` skips them
