@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from tests.helpers import StepOutputs, bare_trainer
 from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import PromptDataModule, load_prompts
-from world_r1.grpo import GRPOConfig, SamplingConfig, sde_step_with_logprob
+from world_r1.grpo import GRPOConfig, SamplingConfig, advantage_options, resolve_control_terms, sde_step_with_logprob
 from world_r1.grpo.rollout import sample_rollout
 from world_r1.module import WorldR1
 from world_r1.policy import LoRAConfig, PolicyConfig, VideoSpec, flow_sigmas
@@ -50,7 +50,7 @@ def test_rescoring_a_rollout_with_unchanged_weights_gives_ratio_one(tiny_wan_dir
     embeds, negative = module.policy.encode_prompts(prompts), module.policy.encode_negative(3)
     rollout = sample_rollout(
         module.policy,
-        module.starting_noise([1, 2, 3]).noise,
+        module.sampler.starting_noise([1, 2, 3]).noise,
         Guidance(embeds, negative, module.sampling.guidance_scale),
         flow_sigmas(4),
         module.sampling,
@@ -94,15 +94,15 @@ def test_faulty_rewards_never_poison_the_update(tiny_wan_dir, tmp_path):
 
 def test_nonfinite_losses_skip_updates_then_stop(tiny_wan_dir, tmp_path, monkeypatch):
     module = _module(tiny_wan_dir, grpo=GRPOConfig(max_nonfinite_updates=2, micro_batch_size=4))
-    import world_r1.module as module_file
+    import world_r1.grpo.update as update_file
 
-    real = module_file.grpo_loss
+    real = update_file.grpo_loss
 
     def nan_loss(*args, **kwargs):
         out = real(*args, **kwargs)
         return out._replace(loss=out.loss * float("nan"))
 
-    monkeypatch.setattr(module_file, "grpo_loss", nan_loss)
+    monkeypatch.setattr(update_file, "grpo_loss", nan_loss)
     before = [p.detach().clone() for p in module.policy.lora_parameters()]
     with pytest.raises(RuntimeError, match="2 policy updates in a row had a non-finite loss"):
         _fit(module, tmp_path, steps=5)
@@ -210,7 +210,7 @@ def test_evaluation_sampler_is_the_configs(tiny_wan_dir):
     unipc = _module(
         tiny_wan_dir, sampling=SamplingConfig(4, 4, sde_window=2, sde_window_max_start=2, eval_sampler="unipc")
     )
-    a, b = euler.generate(["a barn"], [3]), unipc.generate(["a barn"], [3])
+    a, b = euler.sampler.generate(["a barn"], [3]), unipc.sampler.generate(["a barn"], [3])
     assert a.shape == b.shape == (1, 5, 3, 32, 32)
     assert not torch.equal(a, b)
 
@@ -274,17 +274,22 @@ def test_advantage_control_settings_reach_the_advantages():
         "epipolar/parallax_px": torch.tensor([3.0, 1.0]),
         "motion": torch.tensor([1.0, 0.5]),
     }
-    plain = WorldR1(reward=reward, grpo=GRPOConfig())._adv_kwargs(scores, None)
-    assert set(plain) == {"std_mode", "clip"}
-    module = WorldR1(reward=reward, grpo=GRPOConfig(control_covariate="epipolar/parallax_px"))
-    kwargs = module._adv_kwargs(scores, None)
+
+    def options(grpo: GRPOConfig, rewards=scores, weights=None, decoupled=None) -> dict:
+        terms = resolve_control_terms(grpo, reward, decoupled)
+        return advantage_options(grpo, terms, rewards, reward.weights if weights is None else weights)
+
+    assert set(options(GRPOConfig())) == {"std_mode", "clip"}
+    control = GRPOConfig(control_covariate="epipolar/parallax_px")
+    assert WorldR1(reward=reward, grpo=control).control_terms == ["epipolar"]
+    kwargs = options(control)
     torch.testing.assert_close(kwargs["controlled"], 2.0 * scores["epipolar"])
     torch.testing.assert_close(kwargs["covariate"], scores["epipolar/parallax_px"])
-    assert "controlled" not in module._adv_kwargs(scores, {"motion": 1.0})  # decoupled phase: nothing to control
+    assert "controlled" not in options(control, weights={"motion": 1.0})  # decoupled phase: nothing to control
     with pytest.raises(ValueError, match="'epipolar/motion' is not a reward key"):  # named at construction
         WorldR1(reward=reward, grpo=GRPOConfig(control_covariate="epipolar/motion"))
     with pytest.raises(ValueError, match="'epipolar/parallax_px' is not a reward key of this step"):
-        module._adv_kwargs({"epipolar": scores["epipolar"]}, None)  # a reward that dropped the key
+        options(control, rewards={"epipolar": scores["epipolar"]})  # a reward that dropped the key
     with pytest.raises(ValueError, match=r"names \['sharp'\] of model.reward"):
         WorldR1(reward=reward, grpo=GRPOConfig(control_covariate="epipolar/parallax_px", control_terms=("sharp",)))
     with pytest.raises(ValueError, match="control_terms is empty"):
@@ -292,12 +297,10 @@ def test_advantage_control_settings_reach_the_advantages():
     only_motion = WeightedReward({"motion": MotionReward()})
     with pytest.raises(ValueError, match=r"names no term of model.reward, whose terms are \['motion'\]"):
         WorldR1(reward=only_motion, grpo=GRPOConfig(control_covariate="motion/parallax_px"))
-    rebuilt = WorldR1(grpo=GRPOConfig(control_covariate="epipolar/parallax_px"))  # as `sample` rebuilds a checkpoint
+    rebuilt = WorldR1(grpo=control)  # as a checkpoint is rebuilt: the default reward is only checked when training
     with pytest.raises(ValueError, match=r"names no term of model\.reward"):  # its default reward cannot train so
-        rebuilt._adv_kwargs(scores, None)
+        resolve_control_terms(rebuilt.grpo, rebuilt.reward, rebuilt.decoupled_weights)  # what training checks
     by_motion = GRPOConfig(control_covariate="motion", control_terms=("epipolar",))  # a term's score as covariate
-    torch.testing.assert_close(
-        WorldR1(reward=reward, grpo=by_motion)._adv_kwargs(scores, None)["covariate"], scores["motion"]
-    )
+    torch.testing.assert_close(options(by_motion)["covariate"], scores["motion"])
     with pytest.raises(ValueError, match="decoupled phase scores \\['epipolar'\\] but not 'motion'"):
         WorldR1(reward=reward, grpo=by_motion, decoupled_weights={"epipolar": 1.0})

@@ -6,9 +6,10 @@ import torch
 from tests.helpers import randomize_lora
 from world_r1.callbacks import LoRAEMA
 from world_r1.camera import CameraConfig
-from world_r1.commands.sample import load_module_from_checkpoint, sample
+from world_r1.commands.sample import load_sampler_from_checkpoint, sample
 from world_r1.module import WorldR1
 from world_r1.policy import WAN_NEGATIVE_PROMPT, LoRAConfig, PolicyConfig, VideoSpec
+from world_r1.sampling import Sampler
 from world_r1.seeding import derive_seed
 from world_r1.video_io import read_video, write_mp4
 
@@ -57,20 +58,20 @@ def test_prompt_file_to_mp4_files(trained, tiny_wan_dir, tmp_path):
 
 
 def test_checkpoint_samples_with_ema_weights_unless_told_otherwise(trained):
-    ema_module = load_module_from_checkpoint(trained["checkpoint"], use_ema=True)
-    raw_module = load_module_from_checkpoint(trained["checkpoint"], use_ema=False)
-    assert ema_module.video == VideoSpec(**SIZE, fps=8)  # the video size comes from the checkpoint
+    ema_sampler = load_sampler_from_checkpoint(trained["checkpoint"], use_ema=True)
+    raw_sampler = load_sampler_from_checkpoint(trained["checkpoint"], use_ema=False)
+    assert ema_sampler.video == VideoSpec(**SIZE, fps=8)  # the video size comes from the checkpoint
     reference = trained["module"]
-    for mine, raw in zip(ema_module.policy.lora_parameters(), raw_module.policy.lora_parameters(), strict=True):
+    for mine, raw in zip(ema_sampler.policy.lora_parameters(), raw_sampler.policy.lora_parameters(), strict=True):
         assert not torch.equal(mine, raw)
-    for raw, expected in zip(raw_module.policy.lora_parameters(), reference.policy.lora_parameters(), strict=True):
+    for raw, expected in zip(raw_sampler.policy.lora_parameters(), reference.policy.lora_parameters(), strict=True):
         torch.testing.assert_close(raw, expected)
 
 
 def test_checkpoint_command_writes_videos(trained, tmp_path):
     paths = sample("Camera push in. A cave.", out=str(tmp_path), checkpoint=str(trained["checkpoint"]), steps=2)
-    module = load_module_from_checkpoint(trained["checkpoint"])
-    expected = module.generate(["Camera push in. A cave."], [derive_seed(0, "sample", 0)], num_steps=2)[0]
+    sampler = load_sampler_from_checkpoint(trained["checkpoint"])
+    expected = sampler.generate(["Camera push in. A cave."], [derive_seed(0, "sample", 0)], num_steps=2)[0]
     video = read_video(paths[0])
     assert video.shape == (5, 3, 32, 32)
     encoded = read_video(write_mp4(tmp_path / "expected.mp4", expected, fps=8))  # the same lossy encoding
@@ -80,7 +81,7 @@ def test_checkpoint_command_writes_videos(trained, tmp_path):
 def test_without_a_checkpoint_sampling_is_wans_own_unless_told_otherwise(tiny_wan_dir, tmp_path, monkeypatch):
     used = []
     monkeypatch.setattr(
-        WorldR1,
+        Sampler,
         "generate",
         lambda self, *a, **k: (
             used.append((self.sampling.eval_sampler, self.policy.negative_prompt)) or torch.zeros(1, 5, 3, 32, 32)
@@ -99,8 +100,9 @@ def test_camera_conditioning_is_the_checkpoints_unless_told_otherwise(trained, t
 
     used = []
     monkeypatch.setattr(
-        WorldR1, "generate", lambda self, *a, **k: used.append(self.camera) or torch.zeros(1, 5, 3, 32, 32)
+        Sampler, "generate", lambda self, *a, **k: used.append(self.camera) or torch.zeros(1, 5, 3, 32, 32)
     )
+    monkeypatch.setattr(WorldR1, "__init__", lambda *a, **k: pytest.fail("sample built a training module"))
     checkpoint = trained["root"] / "warped.ckpt"
     state = torch.load(trained["checkpoint"], weights_only=False)
     state["hyper_parameters"]["camera"] = CameraConfig(enabled=True, strength=0.4)
@@ -119,5 +121,15 @@ def test_a_checkpoint_from_before_step_wise_re_injection_samples_as_it_was_train
     del camera.__dict__["reinject_steps"]  # what unpickling a CameraConfig saved before the field existed gives
     state["hyper_parameters"]["camera"] = camera
     torch.save(state, tmp_path / "old.ckpt")
-    assert load_module_from_checkpoint(tmp_path / "old.ckpt").camera.reinject_steps == 0
-    assert load_module_from_checkpoint(trained["checkpoint"]).camera.reinject_steps == CameraConfig().reinject_steps
+    assert load_sampler_from_checkpoint(tmp_path / "old.ckpt").camera.reinject_steps == 0
+    assert load_sampler_from_checkpoint(trained["checkpoint"]).camera.reinject_steps == CameraConfig().reinject_steps
+
+
+def test_a_checkpoint_of_another_model_is_refused_naming_the_keys(trained, tmp_path):
+    state = torch.load(trained["checkpoint"], weights_only=False)
+    state["state_dict"]["policy.transformer.blocks.99.attn1.to_q.lora_A.default.weight"] = torch.zeros(4, 4)
+    torch.save(state, tmp_path / "other.ckpt")
+    with pytest.raises(
+        ValueError, match=r"does not match the model it names: unexpected keys \['policy.transformer.blocks.99"
+    ):
+        load_sampler_from_checkpoint(tmp_path / "other.ckpt")

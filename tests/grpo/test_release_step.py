@@ -9,7 +9,7 @@ import torch
 
 from world_r1.camera import CameraConfig
 from world_r1.data import PromptDataModule
-from world_r1.grpo import GRPOConfig, SamplingConfig, group_advantages
+from world_r1.grpo import GRPOConfig, SamplingConfig, group_advantages, update_policy
 from world_r1.module import WorldR1
 from world_r1.policy import LoRAConfig, PolicyConfig, VideoSpec
 from world_r1.policy.schedule import wan_unipc_scheduler
@@ -63,7 +63,7 @@ def release_log_prob(v, x, x_next, sigma, sigma_next, sigma_max, sigma_min):
 @pytest.mark.parametrize("store_dtype", ["fp32", "bf16"])
 def test_rescored_transitions_give_a_ratio_of_exactly_one_with_the_injection_on(tiny_wan_dir, store_dtype):
     module = release_module(tiny_wan_dir, store_dtype)
-    rollout, guidance = module.sample_step(batch())
+    rollout, guidance = module.sampler.rollout(batch())
     scheduler = wan_unipc_scheduler(3.0)
     scheduler.set_timesteps(6)
     sigmas = scheduler.sigmas.float()
@@ -82,7 +82,7 @@ def test_rescored_transitions_give_a_ratio_of_exactly_one_with_the_injection_on(
     # the injection is part of the recorded transition: the first step's state is not the plain UniPC step's
     plain = release_module(tiny_wan_dir, store_dtype)
     plain.camera = CameraConfig(enabled=False)
-    plain_rollout, _ = plain.sample_step(batch())
+    plain_rollout, _ = plain.sampler.rollout(batch())
     assert torch.equal(plain_rollout.latents[:, 0], rollout.latents[:, 0])  # the same plain starting noise x_T
     moved = (plain_rollout.next_latents[:, 0] - rollout.next_latents[:, 0]).flatten(1).abs().amax(1)
     assert bool((moved[:3] > 1e-4).all()) and float(moved[3]) == 0.0  # the prompt without camera words is untouched
@@ -97,21 +97,20 @@ def test_two_samples_per_prompt_give_advantages_of_plus_and_minus_one():
 def test_one_epoch_updates_by_minus_advantage_times_grad_log_p_plus_the_kl(tiny_wan_dir):
     beta = 0.5  # large, so the KL's share of the gradient is checked too
     module = release_module(tiny_wan_dir, beta=beta)
-    rollout, guidance = module.sample_step(batch())
+    rollout, guidance = module.sampler.rollout(batch())
     advantages = torch.tensor([1.0, -1.0, 0.5, -0.5])
     params = module.policy.lora_parameters()
-    optimizer = torch.optim.SGD(params, lr=0.0)
     captured = {}
 
-    def capture(optimizer, skipped):
-        captured["grads"] = [p.grad.detach().clone() for p in params]
-        optimizer.zero_grad(set_to_none=True)
-        return 0.0
+    class Capture(torch.optim.SGD):  # the accumulated gradients, as the optimizer step sees them
+        def step(self, closure=None):
+            captured["grads"] = [p.grad.detach().clone() for p in params]
 
-    module.optimizers = lambda: optimizer
-    module.manual_backward = lambda loss: loss.backward()
-    module._optimizer_step = capture
-    stats = module._update(rollout, advantages, guidance, step=0)
+    generator = torch.Generator().manual_seed(0)
+    backward = torch.Tensor.backward
+    stats = update_policy(
+        module.policy, rollout, advantages, guidance, module.grpo, Capture(params, lr=0.0), backward, generator
+    ).stats
     assert stats["ratio"] == pytest.approx(1.0, abs=1e-6) and stats["clip_fraction"] == 0.0
     # independently: the mean over samples and recorded steps of -A grad log p + beta grad KL
     sigmas, kernel = rollout.sigmas, rollout.kernel

@@ -204,9 +204,10 @@ def test_the_release_step_rescores_exactly_on_every_model(tiny_variant_dir, vari
     """World-R1's UniPC rollout on image-to-video and two-expert Wans: every recorded transition re-scores to a ratio of
     exactly 1 under the update, a held first frame stays the image, and only adapted experts' steps are recorded."""
     from world_r1.camera import CameraConfig
-    from world_r1.grpo import GRPOConfig
+    from world_r1.grpo import GRPOConfig, update_policy
     from world_r1.module import WorldR1
     from world_r1.policy import PolicyConfig
+    from world_r1.sampling import unipc_model_sigmas
 
     side = SIDE[variant]
     module = WorldR1(
@@ -229,13 +230,15 @@ def test_the_release_step_rescores_exactly_on_every_model(tiny_variant_dir, vari
         images = [str(tmp_path / "first.png")] * 2
     batch = {"prompts": ["Camera pan left. A barn.", "Camera push in. A hall."], "step": 0, "phase": "main"}
     batch |= {"group_ids": torch.tensor([0, 0]), "sample_ids": torch.tensor([0, 1]), "images": images}
-    rollout, guidance = module.sample_step(batch)
-    runs = module.policy.trainable_runs(module._unipc_sigmas())
+    rollout, guidance = module.sampler.rollout(batch)
+    runs = module.policy.trainable_runs(unipc_model_sigmas(module.sampling))
     assert rollout.num_recorded == len([i for i in range(3) if any(i in run for run in runs)]) > 0
     optimizer = torch.optim.SGD(module.policy.lora_parameters(), lr=0.0)
-    module.optimizers = lambda: optimizer
-    module.manual_backward = lambda loss: loss.backward()
-    stats = module._update(rollout, torch.tensor([1.0, -1.0]), guidance, step=0)
+    advantages, generator = torch.tensor([1.0, -1.0]), torch.Generator().manual_seed(0)
+    update = update_policy(
+        module.policy, rollout, advantages, guidance, module.grpo, optimizer, torch.Tensor.backward, generator
+    )
+    stats = update.stats
     assert stats["ratio"] == pytest.approx(1.0, abs=1e-6) and stats["clip_fraction"] == 0.0
     if variant == "wan2.2-ti2v":  # the first latent frame is the encoded picture, held and left out
         torch.testing.assert_close(rollout.final[:, :, :1], guidance.condition.first_frame)

@@ -30,9 +30,10 @@ if TYPE_CHECKING:  # for the type hints only: the module imports nothing from ca
 class ConsistencyEvaluation(L.Callback):
     """Every ``every_n_steps`` training steps, and in every ``validate``/``test`` run, scores held-out videos.
 
-    Videos come from the module's ``validation_step`` (fixed seed per prompt id, ``sampling.eval_steps`` ODE steps)
-    for the data module's evaluation prompts, sharded over processes by its ``eval_dataloader``. During training this
-    callback runs that loader itself, with the EMA weights swapped in; in ``validate``/``test`` Lightning's loop runs
+    Videos come from the module's ``validation_step``, made by the sampler of ``sample``
+    (:class:`world_r1.sampling.Sampler`: fixed seed per prompt id, ``sampling.eval_steps`` ODE steps) for the data
+    module's evaluation prompts, sharded over processes by its ``eval_dataloader``. During training this callback
+    runs that loader itself, with the EMA weights swapped in; in ``validate``/``test`` Lightning's loop runs
     the same loader and :class:`~world_r1.callbacks.LoRAEMA` swaps the weights.
 
     Each evaluation logs ``eval/<term>/<key>`` (a torchmetrics mean over all videos of all processes) and writes

@@ -1,4 +1,5 @@
-"""`python -m world_r1 sample`: prompts in, mp4 files out, from a training checkpoint or an exported LoRA."""
+"""`python -m world_r1 sample`: prompts in, mp4 files out, from a training checkpoint or an exported LoRA, through
+the same :class:`~world_r1.sampling.Sampler` as evaluation (no training module is built)."""
 
 from __future__ import annotations
 
@@ -13,29 +14,43 @@ from world_r1.callbacks.ema import LoRAEMA
 from world_r1.camera import CameraConfig
 from world_r1.checkpoint_io import CheckedCheckpointIO
 from world_r1.data import load_prompts
+from world_r1.grpo import SamplingConfig
 from world_r1.hparams import module_arguments
-from world_r1.module import WorldR1
-from world_r1.policy import DEFAULT_MODEL, WAN_NEGATIVE_PROMPT, PolicyConfig, VideoSpec
+from world_r1.policy import DEFAULT_MODEL, WAN_NEGATIVE_PROMPT, PolicyConfig, VideoSpec, WanPolicy
 from world_r1.policy.conditioning import check_aspect, image_size
 from world_r1.policy.lora import lora_config_of_file
-from world_r1.seeding import derive_seed
+from world_r1.sampling import Sampler
 from world_r1.video_io import write_mp4
 
 
-def load_module_from_checkpoint(checkpoint: str | os.PathLike, use_ema: bool = True) -> WorldR1:
-    """Rebuild the trained module from a Lightning checkpoint: base model from its config, LoRA (EMA if saved)."""
+def load_sampler_from_checkpoint(checkpoint: str | os.PathLike, use_ema: bool = True) -> Sampler:
+    """The sampler of a run's Lightning checkpoint, without building its training module: base model, video size,
+    sampling and camera settings and seed from its hyper-parameters, its LoRA (the EMA when saved and ``use_ema``)."""
     state = CheckedCheckpointIO().load_checkpoint(checkpoint, weights_only=False)
-    module = WorldR1(**module_arguments(state.get("hyper_parameters", {})))
-    module.configure_model()
-    missing = module.load_state_dict(state["state_dict"], strict=False).unexpected_keys
-    if missing:
-        raise ValueError(f"{checkpoint} does not match the model it names: unexpected keys {missing[:3]}")
+    saved = module_arguments(state.get("hyper_parameters", {}))
+    video = saved.get("video") or VideoSpec()
+    policy = _policy(saved.get("policy") or PolicyConfig(), video)
+    prefix = "policy."  # the module's attribute: checkpoints name the LoRA tensors from the module down
+    tensors = state["state_dict"]
+    lora = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+    unexpected = [k for k in tensors if not k.startswith(prefix)]
+    unexpected += [prefix + k for k in policy.load_state_dict(lora, strict=False).unexpected_keys]
+    if unexpected:
+        raise ValueError(f"{checkpoint} does not match the model it names: unexpected keys {unexpected[:3]}")
     averages = [v for k, v in state.get("callbacks", {}).items() if k.startswith(LoRAEMA.__name__)]
     if use_ema and averages and averages[0].get("average") is not None:
         with torch.no_grad():
-            for param, value in zip(module.policy.lora_parameters(), averages[0]["average"], strict=True):
+            for param, value in zip(policy.lora_parameters(), averages[0]["average"], strict=True):
                 param.copy_(value)
-    return module
+    sampling, camera = saved.get("sampling") or SamplingConfig(), saved.get("camera") or CameraConfig()
+    return Sampler(policy, video, sampling, camera, saved.get("seed", 0))
+
+
+def _policy(config: PolicyConfig, video: VideoSpec) -> WanPolicy:
+    """The policy ``config`` names, checked to make ``video``'s size."""
+    policy = WanPolicy.from_config(config)
+    policy.check_video(video)
+    return policy
 
 
 def sample(
@@ -88,43 +103,42 @@ def sample(
     texts = [r.text for r in records] if records else [prompts]
     images = [image or r.image for r in records] if records else [image]
     if checkpoint:
-        module = load_module_from_checkpoint(checkpoint, use_ema)
+        engine = replace(load_sampler_from_checkpoint(checkpoint, use_ema), seed=seed)
     else:
-        policy = PolicyConfig(model=model, dtype=dtype, negative_prompt=WAN_NEGATIVE_PROMPT)
+        config = PolicyConfig(model=model, dtype=dtype, negative_prompt=WAN_NEGATIVE_PROMPT)
         if lora:
-            policy.lora = lora_config_of_file(lora)
-        module = WorldR1(policy=policy, video=VideoSpec(height, width, num_frames))
-        module.configure_model()
+            config.lora = lora_config_of_file(lora)
+        video = VideoSpec(height, width, num_frames)
+        engine = Sampler(_policy(config, video), video, SamplingConfig(), CameraConfig(), seed)
         if lora:
-            module.policy.load_lora(lora)
+            engine.policy.load_lora(lora)
         sampler = sampler or "unipc"
-    if sampler:
-        module.sampling = replace(module.sampling, eval_sampler=sampler)  # validated: a bad name lists the choices
+    if sampler:  # validated: a bad name lists the choices
+        engine = replace(engine, sampling=replace(engine.sampling, eval_sampler=sampler))
     if negative_prompt is not None:
-        module.policy.negative_prompt = negative_prompt
+        engine.policy.negative_prompt = negative_prompt
     if camera is not None:
-        module.camera = camera
+        engine = replace(engine, camera=camera)
     if no_camera:
-        module.camera = replace(module.camera, enabled=False)
+        engine = replace(engine, camera=replace(engine.camera, enabled=False))
     if image is not None:
-        _check_image(image, module)
-    module.to(device).eval()
+        _check_image(image, engine)
+    engine.policy.to(device).eval()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
+    seeds = engine.sample_seeds(len(texts))
     for i, text in enumerate(track(texts, description="sampling")):
-        video = module.generate(
-            [text], [derive_seed(seed, "sample", i)], num_steps=steps, guidance_scale=guidance_scale, images=[images[i]]
-        )
-        paths.append(write_mp4(out_dir / f"{i:04d}.mp4", video[0], module.video.fps))
+        video = engine.generate([text], [seeds[i]], num_steps=steps, guidance_scale=guidance_scale, images=[images[i]])
+        paths.append(write_mp4(out_dir / f"{i:04d}.mp4", video[0], engine.video.fps))
     (out_dir / "prompts.txt").write_text("".join(f"{p.name}\t{t}\n" for p, t in zip(paths, texts, strict=True)))
     return paths
 
 
-def _check_image(path: str, module: WorldR1) -> None:
+def _check_image(path: str, engine: Sampler) -> None:
     """``--image`` is a readable picture of the videos' aspect ratio, given to a model that takes one."""
-    if module.policy.conditioning == "none":
+    if engine.policy.conditioning == "none":
         raise ValueError(f"--image {path}: this Wan is text-to-video only; use an image-to-video model.")
-    problem = check_aspect(image_size(path), module.video.height, module.video.width)
+    problem = check_aspect(image_size(path), engine.video.height, engine.video.width)
     if problem:
         raise ValueError(f"--image {path} {problem}.")

@@ -166,8 +166,7 @@ def _diffusers_agreement(module: WorldR1, model_dir: Path, lora: Path, dtype: st
     pipe = WanPipeline.from_pretrained(model_dir, dtype=weights)
     pipe.load_lora_weights(str(lora))
     transformer = pipe.transformer.to(policy.device)
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(1, *module.video.latent_shape(), generator=generator).to(policy.device)
+    x = module.sampler.starting_noise([0]).noise  # the noise a rollout of seed 0 starts from
     embeds = policy.encode_prompts([SMOKE_PROMPTS[0]])
     ours = policy.velocity(x, 0.5, embeds)
     with policy.reference():

@@ -1,21 +1,30 @@
-"""Flow-GRPO: the SDE step with log-probability, rollouts, group advantages and the clipped policy loss."""
+"""Flow-GRPO: the SDE step with log-probability, rollouts, group advantages (with the control covariate), the clipped
+policy loss and the policy update."""
 
 from world_r1.grpo.advantages import Advantages, gather_group_rewards, group_advantages
 from world_r1.grpo.config import GRPOConfig, SamplingConfig
+from world_r1.grpo.control import advantage_options, resolve_control_terms
 from world_r1.grpo.loss import GRPOLoss, gaussian_kl, grpo_loss
 from world_r1.grpo.sde import SDEStep, noise_scale, ode_step, sde_step_with_logprob
+from world_r1.grpo.update import PolicyUpdate, apply_gradients, step_loss, update_policy
 
 __all__ = [
     "Advantages",
     "GRPOConfig",
     "GRPOLoss",
+    "PolicyUpdate",
     "SDEStep",
     "SamplingConfig",
+    "advantage_options",
+    "apply_gradients",
     "gather_group_rewards",
     "gaussian_kl",
     "group_advantages",
     "grpo_loss",
     "noise_scale",
     "ode_step",
+    "resolve_control_terms",
     "sde_step_with_logprob",
+    "step_loss",
+    "update_policy",
 ]
