@@ -22,8 +22,8 @@ PACKAGE = Path(world_r1.__file__).parent
 #: lowest first; the names in one layer are peers, which import none of each other
 LAYERS: tuple[tuple[str, ...], ...] = (
     # foundations: import nothing of world_r1
-    ("world_r1", "seeding", "settings", "compat", "console", "video_io", "hub", "prompts", "checkpoint_io", "recipe"),
-    ("geometry", "reconstruction"),  # multi-view geometry, 3D reconstruction (hub: weights, settings)
+    ("world_r1", "seeding", "settings", "compat", "video_io", "hub", "prompts", "checkpoint_io", "recipe"),
+    ("console", "geometry", "reconstruction"),  # third-party noise filters (compat); multi-view geometry, 3D scenes
     ("camera",),  # the prompt's camera grammar, paths and noise warping (geometry)
     ("policy",),  # Wan and its LoRA (settings, prompts)
     ("grpo", "rewards", "synthetic"),  # Flow-GRPO on the policy; rewards and test worlds on geometry and camera

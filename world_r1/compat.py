@@ -6,15 +6,34 @@ name, instead of deep in a run; ``pyproject.toml`` caps the major versions they 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import lightning as L
 import torch
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+from diffusers.utils import logging as diffusers_logging
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import RichProgressBar
+from tqdm import auto as tqdm_auto
+
+__all__ = [
+    "DescribedRichProgressBar",
+    "ResumableRichProgressBar",
+    "collect_rng_states",
+    "copy_tensors_",
+    "decode_wan_unclamped",
+    "delay_diffusers_progress_bars",
+    "lerp_tensors_",
+    "native_resolution_sift_pyramid",
+    "prompt_clean",  # Wan's prompt cleaning (HTML entities, whitespace), a helper of diffusers' Wan pipeline module
+    "set_rng_states",
+    "uses_distributed_sampler",
+]
 
 
 def collect_rng_states() -> dict[str, Any]:
@@ -39,6 +58,62 @@ def copy_tensors_(targets: Sequence[torch.Tensor], sources: Sequence[torch.Tenso
         return
     for target, source in zip(targets, sources, strict=True):
         target.copy_(source)
+
+
+def lerp_tensors_(targets: Sequence[torch.Tensor], sources: Sequence[torch.Tensor], weight: float) -> None:
+    """``targets[i].lerp_(sources[i], weight)`` for all i, in one fused kernel where torch has it (an EMA update)."""
+    if hasattr(torch, "_foreach_lerp_"):
+        torch._foreach_lerp_(list(targets), list(sources), weight)
+        return
+    for target, source in zip(targets, sources, strict=True):
+        target.lerp_(source, weight)
+
+
+def native_resolution_sift_pyramid() -> torch.nn.Module:
+    """Kornia's SIFT pyramid without its first step, doubling the image (OpenCV's ``firstOctave=0``).
+
+    The doubled first octave holds four times the pixels of the frame and so most of the pyramid's time. Kornia's
+    detector still reads octave 0 as half-pixel spaced, so the keypoints it returns are at half the frame's
+    coordinates (:class:`world_r1.geometry.matching.SIFTDetector` scales them back), and the frame's own blur is 0.5
+    of its pixels, not the 1.0 of a doubled frame, so the first blur tops it up to SIFT's 1.6 from 0.5. It subclasses
+    a private class of kornia 0.9's pyramid backend, which has no switch for this.
+    """
+    try:
+        from kornia.feature.integrated import _SIFTScalePyramid
+    except ImportError as error:  # a kornia without the 0.9 pyramid backend's internals
+        raise ImportError(
+            "geometry.upsample: false needs kornia 0.9's SIFT pyramid backend; install kornia==0.9.* or set "
+            "geometry.upsample: true."
+        ) from error
+
+    class NativeResolutionPyramid(_SIFTScalePyramid):
+        def __init__(self) -> None:
+            super().__init__()
+            self._sigmas[0] = math.sqrt(1.6**2 - 0.5**2)
+            self._register_kernels(torch.device("cpu"))
+
+        @staticmethod
+        def _double(image: torch.Tensor) -> torch.Tensor:
+            return image
+
+    return NativeResolutionPyramid()
+
+
+class _DelayedTqdm(tqdm_auto.tqdm):
+    """tqdm's bar, shown only after :attr:`delay_s` seconds (tqdm's ``delay``) unless the caller sets its own."""
+
+    delay_s = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{"delay": self.delay_s} | kwargs)
+
+
+def delay_diffusers_progress_bars(seconds: float) -> None:
+    """diffusers' loading bars (``Loading pipeline components...``, ``Loading checkpoint shards``) appear only once
+    loading has taken ``seconds``. diffusers has no hook for its bars: its factory ``diffusers.utils.logging.tqdm``
+    builds them from the module it imported as ``tqdm_lib``, which this replaces."""
+    _DelayedTqdm.delay_s = seconds
+    diffusers_logging.tqdm_lib = SimpleNamespace(tqdm=_DelayedTqdm)
 
 
 def decode_wan_unclamped(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tensor:

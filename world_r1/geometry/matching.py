@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -16,36 +15,6 @@ class Features:
     keypoints: torch.Tensor
     descriptors: torch.Tensor
     mask: torch.Tensor
-
-
-def _native_resolution_pyramid() -> torch.nn.Module:
-    """Kornia's SIFT pyramid without its first step, doubling the image (OpenCV's ``firstOctave=0``).
-
-    The doubled first octave holds four times the pixels of the frame and so most of the pyramid's time. Kornia's
-    detector still reads octave 0 as half-pixel spaced, so the keypoints it returns are at half the frame's
-    coordinates (:class:`SIFTDetector` scales them back), and the frame's own blur is 0.5 of its pixels, not the 1.0
-    of a doubled frame, so the first blur tops it up to SIFT's 1.6 from 0.5. It subclasses a private class of kornia
-    0.9's pyramid backend, which has no switch for this.
-    """
-    try:
-        from kornia.feature.integrated import _SIFTScalePyramid
-    except ImportError as error:  # a kornia without the 0.9 pyramid backend's internals
-        raise ImportError(
-            "geometry.upsample: false needs kornia 0.9's SIFT pyramid backend; install kornia==0.9.* or set "
-            "geometry.upsample: true."
-        ) from error
-
-    class NativeResolutionPyramid(_SIFTScalePyramid):
-        def __init__(self) -> None:
-            super().__init__()
-            self._sigmas[0] = math.sqrt(1.6**2 - 0.5**2)
-            self._register_kernels(torch.device("cpu"))
-
-        @staticmethod
-        def _double(image: torch.Tensor) -> torch.Tensor:
-            return image
-
-    return NativeResolutionPyramid()
 
 
 class SIFTDetector(torch.nn.Module):
@@ -63,7 +32,9 @@ class SIFTDetector(torch.nn.Module):
         self.sift = SIFTFeatureScaleSpace(num_features=num_features, upright=upright, descriptor_backend="pyramid")
         self.upsample = upsample
         if not upsample:
-            self.sift.detector.scale_pyr = _native_resolution_pyramid()
+            from world_r1.compat import native_resolution_sift_pyramid  # here: compat imports Lightning, diffusers
+
+            self.sift.detector.scale_pyr = native_resolution_sift_pyramid()
 
     @torch.no_grad()
     def forward(self, gray: torch.Tensor) -> Features:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 from diffusers.video_processor import VideoProcessor
 from PIL import Image
 from torch import nn
 
+from world_r1.compat import prompt_clean
 from world_r1.policy import lora as lora_io
 from world_r1.policy.conditioning import ImageCondition
 from world_r1.policy.config import DEFAULT_MODEL, EXPERTS, LoRAConfig, PolicyConfig, VideoSpec

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from world_r1.compat import lerp_tensors_
+
 
 class ParameterEMA:
     """``average = d * average + (1 - d) * param`` with ``d = min(decay, (1 + n) / (10 + n))`` at update ``n``.
@@ -29,7 +31,7 @@ class ParameterEMA:
     @torch.no_grad()
     def update(self, params: Sequence[torch.nn.Parameter]) -> None:
         decay = self.current_decay()
-        torch._foreach_lerp_(self.average, [p.detach().float() for p in params], 1.0 - decay)
+        lerp_tensors_(self.average, [p.detach().float() for p in params], 1.0 - decay)
         self.num_updates += 1
 
     @contextmanager
