@@ -6,7 +6,7 @@
 SHELL := bash
 .ONESHELL:
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test test-fast setup lint bench validate results-index mini-model smoke-realsize notebooks
+.PHONY: demo test test-fast test-slow setup lint bench validate results-index mini-model smoke-realsize notebooks
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -22,9 +22,13 @@ test:  ## install with the dev extra, then run the whole test suite (CPU, offlin
 	$(MAKE) --no-print-directory setup EXTRAS=dev
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q --durations=15
 
-test-fast:  ## the unit tier for the edit loop: everything but the tests marked slow (subprocess runs, notebooks)
+test-fast:  ## the unit tier for the edit loop (under 3 minutes on 2 cores): all but the tests marked slow
 	$(MAKE) --no-print-directory setup EXTRAS=dev
-	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q -m "not slow and not realsize"
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q -m "not slow and not realsize" --durations=10
+
+test-slow:  ## only the tests marked slow: subprocess runs, notebooks, whole-pipeline fits, benchmark runs
+	$(MAKE) --no-print-directory setup EXTRAS=dev
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q -m slow --durations=15
 
 setup:  ## create $(VENV) and install world-r1 (+ EXTRAS) with the right torch build for this machine
 	@[ -x "$(VENV)/bin/python" ] || $(PYTHON) -m venv "$(VENV)"

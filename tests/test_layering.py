@@ -22,7 +22,7 @@ PACKAGE = Path(world_r1.__file__).parent
 #: lowest first; the names in one layer are peers, which import none of each other
 LAYERS: tuple[tuple[str, ...], ...] = (
     # foundations: import nothing of world_r1
-    ("world_r1", "seeding", "settings", "compat", "video_io", "hub", "prompts", "checkpoint_io", "recipe"),
+    ("world_r1", "seeding", "settings", "compat", "video_io", "hub", "prompts", "checkpoint_io"),
     ("console", "geometry", "reconstruction"),  # third-party noise filters (compat); multi-view geometry, 3D scenes
     ("camera",),  # the prompt's camera grammar, paths and noise warping (geometry)
     ("policy",),  # Wan and its LoRA (settings, prompts)
@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("callbacks",),  # what watches a run of the module
     ("pretrain", "commands"),  # flow-matching training, tool commands
     ("cli",),  # the command line over all of it
-    ("__main__",),
+    ("__main__", "recipe"),  # the entry point; the release recipe table, which resolves configs with the CLI's parser
 )
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 

@@ -80,6 +80,7 @@ class _Faulty(Reward):
         return {"score": score}
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_faulty_rewards_never_poison_the_update(tiny_wan_dir, tmp_path):
     module = _module(tiny_wan_dir, reward=WeightedReward({"faulty": _Faulty(), "bright": BrightnessReward()}))
     before = [p.detach().clone() for p in module.policy.lora_parameters()]
@@ -128,6 +129,7 @@ def test_checkpoint_holds_only_the_lora(tiny_wan_dir, tmp_path):
 @pytest.mark.parametrize(
     "config", ["wan21.yaml", "wan21_14b.yaml", "wan22_ti2v_5b.yaml", "wan22_a14b.yaml", "wan21_i2v.yaml"]
 )
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_the_real_configs_keep_disk_use_bounded(config, tiny_wan_dir, tmp_path):
     """Their checkpoint settings, every step instead of every 25: only the newest two remain, last.ckpt links the
     newest, and a run resumes from it."""
@@ -215,6 +217,7 @@ def test_evaluation_sampler_is_the_configs(tiny_wan_dir):
     assert not torch.equal(a, b)
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_offloaded_text_encoder_holds_every_prompt_before_training(tiny_wan_dir, tmp_path):
     policy = PolicyConfig(model=tiny_wan_dir, dtype="fp32", lora=LoRAConfig(4, 8.0), offload_text_encoder=True)
     sampling = SamplingConfig(train_steps=2, sde_window=1, sde_window_max_start=1)

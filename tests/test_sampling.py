@@ -68,6 +68,7 @@ class _RolloutBeforeTheStep(L.Callback):
         self.produced.append(outputs["videos"])
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 @pytest.mark.parametrize("rollout", ["sde", "unipc"])
 def test_the_rollout_is_the_one_the_training_step_trains_on(tiny_wan_dir, tmp_path, rollout):
     module = _module(tiny_wan_dir, rollout=rollout, timestep_fraction=0.5)

@@ -89,6 +89,7 @@ def _worker(rank: int, port: int, results: dict) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_means_are_synced_across_processes():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

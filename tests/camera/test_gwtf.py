@@ -57,6 +57,7 @@ def test_binning_is_variance_preserving():
     assert binned.shape == (C, H, W) and white_gaussian_violations(binned) == []
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 @pytest.mark.parametrize("camera", ["pan left", "push in", "orbit left", "move right, pull out, then pan left"])
 def test_every_latent_frame_is_white_standard_gaussian(camera):
     out = warped(camera)
@@ -68,12 +69,14 @@ def test_every_latent_frame_is_white_standard_gaussian(camera):
 @pytest.mark.parametrize(
     ("camera", "axis", "shift"), [("pan left", -1, 1), ("pan right", -1, -1), ("move left", -1, 1)]
 )
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_the_noise_moves_with_the_camera(camera, axis, shift):
     out = warped(camera, degradation=0.0)
     # a pan of 14 degrees over 16 frames at focal 1.2 x width: 0.8 latent pixels per latent frame
     assert [best_shift(out[:, k], out[:, k + 1], axis) for k in range(T - 1)] == [shift] * (T - 1)
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_fixed_freezes_the_noise_and_degradation_blends_fresh_noise_in():
     d = 0.35
     frozen = warped("fixed")
@@ -84,6 +87,7 @@ def test_fixed_freezes_the_noise_and_degradation_blends_fresh_noise_in():
     torch.testing.assert_close(pure[:, 1:], pure[:, :1].expand(-1, T - 1, -1, -1), rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_deterministic_per_seed_and_checked():
     torch.testing.assert_close(warped("pan left", seed=3), warped("pan left", seed=3), rtol=0, atol=0)
     assert not torch.equal(warped("pan left", seed=3), warped("pan right", seed=3))

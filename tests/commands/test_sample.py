@@ -39,6 +39,7 @@ def trained(tiny_wan_dir, tmp_path_factory):
     return {"module": module, "lora": lora, "checkpoint": checkpoint, "root": root}
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_prompt_file_to_mp4_files(trained, tiny_wan_dir, tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Camera pan left. A barn.\n# a comment\nCamera fixed. A library.\n")

@@ -200,6 +200,7 @@ def test_fused_export_runs_as_the_adapted_policy_without_any_adapter(tiny_varian
 @pytest.mark.parametrize(
     ("variant", "with_image"), [("wan2.1-i2v", True), ("wan2.2-ti2v", True), ("wan2.2-t2v-a14b", False)]
 )
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_the_release_step_rescores_exactly_on_every_model(tiny_variant_dir, variant, with_image, tmp_path):
     """World-R1's UniPC rollout on image-to-video and two-expert Wans: every recorded transition re-scores to a ratio of
     exactly 1 under the update, a held first frame stays the image, and only adapted experts' steps are recorded."""

@@ -23,6 +23,7 @@ def scored(reward, scene_batch):
     return reward(scene_batch, [""] * len(scene_batch))
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_output_keys_and_ranges(scored):
     assert set(scored) == KEYS
     assert all(v.shape == (len(AMPLITUDES) + 2,) and torch.isfinite(v).all() for v in scored.values())

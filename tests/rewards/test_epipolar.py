@@ -15,6 +15,7 @@ def reward() -> EpipolarReward:
     return EpipolarReward()
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_rigid_beats_morphed_beats_unrelated(reward, scene_batch):
     out = reward(scene_batch, [""] * len(scene_batch))
     score = out["score"][: len(AMPLITUDES) + 1]  # morphs by growing amplitudes, then unrelated frames

@@ -97,6 +97,7 @@ def test_sigterm_then_resume_continues_as_if_never_stopped(tiny_wan_dir, tmp_pat
         assert got[step] == pytest.approx(expected[step], rel=1e-4, abs=1e-7), step
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_truncated_checkpoint_is_refused_clearly(tiny_wan_dir, tmp_path):
     config = _config(tmp_path, tiny_wan_dir)
     checkpoints = tmp_path / "ckpt"

@@ -79,6 +79,7 @@ def _angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, float(torch.dot(a, b) / (a.norm() * b.norm()))))))
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_the_geometry_core_recovers_every_rendered_camera_motion():
     """A check of the renderer: on the consistent clip of every verb, the two-view geometry of the pair spanning the
     whole clip gives back the rendered camera: the relative pose from the essential matrix where the camera
