@@ -31,6 +31,7 @@ def test_an_unknown_subcommand_ends_with_one_line_listing_every_subcommand():
     assert "predict" not in message
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_a_bad_value_ends_with_one_line_naming_it_and_debug_shows_the_traceback(tmp_path, monkeypatch):
     args = ("fit", "--config", TINY, "--model.sampling.noise_level", "-1", "--trainer.max_steps", "1")
     out = run_world_r1(*args, cwd=tmp_path)
@@ -43,20 +44,20 @@ def test_a_bad_value_ends_with_one_line_naming_it_and_debug_shows_the_traceback(
 
 
 @pytest.mark.parametrize(
-    "config",
+    "configs",
     [
-        "tiny.yaml",
-        "mini.yaml",
-        "wan21.yaml",
-        "wan21_14b.yaml",
-        "wan22_ti2v_5b.yaml",
-        "wan22_a14b.yaml",
-        "wan21_i2v.yaml",
+        ["tiny.yaml"],
+        ["mini.yaml"],
+        ["wan21.yaml"],
+        ["wan21.yaml", "overlays/wan21_14b.yaml"],
+        ["wan21.yaml", "overlays/wan22_ti2v_5b.yaml"],
+        ["wan21.yaml", "overlays/wan22_a14b.yaml"],
+        ["wan21.yaml", "overlays/wan21_i2v.yaml"],
     ],
 )
-def test_print_config_round_trips_with_overrides(tmp_path, config):
-    path = str(ROOT / "configs" / config)
-    first = print_config("fit", "--config", path, "--model.policy.lora.rank", "64", "--trainer.max_steps", "10")
+def test_print_config_round_trips_with_overrides(tmp_path, configs):
+    files = [item for config in configs for item in ("--config", str(ROOT / "configs" / config))]
+    first = print_config("fit", *files, "--model.policy.lora.rank", "64", "--trainer.max_steps", "10")
     printed = yaml.safe_load(first)
     assert printed["model"]["policy"]["lora"]["rank"] == 64 and printed["trainer"]["max_steps"] == 10
     saved = tmp_path / "printed.yaml"
@@ -237,11 +238,12 @@ def _uncomment_meta(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("config", ["wan21.yaml", "wan21_14b.yaml"])
-def test_the_optional_novel_view_critic_block_is_a_valid_config(tmp_path, config):
-    enabled = tmp_path / config
-    enabled.write_text(_uncomment_meta((ROOT / "configs" / config).read_text()))
-    reward = yaml.safe_load(print_config("fit", "--config", str(enabled)))["model"]["reward"]["init_args"]
+@pytest.mark.parametrize("overlay", [[], ["overlays/wan21_14b.yaml"]])
+def test_the_optional_novel_view_critic_block_is_a_valid_config(tmp_path, overlay):
+    enabled = tmp_path / "wan21.yaml"
+    enabled.write_text(_uncomment_meta((ROOT / "configs" / "wan21.yaml").read_text()))
+    overlays = [item for name in overlay for item in ("--config", str(ROOT / "configs" / name))]
+    reward = yaml.safe_load(print_config("fit", "--config", str(enabled), *overlays))["model"]["reward"]["init_args"]
     assert reward["terms"]["meta"]["class_path"] == "world_r1.rewards.NovelViewReward"
     assert reward["terms"]["meta"]["init_args"]["model"].startswith("Qwen/Qwen2.5-VL")
     assert reward["weights"]["meta"] == 1.0

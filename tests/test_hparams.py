@@ -48,3 +48,23 @@ def test_runs_saved_before_a_setting_existed_keep_behaving_as_they_did():
 def test_a_setting_unknown_here_is_refused_by_name():
     with pytest.raises(ValueError, match=r"\['hyperwarp'\] are unknown.*newer version"):
         module_arguments({"camera": {"enabled": True, "hyperwarp": 2}})
+
+
+def test_a_trajectory_term_of_before_the_split_becomes_its_forms_class():
+    from world_r1.hparams import upgrade_reward
+
+    old = {"fov_deg": 50.0, "static_px": 1.0, "rotation_tolerance_deg": 1.0, "path_estimator": None, "still_deg": 3.0}
+    config = {"reward": {"terms": {"a": {"class_path": "world_r1.rewards.TrajectoryReward", "init_args": old}}}}
+    config["reward"]["terms"]["b"] = {"class_path": "world_r1.rewards.TrajectoryReward", "init_args": {"form": "shape"}}
+    config["reward"]["terms"]["c"] = {"class_path": "world_r1.rewards.trajectory.TrajectoryReward"}
+    config["reward"]["terms"]["d"] = {"class_path": "world_r1.rewards.TrajectoryReward", "init_args": {"form": "path"}}
+    terms = upgrade_reward(config)["reward"]["terms"]
+    # the flow form (the old default) keeps what it read; settings only other forms read are dropped
+    assert terms["a"] == {"class_path": "world_r1.rewards.FlowTrajectoryReward", "init_args": {"fov_deg": 50.0}}
+    assert terms["b"] == {"class_path": "world_r1.rewards.PathShapeReward", "init_args": {}}
+    assert terms["c"]["class_path"] == "world_r1.rewards.FlowTrajectoryReward"
+    assert terms["d"] == {"class_path": "world_r1.rewards.ReleaseTrajectoryReward", "init_args": {}}
+    kept = {"class_path": "world_r1.rewards.EpipolarReward", "init_args": {"min_parallax_px": 2.0}}
+    assert upgrade_reward([kept]) == [kept] and upgrade({"reward": config["reward"]})["reward"]["terms"] == terms
+    with pytest.raises(ValueError, match=r"form: pose was removed.*PathShapeReward"):
+        upgrade_reward({"class_path": "world_r1.rewards.TrajectoryReward", "init_args": {"form": "pose"}})

@@ -1,6 +1,7 @@
-"""The release's recipe in the configs: world_r1_small.yaml and world_r1_large.yaml set every knob as released,
-wan21.yaml only its stated departures, the README's table is generated from them, and each of the three configs
-trains on the tiny and on the mini model (its models and sizes swapped for small ones, its recipe kept)."""
+"""The release's recipe in the configs: wan21.yaml with the overlay world_r1_small.yaml or world_r1_large.yaml sets
+every knob as released, wan21.yaml alone only its stated departures, the docs' table is generated from them, and
+each of the three configs trains on the tiny and on the mini model (its models and sizes swapped for small ones, its
+recipe kept)."""
 
 from pathlib import Path
 
@@ -13,15 +14,21 @@ from tests.helpers import run_in_process
 from tests.reconstruction.conftest import TINY_RES
 from tests.rewards.test_hps import OpenClipReference
 from tests.rewards.tiny_models import save_tiny_clip, save_tiny_qwen3_vl
-from world_r1.recipe import differences, recipe_table
+from world_r1.recipe import ConfigStack, differences, load_config, recipe_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
+BASE = CONFIGS / "wan21.yaml"
+STACKS: dict[str, ConfigStack] = {
+    "world_r1_small": [BASE, CONFIGS / "overlays" / "world_r1_small.yaml"],
+    "world_r1_large": [BASE, CONFIGS / "overlays" / "world_r1_large.yaml"],
+    "wan21": BASE,
+}
 
 
 def test_the_release_configs_set_every_knob_as_released():
-    assert differences(CONFIGS / "world_r1_small.yaml") == []
-    assert differences(CONFIGS / "world_r1_large.yaml") == []
+    assert differences(STACKS["world_r1_small"]) == []
+    assert differences(STACKS["world_r1_large"]) == []
     # the product's config: the release's step and camera path, its own (Kornia) rewards, weights stored in bf16
     assert set(differences(CONFIGS / "wan21.yaml")) == {
         "model.policy.dtype",
@@ -31,13 +38,16 @@ def test_the_release_configs_set_every_knob_as_released():
         "model.reward.weights.release3d",
         "model.reward.terms.preference.checkpoint",
     }
-    assert "model.sampling.rollout" in differences(CONFIGS / "wan21_sde.yaml")  # the project's Flow-GRPO-Fast
+    sde = differences([BASE, CONFIGS / "overlays" / "wan21_sde.yaml"])
+    assert "model.sampling.rollout" in sde  # the project's Flow-GRPO-Fast
 
 
-def test_the_readme_prints_the_recipe_table_of_the_configs():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_release_page_prints_the_recipe_table_of_the_configs():
+    page = (ROOT / "docs" / "world_r1_release.md").read_text(encoding="utf-8")
     table = recipe_table([CONFIGS / "world_r1_small.yaml", CONFIGS / "wan21.yaml"])
-    assert table in readme, "paste world_r1.recipe.recipe_table([world_r1_small.yaml, wan21.yaml]) into the README"
+    assert table in page, (
+        "paste world_r1.recipe.recipe_table([world_r1_small.yaml, wan21.yaml]) into docs/world_r1_release.md"
+    )
 
 
 def _tiny_reward_models(folder: Path) -> dict[str, str]:
@@ -57,11 +67,11 @@ def _tiny_reward_models(folder: Path) -> dict[str, str]:
     return models
 
 
-def _small(config: Path, tmp_path: Path, model: str, clip: str, mini: bool) -> Path:
+def _small(config: ConfigStack, tmp_path: Path, model: str, clip: str, mini: bool) -> Path:
     """``config`` with its recipe kept but run in seconds on CPU: the small model, small videos, few steps and
     prompts, one process, tiny random reward models in place of the real ones (PickScore; or Depth Anything 3,
     Qwen3-VL, LPIPS and HPSv2.1 for the release's terms)."""
-    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+    settings = load_config(config)  # the stack merged, as fit sees it
     settings["trainer"] |= {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "strategy": "auto"}
     settings["trainer"] |= {"precision": "32-true", "max_steps": 2, "default_root_dir": str(tmp_path / "runs")}
     side = 128 if mini else 32
@@ -69,7 +79,7 @@ def _small(config: Path, tmp_path: Path, model: str, clip: str, mini: bool) -> P
     model_settings["policy"] |= {"model": model, "max_sequence_length": 32}
     model_settings["video"] |= {"height": side, "width": side, "num_frames": 9}
     model_settings["sampling"] |= {"train_steps": 4, "eval_steps": 2}
-    terms = model_settings["reward"]["terms"]
+    terms = model_settings["reward"]["init_args"]["terms"]
     if "release3d" in terms:
         tiny = _tiny_reward_models(tmp_path / "reward-models")
         lpips = {
@@ -84,19 +94,19 @@ def _small(config: Path, tmp_path: Path, model: str, clip: str, mini: bool) -> P
     train, held_out = ("builtin:mini_train", "builtin:mini_eval") if mini else ("builtin:train", "builtin:eval")
     settings["data"] |= {"train_prompts": train, "decoupled_prompts": train, "eval_prompts": held_out}
     settings["data"] |= {"prompts_per_step": 1, "num_eval_prompts": 1}
-    path = tmp_path / config.name
+    path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
     return path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["world_r1_small.yaml", "world_r1_large.yaml", "wan21.yaml"])
+@pytest.mark.parametrize("config", sorted(STACKS))
 @pytest.mark.parametrize("model", ["tiny", "mini"])
 def test_the_release_configs_train_on_the_tiny_and_the_mini_model(config, model, tiny_wan_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     clip = str(save_tiny_clip(tmp_path / "clip"))
     source = tiny_wan_dir if model == "tiny" else "builtin:mini-wan"
-    small = _small(CONFIGS / config, tmp_path, source, clip, model == "mini")
+    small = _small(STACKS[config], tmp_path, source, clip, model == "mini")
     assert run_in_process("fit", "--config", str(small)) is None
     (last,) = (tmp_path / "runs").glob("version_*/checkpoints/last.ckpt")
     state = torch.load(last, weights_only=False)

@@ -12,13 +12,17 @@ python -m world_r1 smoke [--size 14b]                  # real-size Wan 2.1, rand
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from jsonargparse import Namespace, auto_cli
+import yaml
+from jsonargparse import Namespace, auto_cli, get_loader, set_loader, set_parsing_settings
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -31,7 +35,7 @@ from world_r1.commands.evaluate import evaluate
 from world_r1.commands.sample import sample
 from world_r1.commands.smoke import smoke
 from world_r1.data import PromptDataModule
-from world_r1.hparams import upgrade
+from world_r1.hparams import upgrade, upgrade_reward
 from world_r1.module import WorldR1
 from world_r1.policy.tiny import build_tiny_wan
 from world_r1.pretrain import ClipDataModule, WanTrainer
@@ -41,9 +45,31 @@ from world_r1.pretrain import ClipDataModule, WanTrainer
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
+#: the parser mode of every training command: omegaconf's YAML, then old reward specs upgraded
+PARSER_MODE = "world_r1"
+
+
+def load_config_text(text: str) -> Any:
+    """What jsonargparse's ``omegaconf`` mode loads from ``text`` (YAML, ``${...}`` interpolated within the one file
+    or value), with reward terms written before they were renamed upgraded (:func:`~world_r1.hparams.upgrade_reward`):
+    old configs and saved ``config.yaml`` files keep loading."""
+    from omegaconf import OmegaConf
+
+    plain = get_loader("yaml")(text)
+    if plain is None or isinstance(plain, str | int | float | bool):
+        return plain
+    resolved = OmegaConf.to_object(OmegaConf.load(io.StringIO(text)))
+    return upgrade_reward(plain if resolved == {text: None} else resolved)
+
+
+set_loader(PARSER_MODE, load_config_text, (yaml.YAMLError,))
+# `--help` and `--print_config=comments` show each setting's attribute docstring (`x: int = 1` then `"""..."""`)
+set_parsing_settings(docstring_parse_attribute_docstrings=True)
+
 
 class WorldR1CLI(LightningCLI):
-    """LightningCLI with the omegaconf parser, so YAML can interpolate values (``${model.video.num_frames}``).
+    """LightningCLI with the omegaconf parser, so YAML can interpolate values (``${model.video.num_frames}``), and
+    reward terms of older configs upgraded as they load (:data:`PARSER_MODE`).
 
     Every run also gets :class:`SaveOnInterrupt` (SIGTERM / Ctrl-C write ``last.ckpt`` between steps) and a checkpoint
     reader that reports an unreadable ``--ckpt_path`` clearly instead of a pickle traceback.
@@ -59,7 +85,7 @@ class WorldR1CLI(LightningCLI):
         super().__init__(
             model_class,
             datamodule_class,
-            parser_kwargs={"parser_mode": "omegaconf"},
+            parser_kwargs={"parser_mode": PARSER_MODE},
             save_config_kwargs={"overwrite": True},
             trainer_defaults={"use_distributed_sampler": False},
             args=args,
@@ -183,6 +209,63 @@ def _names_checkpoint_dir(config: Namespace) -> bool:
     )
 
 
+#: the Wan configs that became overlays of configs/wan21.yaml (configs/overlays/<name>)
+OVERLAYS = (
+    "wan21_14b.yaml",
+    "wan21_i2v.yaml",
+    "wan21_sde.yaml",
+    "wan22_a14b.yaml",
+    "wan22_ti2v_5b.yaml",
+    "world_r1_small.yaml",
+    "world_r1_large.yaml",
+)
+
+
+def config_files(args: list[str]) -> list[str]:
+    """The files a command line gives with ``--config FILE`` or ``--config=FILE``, in order."""
+    files = []
+    for i, arg in enumerate(args):
+        if arg.startswith("--config="):
+            files.append(arg.split("=", 1)[1])
+        elif arg == "--config" and i + 1 < len(args):
+            files.append(args[i + 1])
+    return files
+
+
+def check_config_files(args: list[str]) -> None:
+    """Refuse, naming the command to run, a config that moved into ``configs/overlays/`` and an overlay given without
+    a base before it (it holds only what differs: alone it would run with the defaults for everything else)."""
+    files = config_files(args)
+    for number, name in enumerate(files):
+        path = Path(name)
+        if path.name in OVERLAYS and not path.exists() and path.parent.name != "overlays":
+            overlay = path.parent / "overlays" / path.name
+            raise ValueError(
+                f"{name} is now an overlay of the base config: run --config {path.parent / 'wan21.yaml'} "
+                f"--config {overlay}"
+            )
+        if number == 0 and path.parent.name == "overlays":
+            raise ValueError(
+                f"{name} holds only what differs from a base config: give the base first, e.g. "
+                f"--config {path.parent.parent / 'wan21.yaml'} --config {name}"
+            )
+
+
+def resolved_config(*configs: str | Path, subcommand: str = "fit") -> dict:
+    """The config that ``SUBCOMMAND --config A --config B ... --print_config`` prints, as a dict: the files merged
+    by the real parser (later files win; a list or a dict-typed setting given again replaces the earlier one)."""
+    args = [subcommand, *(item for config in configs for item in ("--config", str(config))), "--print_config"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # LightningCLI's note that args were given beside sys.argv
+        try:
+            WorldR1CLI(args=args)
+        except SystemExit as exit_:  # --print_config prints, then exits 0
+            if exit_.code not in (None, 0):
+                raise
+    return yaml.safe_load(printed.getvalue())
+
+
 def tiny(
     out: str = ".cache/world_r1/tiny-wan", seed: int = 0, overwrite: bool = False, variant: str = "wan2.1-t2v"
 ) -> None:
@@ -244,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] not in TRAINING and args[0] not in TOOLS:  # Lightning would list only its own four, and `predict`
         sys.exit(f"error: unknown subcommand {args[0]!r}: choose from {', '.join([*TRAINING, *TOOLS])}.")
     try:
+        check_config_files(args[1:])
         if args[0] == "pretrain":  # `fit` of the flow-matching trainer: the same flags and conventions
             rest = args[1:] if args[1:2] == ["fit"] else ["fit", *args[1:]]
             WorldR1CLI(rest, model_class=WanTrainer, datamodule_class=ClipDataModule)

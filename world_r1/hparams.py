@@ -5,12 +5,14 @@ what it parsed); one written from Python holds the dataclasses themselves; one w
 settings added since. :func:`upgrade` turns any of them into today's dict form, filling a missing setting with the
 value the old run behaved as (not today's default, which may differ); :func:`module_arguments` builds the
 dataclasses ``WorldR1`` takes. Resume (``--ckpt_path``), ``sample --checkpoint``, ``validate`` and ``evaluate``
-all read checkpoints through these two functions.
+all read checkpoints through these two functions. :func:`upgrade_reward` does the same for reward terms in a
+config (``--config`` files and saved ``config.yaml``, read through it by the CLI).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from collections.abc import Mapping
@@ -20,6 +22,7 @@ from world_r1.camera import CameraConfig
 from world_r1.camera.trajectory import saved_motion
 from world_r1.grpo import GRPOConfig, SamplingConfig
 from world_r1.policy import PolicyConfig, VideoSpec
+from world_r1.rewards.trajectory import TRAJECTORY_FORMS
 
 #: the dataclass behind each saved section of ``WorldR1``'s hyper-parameters
 SECTIONS: dict[str, type] = {
@@ -39,6 +42,36 @@ _ADDED: dict[tuple[str, ...], Any] = {
 }
 
 
+#: the class paths of the trajectory term before it was split by form into :data:`TRAJECTORY_FORMS`
+_FORMER_TRAJECTORY = ("world_r1.rewards.TrajectoryReward", "world_r1.rewards.trajectory.TrajectoryReward")
+
+
+def upgrade_reward(config: Any) -> Any:
+    """``config`` (a parsed YAML tree) with every ``TrajectoryReward`` spec of before the split by form replaced by
+    its form's class (``form: path`` -> ReleaseTrajectoryReward, ``shape`` -> PathShapeReward, ``flow`` or none ->
+    FlowTrajectoryReward), keeping the settings that class reads (the others were unused by that form)."""
+    if isinstance(config, list):
+        return [upgrade_reward(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    if str(config.get("class_path", "")) not in (*_FORMER_TRAJECTORY, "TrajectoryReward"):
+        return {key: upgrade_reward(value) for key, value in config.items()}
+    settings = dict(config.get("init_args") or {})
+    form = settings.pop("form", "flow")
+    if form == "pose":
+        raise ValueError(
+            "TrajectoryReward's form: pose was removed (scale-free rotation and translation direction per frame "
+            "pair, fragile where travel and turning look alike): use class_path: world_r1.rewards.PathShapeReward "
+            "(scale-free, on the estimated camera path) or world_r1.rewards.FlowTrajectoryReward."
+        )
+    if form not in TRAJECTORY_FORMS:
+        raise ValueError(f"TrajectoryReward's form must be one of {sorted(TRAJECTORY_FORMS)}, got {form!r}.")
+    cls = TRAJECTORY_FORMS[form]
+    known = inspect.signature(cls.__init__).parameters
+    init_args = {key: value for key, value in settings.items() if key in known}
+    return {"class_path": f"world_r1.rewards.{cls.__name__}", "init_args": init_args}
+
+
 def _plain(value: Any) -> Any:
     """``value`` with every dataclass (and namespace-like object) turned into a dict, recursively. A dataclass gives
     what its instance holds (``vars``): one unpickled from an older world-r1 lacks the fields added since, and must
@@ -56,7 +89,7 @@ def upgrade(hparams: Mapping[str, Any]) -> dict[str, Any]:
     """Saved hyper-parameters as today's plain dicts: dataclasses become dicts, and a setting added since the run was
     saved gets the value the run behaved as (``_ADDED``; a ``camera.motion`` saved before conventions existed:
     :func:`~world_r1.camera.trajectory.saved_motion`)."""
-    out = _plain(dict(hparams))
+    out = upgrade_reward(_plain(dict(hparams)))
     camera = out.get("camera")
     if isinstance(camera, dict) and isinstance(camera.get("motion"), dict):  # only what was saved is upgraded
         camera["motion"] = saved_motion(camera["motion"])

@@ -1,8 +1,10 @@
 """World-R1's released recipe, knob by knob, and the table that holds configs against it.
 
 The release's values are restated here from its published code (training script, experiment config, Wan pipeline
-patch, camera utilities); :func:`recipe_table` reads them beside what each YAML config sets, so the README's table is
-generated, and a test keeps the README, the configs and this list in step.
+patch, camera utilities); :func:`recipe_table` reads them beside what each config sets, so the docs' table is
+generated, and a test keeps the docs, the configs and this list in step. A config is one YAML file or a stack of
+them (``configs/wan21.yaml`` then an overlay), merged as ``--config A --config B`` merges them
+(:func:`world_r1.cli.resolved_config`).
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def config_value(config: dict, path: str) -> Any:
 
 
 def _cell(value: Any) -> str:
-    if value is _MISSING:
+    if value is _MISSING or value is None:  # unset: the field's default
         return "-"
     if value == "":
         return '""'
@@ -122,11 +122,26 @@ def _cell(value: Any) -> str:
     return f"`{text[:10]}...`" if len(text) > 24 else f"`{text}`"  # Wan's negative prompt is 130 characters
 
 
-def recipe_table(configs: Sequence[str | Path]) -> str:
-    """The README's table: one row per knob of :data:`RECIPE`, the release's value, then each config's, a value that
-    differs from the release's in bold."""
-    parsed = [yaml.safe_load(Path(c).read_text(encoding="utf-8")) for c in configs]
-    header = "| knob | release | " + " | ".join(Path(c).name for c in configs) + " |"
+#: one YAML config, or a stack of them applied in order (the base, then overlays)
+ConfigStack = str | Path | Sequence[str | Path]
+
+
+def _files(config: ConfigStack) -> list[Path]:
+    return [Path(config)] if isinstance(config, str | Path) else [Path(c) for c in config]
+
+
+def load_config(config: ConfigStack) -> dict:
+    """The config as ``fit --config ... --print_config`` prints it: the stack merged by the real parser."""
+    from world_r1.cli import resolved_config  # the CLI imports the whole package: only when a table is made
+
+    return resolved_config(*_files(config))
+
+
+def recipe_table(configs: Sequence[ConfigStack]) -> str:
+    """The docs' table: one row per knob of :data:`RECIPE`, the release's value, then each config's (a column named
+    by its last file), a value that differs from the release's in bold."""
+    parsed = [load_config(c) for c in configs]
+    header = "| knob | release | " + " | ".join(_files(c)[-1].name for c in configs) + " |"
     rows = [header, "|---" * (2 + len(configs)) + "|"]
     for knob in RECIPE:
         release = knob.release if isinstance(knob.release, str) and knob.matches else _cell(knob.release)
@@ -139,7 +154,8 @@ def recipe_table(configs: Sequence[str | Path]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def differences(config_path: str | Path) -> list[str]:
-    """The knobs of :data:`RECIPE` where the config at ``config_path`` does not set the release's value."""
-    config = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
+def differences(config: ConfigStack) -> list[str]:
+    """The knobs of :data:`RECIPE` where ``config`` (a file or a base-and-overlay stack) does not set the release's
+    value."""
+    config = load_config(config)
     return [k.path for k in RECIPE if not k.agrees(config_value(config, k.path), config)]

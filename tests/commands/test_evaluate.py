@@ -10,7 +10,7 @@ from rich.console import Console
 from world_r1.cli import main
 from world_r1.commands.evaluate import Evaluation, evaluate, release_values, render_table
 from world_r1.geometry import GeometrySettings
-from world_r1.rewards import EpipolarReward, TrajectoryReward
+from world_r1.rewards import EpipolarReward, PathShapeReward, ReleaseTrajectoryReward
 from world_r1.synthetic import morph, rigid_video
 from world_r1.video_io import write_mp4
 
@@ -33,6 +33,7 @@ def result(folder) -> Evaluation:
     return evaluate(str(folder), out=str(folder / "report" / "eval"))
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_rigid_outranks_morphed_and_broken_is_skipped(result):
     assert [row["file"] for row in result.rows] == ["rigid.mp4", "morphed.mp4"]
     rigid, morphed = result.rows
@@ -96,6 +97,7 @@ def test_the_table_fits_80_columns_and_shows_everything_when_asked(result):
     assert "inlier_ratio" in console.export_text()
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_lpips_from_a_local_backbone(folder, tmp_path):
     """``--lpips`` with a backbone saved offline adds LPIPS's form of re-rendered against real frames."""
     from tests.rewards.tiny_models import save_tiny_resnet
@@ -108,12 +110,13 @@ def test_lpips_from_a_local_backbone(folder, tmp_path):
         evaluate(str(folder), terms={"epipolar": EpipolarReward()}, lpips=str(backbone))
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_the_release_names_and_the_estimated_camera_path_are_reported(folder, tmp_path, capsys):
-    """A path-form trajectory term reports as S_traj, and each video's estimated path, keyframe by keyframe, reaches
+    """The release's trajectory term reports as S_traj, and each video's estimated path, keyframe by keyframe, reaches
     the JSON, the CSV and the console."""
     geometry = GeometrySettings(anchors=4, path_pairs="consecutive")
     out = tmp_path / "eval"
-    result = evaluate(str(folder), terms={"trajectory": TrajectoryReward(form="path")}, out=str(out), geometry=geometry)
+    result = evaluate(str(folder), terms={"trajectory": ReleaseTrajectoryReward()}, out=str(out), geometry=geometry)
     rigid = next(row for row in result.rows if row["file"] == "rigid.mp4")
     assert rigid["S_traj"] == rigid["trajectory/score"]
     assert [p["frame"] for p in rigid["camera_path"]] == [2, 4, 6, 8]
@@ -124,4 +127,4 @@ def test_the_release_names_and_the_estimated_camera_path_are_reported(folder, tm
     with out.with_suffix(".csv").open() as handle:
         row = next(r for r in csv.DictReader(handle) if r["file"] == "rigid.mp4")
     assert row["camera_path"].startswith("2:") and row["camera_path"].count(":") == 4
-    assert release_values({"trajectory": TrajectoryReward(form="shape")}, {"trajectory/score": torch.ones(1)}) == {}
+    assert release_values({"trajectory": PathShapeReward()}, {"trajectory/score": torch.ones(1)}) == {}

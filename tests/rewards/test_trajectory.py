@@ -1,8 +1,9 @@
 """Trajectory alignment on rendered scenes with a known camera path: the intended trajectory scores high, a
-mismatched one low; static prompts reward a still camera; degenerate input is finite and worst-case. The forms
-(flow: image motion in direction and size; pose: rotation and translation direction; shape: the camera path relative
-to frame 0, free of scale) are held to the same ranking; only the flow form asks for the intended amount of motion.
-The release's path formula, and the shape form on the photograph clips at the real configs' settings, close it."""
+mismatched one low; static prompts reward a still camera; degenerate input is finite and worst-case. The terms
+(FlowTrajectoryReward: image motion in direction and size; PathShapeReward: the camera path relative to frame 0, free
+of scale) are held to the same ranking; only the flow term asks for the intended amount of motion. The release's path
+formula (ReleaseTrajectoryReward), and the shape term on the photograph clips at the real configs' settings, close
+it."""
 
 import math
 from dataclasses import replace
@@ -16,7 +17,7 @@ from world_r1.geometry.chain import PATH_ESTIMATORS
 from world_r1.geometry.path import estimate_path
 from world_r1.geometry.pose import rotation_angle_deg
 from world_r1.rewards import WeightedReward
-from world_r1.rewards.trajectory import TrajectoryReward
+from world_r1.rewards.trajectory import TRAJECTORY_FORMS, CameraTrajectoryReward, EstimatedPathReward
 from world_r1.synthetic import render
 from world_r1.synthetic.photos import PHOTO_MOTION, PhotoClipSpec, render_photo_clip
 
@@ -25,20 +26,21 @@ MOTIONS = ["pan left", "pan right", "push in", "pull back", "truck right", "tilt
 GEOMETRY = GeometrySettings(gaps=(0.5,), max_pairs=2, max_side=SIZE)  # frames 4 apart
 
 
-def classic(form: str) -> TrajectoryReward:
-    """The term of ``form`` expecting the classic path and amounts these scenes and photograph clips are rendered
-    with (the project's first convention: 30 degree turns, 1 unit of travel)."""
-    return TrajectoryReward(form=form, motion=CLASSIC_MOTION)
+def classic(form: str) -> CameraTrajectoryReward:
+    """The term of ``form`` (flow, path, shape: :data:`TRAJECTORY_FORMS`) expecting the classic path and amounts these
+    scenes and photograph clips are rendered with (the project's first convention: 30 degree turns, 1 unit of
+    travel)."""
+    return TRAJECTORY_FORMS[form](motion=CLASSIC_MOTION)
 
 
-def _geometry(term: TrajectoryReward) -> GeometrySettings:
-    """GEOMETRY, with the keyframe pairs its path estimator reads for the forms that read the camera path."""
-    if term.form not in ("path", "shape"):
+def _geometry(term: CameraTrajectoryReward) -> GeometrySettings:
+    """GEOMETRY, with the keyframe pairs its path estimator reads for the terms that read the camera path."""
+    if not isinstance(term, EstimatedPathReward):
         return GEOMETRY
     return replace(GEOMETRY, anchors=4, path_pairs=PATH_ESTIMATORS[term.path_estimator])
 
 
-def _composed(term: TrajectoryReward) -> WeightedReward:
+def _composed(term: CameraTrajectoryReward) -> WeightedReward:
     """The term as training and evaluation run it: inside a reward that analyses each batch once."""
     return WeightedReward({"trajectory": term}, geometry=_geometry(term))
 
@@ -46,7 +48,7 @@ def _composed(term: TrajectoryReward) -> WeightedReward:
 class _Term:
     """Calls a trajectory term the way the composite does and returns its raw outputs."""
 
-    def __init__(self, term: TrajectoryReward) -> None:
+    def __init__(self, term: CameraTrajectoryReward) -> None:
         self.term, self.composed = term, _composed(term)
 
     def __call__(self, videos, prompts, **metadata):
@@ -54,14 +56,9 @@ class _Term:
         return {"score": out["trajectory"]} | {k.split("/", 1)[1]: v for k, v in out.items() if "/" in k}
 
 
-@pytest.fixture(scope="module", params=["flow", "pose", "shape"])
+@pytest.fixture(scope="module", params=["flow", "shape"])
 def reward(request) -> _Term:
     return _Term(classic(request.param))
-
-
-@pytest.fixture(scope="module")
-def pose_reward() -> _Term:
-    return _Term(classic("pose"))
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +85,7 @@ def scores(reward, videos, motion: str) -> dict[str, float]:
 @pytest.mark.parametrize(
     ("intended", "opposite"), [("pan left", "pan right"), ("push in", "pull back"), ("tilt up", "fixed")]
 )
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_the_intended_trajectory_beats_every_other(reward, videos, intended, opposite):
     score = scores(reward, videos, intended)
     assert score[intended] > 0.8, score
@@ -96,22 +94,14 @@ def test_the_intended_trajectory_beats_every_other(reward, videos, intended, opp
     assert max(others) < score[intended] - 0.3, score
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_reversed_motions_score_low_in_both_directions(reward, videos):
     for intended, video in [("pan right", "pan left"), ("pull back", "push in"), ("truck right", "pull back")]:
         score = scores(reward, videos, intended)
         assert score[video] < 0.2 < 0.8 < score[intended], (intended, score)
 
 
-def test_raw_terms_measure_the_angle_errors(pose_reward, videos):
-    out = pose_reward(videos, ["Camera pan left."] * len(MOTIONS))
-    # 30 degrees over 8 frame intervals: 15 degrees intended per pair of frames 4 apart; the opposite pan is 30 off
-    assert float(out["rotation_error_deg"][0]) < 1.0
-    assert float(out["rotation_error_deg"][1]) == pytest.approx(30.0, abs=2.0)
-    push = pose_reward(videos, ["Camera push in."] * len(MOTIONS))
-    assert float(push["translation_error_deg"][2]) < 10.0 < 170.0 < float(push["translation_error_deg"][3])
-    assert not push["degenerate"].any() and not push["static_expected"].any()
-
-
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_static_prompts_reward_a_still_camera(reward, videos):
     for prompt in ["Camera fixed. A room.", "A room with a piano."]:  # no camera sentence: a still camera expected
         out = reward(videos, [prompt] * len(MOTIONS))
@@ -120,6 +110,7 @@ def test_static_prompts_reward_a_still_camera(reward, videos):
         assert torch.equal(out["static_expected"], torch.ones(len(MOTIONS)))
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_explicit_cameras_override_the_prompt(reward, videos):
     cameras = ["pan left", None] + [None] * (len(MOTIONS) - 2)
     out = reward(videos, ["Camera pan right."] * len(MOTIONS), cameras=cameras)
@@ -140,6 +131,7 @@ def test_degenerate_videos_score_worst_and_never_raise(reward, videos):
     assert torch.equal(one_frame["score"], torch.zeros(2)) and torch.equal(one_frame["degenerate"], torch.ones(2))
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_composes_with_other_terms(reward, videos):
     weighted = WeightedReward({"trajectory": reward.term}, {"trajectory": 2.0}, geometry=_geometry(reward.term))
     total = weighted(videos, ["Camera pan left."] * len(MOTIONS))
@@ -163,7 +155,7 @@ def _pan(speed: float, seed: int = 0) -> torch.Tensor:
 
 
 def test_flow_form_asks_for_the_intended_amount_of_motion(flow_reward):
-    """A camera that moves the right way but half as far, or freezes, loses the size part (the pose form, scale-free,
+    """A camera that moves the right way but half as far, or freezes, loses the size part (the shape term, scale-free,
     cannot tell); twice too far costs as much as half."""
     speeds = [1.0, 0.5, 2.0, 0.0]
     out = flow_reward(torch.stack([_pan(s) for s in speeds]), ["Camera pan left. A room."] * len(speeds))
@@ -243,6 +235,7 @@ def test_the_estimated_path_goes_where_the_camera_went(camera, travel, turning):
     assert float(rotation_angle_deg(path.rotations[-1])) == pytest.approx(turning, abs=1.5)
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_a_zoom_is_read_as_a_lens_change_and_told_apart_from_a_dolly():
     """A zoom's anchors obey homographies that scale the view (no travel); a dolly's show parallax. The shape form
     scores each against its own sentence only; the flow form at least ranks its own first."""
@@ -282,6 +275,7 @@ def test_the_release_formula_ranks_the_right_camera_first_but_pays_half_for_the_
     assert right > 0.8 and 0.3 < mirrored < right - 0.3  # the rotation half still pays for the opposite truck
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_the_path_forms_need_pairs_with_frame_0():
     with pytest.raises(ValueError, match="anchors"):
         WeightedReward({"trajectory": classic("shape")}, geometry=GEOMETRY)
@@ -297,3 +291,15 @@ def test_the_path_forms_warn_that_corners_read_zooms_as_travel(caplog):
         WeightedReward({"trajectory": classic("shape")}, geometry=corners)
         WeightedReward({"trajectory": classic("flow")}, geometry=corners)  # reads no path: no warning
     assert len(caplog.records) == 1 and "detector: sift" in caplog.records[0].getMessage()
+
+
+def test_a_bad_setting_is_refused_naming_the_term():
+    from world_r1.rewards import FlowTrajectoryReward, PathShapeReward, ReleaseTrajectoryReward
+
+    with pytest.raises(ValueError, match="FlowTrajectoryReward needs size_tolerance > 1"):
+        FlowTrajectoryReward(size_tolerance=1.0)
+    with pytest.raises(ValueError, match=r"PathShapeReward.path_estimator must be one of \['anchored', 'chained'\]"):
+        PathShapeReward(path_estimator="guess")
+    with pytest.raises(ValueError, match=r"ReleaseTrajectoryReward\.homography_px must be > 0"):
+        ReleaseTrajectoryReward(homography_px=0.0)
+    assert (ReleaseTrajectoryReward().path_estimator, PathShapeReward().path_estimator) == ("chained", "anchored")

@@ -17,8 +17,10 @@ import torch
 class DefaultScene:
     """The assumed scene, in scene units (the ground is ``camera_height`` below frame 0's camera)."""
 
-    camera_height: float = 1.0  # distance from frame 0's camera down to the ground plane
-    backdrop_distance: float = 8.0  # distance from frame 0's camera to the backdrop plane ahead
+    camera_height: float = 1.0
+    """Distance from frame 0's camera down to the ground plane."""
+    backdrop_distance: float = 8.0
+    """Distance from frame 0's camera to the backdrop plane ahead."""
 
     def __post_init__(self) -> None:
         if self.camera_height <= 0 or self.backdrop_distance <= 0:

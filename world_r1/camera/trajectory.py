@@ -44,13 +44,20 @@ class MotionScale:
     """How far one movement at normal speed goes (speed words scale it: slowly x0.5, quickly x2) and the convention
     of the path. The defaults are World-R1's release, in its units (its noise warp assumes a plane 1000 units ahead)."""
 
-    rotation_deg: float = 14.0  # pan / tilt angle of one movement (World-R1's pan: 14 degrees)
-    orbit_deg: float = 24.0  # arc of one orbit (World-R1: 24 degrees)
-    translation: float = 220.0  # sideways and vertical travel: move left/right, truck, crane (World-R1: 220)
-    orbit_radius: float = 600.0  # release: radius of the orbit's circle (World-R1: 600); classic: distance to the pivot
-    zoom: float = 1.5  # focal-length ratio of one zoom in (zoom out: its inverse)
-    dolly: float = 600.0  # travel along the view: push in, pull out (World-R1: 600)
-    convention: Convention = "release"  # release: World-R1's path (module docstring); classic: the project's first
+    rotation_deg: float = 14.0
+    """Pan / tilt angle of one movement (World-R1's pan: 14 degrees)."""
+    orbit_deg: float = 24.0
+    """Arc of one orbit (World-R1: 24 degrees)."""
+    translation: float = 220.0
+    """Sideways and vertical travel: move left/right, truck, crane (World-R1: 220)."""
+    orbit_radius: float = 600.0
+    """release: radius of the orbit's circle (World-R1: 600); classic: distance to the pivot."""
+    zoom: float = 1.5
+    """Focal-length ratio of one zoom in (zoom out: its inverse)."""
+    dolly: float = 600.0
+    """Travel along the view: push in, pull out (World-R1: 600)."""
+    convention: Convention = "release"
+    """release: World-R1's path (module docstring); classic: the project's first."""
 
     def __post_init__(self) -> None:
         if self.orbit_radius <= 0:

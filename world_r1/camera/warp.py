@@ -54,22 +54,38 @@ class CameraConfig:
     choice, ``warp: transport`` with ``injection: initial``, starts every rollout from the warped noise itself.
     """
 
-    enabled: bool = False  # warp and inject (off: plain Gaussian noise for every prompt)
-    warp: Warp = "gwtf"  # gwtf: Go-with-the-Flow over a plane (the release); transport: over a ground and backdrop
-    injection: Injection = "stepwise"  # stepwise: the release's delta into plain noise; initial: start from the warp
-    strength: float = 0.35  # stepwise: the release's wrap strength (0.40 for 14B); initial: the warp's variance share
-    degradation: float = 0.35  # gwtf: share of fresh noise blended into the warped noise (the release: 0.35)
-    flow_scale: int = 16  # gwtf: warp resolution over latent resolution (the release: 16)
-    focal: float = 1.2  # gwtf: focal length over the image width (the release: 1.2)
-    plane_depth: float = 1000.0  # gwtf: distance of the plane the flow is computed over (the release: 1000)
-    max_flow: float = 0.25  # gwtf: flows longer than this share of the larger side are scaled down (the release)
-    fov_deg: float = 60.0  # transport: assumed horizontal field of view (and the trajectory reward's lens)
-    supersample: int = 4  # transport: sub-pixels per side when moving noise along sub-pixel flow
-    scene: DefaultScene = field(default_factory=DefaultScene)  # transport: the assumed ground plane and backdrop
-    motion: MotionScale = field(default_factory=MotionScale)  # how far one camera motion goes, and its convention
-    reinject_steps: int = 8  # injections after the first steps (the release: 8; initial with 0: no re-injection)
-    reinject_strength: float = 0.35  # initial: share of the low-passed gap to the warped noise closed each time
-    reinject_kernel: int = 9  # low-pass (box) width in latent pixels on the injected delta (the release: 9)
+    enabled: bool = False
+    """Warp and inject (off: plain Gaussian noise for every prompt)."""
+    warp: Warp = "gwtf"
+    """With warp gwtf: Go-with-the-Flow over a plane (the release); transport: over a ground and backdrop."""
+    injection: Injection = "stepwise"
+    """stepwise: the release's delta into plain noise; initial: start from the warp."""
+    strength: float = 0.35
+    """stepwise: the release's wrap strength (0.40 for 14B); initial: the warp's variance share."""
+    degradation: float = 0.35
+    """With warp gwtf: share of fresh noise blended into the warped noise (the release: 0.35)."""
+    flow_scale: int = 16
+    """With warp gwtf: warp resolution over latent resolution (the release: 16)."""
+    focal: float = 1.2
+    """With warp gwtf: focal length over the image width (the release: 1.2)."""
+    plane_depth: float = 1000.0
+    """With warp gwtf: distance of the plane the flow is computed over (the release: 1000)."""
+    max_flow: float = 0.25
+    """With warp gwtf: flows longer than this share of the larger side are scaled down (the release)."""
+    fov_deg: float = 60.0
+    """With warp transport: assumed horizontal field of view (and the trajectory reward's lens)."""
+    supersample: int = 4
+    """With warp transport: sub-pixels per side when moving noise along sub-pixel flow."""
+    scene: DefaultScene = field(default_factory=DefaultScene)
+    """With warp transport: the assumed ground plane and backdrop."""
+    motion: MotionScale = field(default_factory=MotionScale)
+    """How far one camera motion goes, and its convention."""
+    reinject_steps: int = 8
+    """Injections after the first steps (the release: 8; initial with 0: no re-injection)."""
+    reinject_strength: float = 0.35
+    """With injection initial: share of the low-passed gap to the warped noise closed each time."""
+    reinject_kernel: int = 9
+    """Low-pass (box) width in latent pixels on the injected delta (the release: 9)."""
 
     def __post_init__(self) -> None:
         check_choice("camera.warp", self.warp, Warp)

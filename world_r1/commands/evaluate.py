@@ -55,20 +55,18 @@ RELEASE_NAMES: tuple[tuple[str, str, str], ...] = (
     ("Release3DReward", "S_meta", "S_meta"),
     ("Release3DReward", "S_traj", "S_traj"),
     ("ReconstructionReward", "score", "S_recon"),
-    ("TrajectoryReward", "score", "S_traj"),
+    ("ReleaseTrajectoryReward", "score", "S_traj"),
     ("HPSReward", "hps", "R_gen"),
 )
 
 
 def release_values(terms: dict[str, Reward], values: dict[str, torch.Tensor]) -> dict[str, float]:
     """The configured terms' raw values under the release's names (S_recon, S_meta, S_traj, R_gen) for the first video
-    of ``values``; a path-free trajectory form (flow, pose) is no S_traj."""
+    of ``values``. Only the release's trajectory formula is S_traj (the flow and shape terms are not)."""
     out: dict[str, float] = {}
     for kind, key, name in RELEASE_NAMES:
         for term_name, term in terms.items():
             if type(term).__name__ != kind or name in out or f"{term_name}/{key}" not in values:
-                continue
-            if kind == "TrajectoryReward" and getattr(term, "form", None) != "path":
                 continue
             out[name] = float(values[f"{term_name}/{key}"][0])
     return out

@@ -53,8 +53,8 @@ class GeometrySettings:
         upright: SIFT describes keypoints without orientation (faster; for cameras that do not roll in the image
             plane). ``"corners"`` is always upright.
         anchors: this many keyframes spread over the clip after frame 0 (0: none), paired as ``path_pairs`` says, for
-            the terms that read the camera path (``TrajectoryReward(form="shape" | "path")``); they form the separate
-            :attr:`VideoGeometry.anchored` analysis, so the other terms' pairs stay as ``gaps`` makes them.
+            the terms that read the camera path (``ReleaseTrajectoryReward``, ``PathShapeReward``); they form the
+            separate :attr:`VideoGeometry.anchored` analysis, so the other terms' pairs stay as ``gaps`` makes them.
         path_pairs: how those keyframes are paired: ``"first"``, each with frame 0 (the anchored path of
             :func:`~world_r1.geometry.path.estimate_path`), or ``"consecutive"``, each with the keyframe before it
             (the chained path of :func:`~world_r1.geometry.chain.estimate_chained_path`: short baselines that keep

@@ -33,20 +33,34 @@ EvalSampler = Literal["euler", "unipc"]
 class SamplingConfig:
     """How rollouts are sampled (the module docstring): Flow-GRPO-Fast's SDE window, or the release's UniPC."""
 
-    train_steps: int = 10  # denoising steps of a training rollout ("denoising reduction"; the release: 50)
-    eval_steps: int = 40  # denoising steps for evaluation and `sample` (deterministic ODE)
-    guidance_scale: float = 5.0  # classifier-free guidance, in rollouts and in the policy update alike
-    guidance_scale_2: float | None = None  # CFG of a two-expert Wan's low-noise expert (Wan 2.2 A14B); None: as above
-    flow_shift: float = 3.0  # Wan's sigma shift: 3.0 at 480p, 5.0 at 720p
-    noise_level: float = 0.7  # SDE noise level a
-    noise_schedule: NoiseSchedule = "flow_grpo"  # "flow_grpo": a*sqrt(sigma/(1-sigma)); "linear": World-R1's release
-    sde_window: int = 2  # SDE steps per rollout (Flow-GRPO-Fast); 0 = every step is an SDE step (full Flow-GRPO)
-    sde_window_max_start: int = 4  # the window starts at a random step in [0, this]: early/intermediate steps only
-    shared_noise: bool = False  # one initial noise per group (True) or one per sample (False)
-    store_dtype: Dtype = "fp32"  # dtype of recorded latents: "bf16" halves rollout memory (log-probs stay exact)
-    eval_sampler: EvalSampler = "euler"  # ODE of evaluation and `sample`: "euler" (the rollouts') or "unipc" (Wan's)
-    rollout: Rollout = "sde"  # sde: Euler with SDE noise on a window (Flow-GRPO-Fast); unipc: the release's UniPC
-    timestep_fraction: float = 0.49  # unipc: the first floor(train_steps * this) transitions are trained (the release)
+    train_steps: int = 10
+    """Denoising steps of a training rollout ("denoising reduction"; the release: 50)."""
+    eval_steps: int = 40
+    """Denoising steps for evaluation and `sample` (deterministic ODE)."""
+    guidance_scale: float = 5.0
+    """Classifier-free guidance, in rollouts and in the policy update alike."""
+    guidance_scale_2: float | None = None
+    """CFG of a two-expert Wan's low-noise expert (Wan 2.2 A14B); None: as above."""
+    flow_shift: float = 3.0
+    """Wan's sigma shift: 3.0 at 480p, 5.0 at 720p."""
+    noise_level: float = 0.7
+    """SDE noise level a."""
+    noise_schedule: NoiseSchedule = "flow_grpo"
+    """"flow_grpo": a*sqrt(sigma/(1-sigma)); "linear": World-R1's release."""
+    sde_window: int = 2
+    """SDE steps per rollout (Flow-GRPO-Fast); 0 = every step is an SDE step (full Flow-GRPO)."""
+    sde_window_max_start: int = 4
+    """The window starts at a random step in [0, this]: early/intermediate steps only."""
+    shared_noise: bool = False
+    """One initial noise per group (True) or one per sample (False)."""
+    store_dtype: Dtype = "fp32"
+    """Dtype of recorded latents: "bf16" halves rollout memory (log-probs stay exact)."""
+    eval_sampler: EvalSampler = "euler"
+    """ODE of evaluation and `sample`: "euler" (the rollouts') or "unipc" (Wan's)."""
+    rollout: Rollout = "sde"
+    """sde: Euler with SDE noise on a window (Flow-GRPO-Fast); unipc: the release's UniPC."""
+    timestep_fraction: float = 0.49
+    """With rollout unipc: the first floor(train_steps * this) transitions are trained (the release)."""
 
     def __post_init__(self) -> None:
         if self.train_steps < 1 or self.eval_steps < 1:
@@ -114,19 +128,32 @@ class SamplingConfig:
 class GRPOConfig:
     """The Flow-GRPO update (clipped surrogate + KL to the base model); defaults are World-R1's released values."""
 
-    clip_range: float = 1e-3  # PPO-style ratio clip epsilon
-    beta: float = 0.004  # weight of the KL to the LoRA-disabled base model
-    adv_clip: float = 5.0  # advantages are clipped to [-adv_clip, adv_clip]
-    std_mode: StdMode = "group"  # "group": per-prompt std; "global": std over the whole batch
-    train_fraction: float = 1.0  # fraction of the recorded SDE steps trained per rollout
-    inner_epochs: int = 1  # passes over one batch of rollouts
-    micro_batch_size: int = 4  # samples per forward/backward (gradients are accumulated)
-    lr: float = 1e-4  # AdamW learning rate on the LoRA parameters
-    weight_decay: float = 1e-4  # AdamW weight decay
-    max_grad_norm: float = 1.0  # gradient-norm clip
-    max_nonfinite_updates: int = 5  # stop after this many skipped (non-finite) updates in a row
-    control_covariate: str | None = None  # a reward key ("epipolar/parallax_px"): control_terms compared at equal value
-    control_terms: tuple[str, ...] | None = None  # the terms so compared (None: epipolar and depth, if scored)
+    clip_range: float = 1e-3
+    """PPO-style ratio clip epsilon."""
+    beta: float = 0.004
+    """Weight of the KL to the LoRA-disabled base model."""
+    adv_clip: float = 5.0
+    """Advantages are clipped to [-adv_clip, adv_clip]."""
+    std_mode: StdMode = "group"
+    """"group": per-prompt std; "global": std over the whole batch."""
+    train_fraction: float = 1.0
+    """Fraction of the recorded SDE steps trained per rollout."""
+    inner_epochs: int = 1
+    """Passes over one batch of rollouts."""
+    micro_batch_size: int = 4
+    """Samples per forward/backward (gradients are accumulated)."""
+    lr: float = 1e-4
+    """AdamW learning rate on the LoRA parameters."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient-norm clip."""
+    max_nonfinite_updates: int = 5
+    """Stop after this many skipped (non-finite) updates in a row."""
+    control_covariate: str | None = None
+    """A reward key ("epipolar/parallax_px"): control_terms compared at equal value."""
+    control_terms: tuple[str, ...] | None = None
+    """The terms so compared (None: epipolar and depth, if scored)."""
 
     def __post_init__(self) -> None:
         check_choice("grpo.std_mode", self.std_mode, StdMode)

@@ -39,12 +39,18 @@ WAN_NEGATIVE_PROMPT = (
 class LoRAConfig:
     """Low-rank adapter on the transformer; everything else stays frozen."""
 
-    rank: int = 32  # adapter rank r
-    alpha: float = 64.0  # scaling numerator: the update is (alpha / r) * B @ A
-    dropout: float = 0.0  # dropout on the adapter input
-    target_modules: list[str] = field(default_factory=lambda: list(ATTENTION_PROJECTIONS))  # module-name suffixes
-    experts: list[str] = field(default_factory=lambda: list(EXPERTS))  # which transformers get it (those the Wan has)
-    init: LoRAInit = "default"  # A's initialisation (B starts at 0): default (PEFT's Kaiming) or gaussian (the release)
+    rank: int = 32
+    """Adapter rank r."""
+    alpha: float = 64.0
+    """Scaling numerator: the update is (alpha / r) * B @ A."""
+    dropout: float = 0.0
+    """Dropout on the adapter input."""
+    target_modules: list[str] = field(default_factory=lambda: list(ATTENTION_PROJECTIONS))
+    """Module-name suffixes."""
+    experts: list[str] = field(default_factory=lambda: list(EXPERTS))
+    """Which transformers get it (those the Wan has)."""
+    init: LoRAInit = "default"
+    """A's initialisation (B starts at 0): default (PEFT's Kaiming) or gaussian (the release)."""
 
     def __post_init__(self) -> None:
         check_choice("lora.init", self.init, LoRAInit)
@@ -60,10 +66,14 @@ class LoRAConfig:
 class VideoSpec:
     """Size of the generated videos. Wan's VAE needs frames = 4k + 1 and sides divisible by 16 (8x VAE, 2x patch)."""
 
-    height: int = 480  # pixels, multiple of 16
-    width: int = 832  # pixels, multiple of 16
-    num_frames: int = 81  # 4k + 1 frames (81 = 5 s at 16 fps)
-    fps: int = 16  # frame rate written into saved videos
+    height: int = 480
+    """Pixels, multiple of 16."""
+    width: int = 832
+    """Pixels, multiple of 16."""
+    num_frames: int = 81
+    """4k + 1 frames (81 = 5 s at 16 fps)."""
+    fps: int = 16
+    """Frame rate written into saved videos."""
 
     def __post_init__(self) -> None:
         if self.num_frames < 1 or (self.num_frames - 1) % 4 != 0:
@@ -86,15 +96,27 @@ class VideoSpec:
 class PolicyConfig:
     """Which Wan to load and how to run it."""
 
-    model: str = DEFAULT_MODEL  # hub id or local diffusers directory
-    dtype: Dtype = "bf16"  # transformer/text-encoder weights: bf16, fp16 or fp32 (LoRA weights are always fp32)
-    compute_dtype: Dtype | None = None  # transformer autocast dtype (None: as dtype); FSDP: fp32 dtype + bf16 here
-    vae_dtype: Dtype | None = None  # VAE weights and decode (None: fp32 whenever dtype is bf16/fp16, as diffusers' Wan)
-    lora: LoRAConfig = field(default_factory=LoRAConfig)  # the trainable adapter
-    max_sequence_length: int = 512  # text tokens the transformer attends to (Wan pads prompts to 512)
-    negative_prompt: str = ""  # the unconditional branch of classifier-free guidance
-    gradient_checkpointing: bool = False  # recompute transformer blocks in backward: less memory, ~30% slower
-    offload_text_encoder: bool = False  # encode every prompt once at fit start, then keep UMT5 (11 GB) on the CPU
-    vae_tiling: bool = False  # decode in spatial tiles: needed for 832x480x81 on smaller GPUs
-    decode_batch_size: int = 1  # videos decoded at once
-    build_tiny_if_missing: bool = False  # write a tiny random Wan at `model` first if nothing is there (demo)
+    model: str = DEFAULT_MODEL
+    """Hub id or local diffusers directory."""
+    dtype: Dtype = "bf16"
+    """Transformer/text-encoder weights: bf16, fp16 or fp32 (LoRA weights are always fp32)."""
+    compute_dtype: Dtype | None = None
+    """Transformer autocast dtype (None: as dtype); FSDP: fp32 dtype + bf16 here."""
+    vae_dtype: Dtype | None = None
+    """VAE weights and decode (None: fp32 whenever dtype is bf16/fp16, as diffusers' Wan)."""
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    """The trainable adapter."""
+    max_sequence_length: int = 512
+    """Text tokens the transformer attends to (Wan pads prompts to 512)."""
+    negative_prompt: str = ""
+    """The unconditional branch of classifier-free guidance."""
+    gradient_checkpointing: bool = False
+    """Recompute transformer blocks in backward: less memory, ~30% slower."""
+    offload_text_encoder: bool = False
+    """Encode every prompt once at fit start, then keep UMT5 (11 GB) on the CPU."""
+    vae_tiling: bool = False
+    """Decode in spatial tiles: needed for 832x480x81 on smaller GPUs."""
+    decode_batch_size: int = 1
+    """Videos decoded at once."""
+    build_tiny_if_missing: bool = False
+    """Write a tiny random Wan at `model` first if nothing is there (demo)."""

@@ -9,22 +9,24 @@ from world_r1.rewards.quality import PreferenceReward, QualityReward
 from world_r1.rewards.reconstruction import ReconstructionReward
 from world_r1.rewards.release3d import Release3DReward
 from world_r1.rewards.simple import BrightnessReward, ColorReward
-from world_r1.rewards.trajectory import TrajectoryReward
+from world_r1.rewards.trajectory import FlowTrajectoryReward, PathShapeReward, ReleaseTrajectoryReward
 
 __all__ = [
     "BrightnessReward",
     "ColorReward",
     "DepthConsistencyReward",
     "EpipolarReward",
+    "FlowTrajectoryReward",
     "HPSReward",
     "MotionReward",
     "NovelViewReward",
+    "PathShapeReward",
     "PreferenceReward",
     "QualityReward",
     "ReconstructionReward",
     "Release3DReward",
+    "ReleaseTrajectoryReward",
     "Reward",
-    "TrajectoryReward",
     "WeightedReward",
     "check_videos",
     "parallax_gate",
