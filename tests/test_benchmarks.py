@@ -14,7 +14,7 @@ pytest.importorskip("cv2")
 
 from benchmarks import report
 from benchmarks.common import ModelSize, machine
-from benchmarks.speed import gpu, rewards, rollout, scaling, training
+from benchmarks.speed import gpu, realsize, rewards, rollout, scaling, training
 from benchmarks.validation import trajectory as trajectory_validation
 from world_r1.policy import VideoSpec
 from world_r1.rewards import EpipolarReward
@@ -274,7 +274,7 @@ def test_miniature_round_trip_keeps_renders_through_the_shipped_mini_vae():
 def test_trajectory_validation_scores_own_mirrored_and_other_sentences():
     cameras = ("Camera pans right.", "Camera trucks left.", "Camera orbits right.")
     scores = trajectory_validation.score_clips(
-        ("held_out",), cameras, speeds=(1.0,), fovs=(60.0,), forms=("shape", "pose")
+        ("held_out",), cameras, speeds=(1.0,), fovs=(60.0,), forms=("shape", "flow")
     )
     summary = trajectory_validation.summarise(scores)
     assert (
@@ -283,7 +283,7 @@ def test_trajectory_validation_scores_own_mirrored_and_other_sentences():
     assert summary["shape"]["clips"] == 3 and len(scores["shape"]["others"]) == 3 * 2
     shape = summary["shape"]
     assert shape["right_median"] > 0.5 and shape["mirrored_median"] < 0.2 and shape["direction_right"] == 1.0
-    assert shape["goals_met"] and "direction_right" not in summary["pose"]
+    assert shape["goals_met"] and "direction_right" not in summary["flow"]
     assert "| `shape` |" in trajectory_validation.markdown(summary)
 
 
@@ -465,3 +465,21 @@ def test_every_archived_result_says_why():
     notes = (archive / "ARCHIVE.md").read_text(encoding="utf-8")
     stems = {path.stem for path in archive.iterdir() if path.name != "ARCHIVE.md"}
     assert stems and all(f"`{stem}." in notes for stem in stems), stems
+
+
+def test_the_realsize_result_reports_the_smoke_figures_with_its_settings():
+    figures = {
+        "transformer parameters (B)": 1.419,
+        "LoRA parameters (M)": 23.6,
+        "LoRA file (MB)": 94.4,
+        "checkpoint (MB)": 378.0,
+        "later step seconds": 61.0,
+        "peak memory (GB)": 5.1,
+        "velocity: policy vs plain diffusers + LoRA (relative)": 0.0,
+    }
+    line = realsize.headline(figures)
+    assert "1.419 B parameters" in line and "step 61 s" in line and "peak 5.1 GB" in line
+    settings = {"size": "1.3b", "width": 64, "height": 64, "num_frames": 9}
+    table = realsize.markdown({"figures": figures, "provenance": {"settings": settings}})
+    assert "64x64x9" in table and "| LoRA file (MB) | 94.4 |" in table
+    assert realsize.VARIANTS["gpu"].args == ("--height", "480", "--width", "832", "--num-frames", "81")

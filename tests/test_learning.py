@@ -55,14 +55,14 @@ def _module(model_dir: str, seed: int, beta: float, image: str | None = None) ->
     )
     module.configure_model()
     module.image = image
-    module.reward.terms["match"].reference = module.generate([PROMPT], [REFERENCE_SEED], images=[image])[0]
+    module.reward.terms["match"].reference = module.sampler.generate([PROMPT], [REFERENCE_SEED], images=[image])[0]
     return module
 
 
 def _fresh_reward(module: WorldR1) -> torch.Tensor:
     """Reward of deterministic (ODE) videos from fixed seeds: the same noise before and after training."""
     count = len(EVAL_SEEDS)
-    videos = module.generate([PROMPT] * count, EVAL_SEEDS, images=[module.image] * count)
+    videos = module.sampler.generate([PROMPT] * count, EVAL_SEEDS, images=[module.image] * count)
     return module.reward(videos, [PROMPT] * count)["total"]
 
 

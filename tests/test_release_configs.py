@@ -44,9 +44,12 @@ def test_the_release_configs_set_every_knob_as_released():
 
 def test_the_release_page_prints_the_recipe_table_of_the_configs():
     page = (ROOT / "docs" / "world_r1_release.md").read_text(encoding="utf-8")
-    table = recipe_table([CONFIGS / "world_r1_small.yaml", CONFIGS / "wan21.yaml"])
+    table = recipe_table(
+        [[CONFIGS / "wan21.yaml", CONFIGS / "overlays" / "world_r1_small.yaml"], CONFIGS / "wan21.yaml"]
+    )
     assert table in page, (
-        "paste world_r1.recipe.recipe_table([world_r1_small.yaml, wan21.yaml]) into docs/world_r1_release.md"
+        "paste world_r1.recipe.recipe_table([[wan21.yaml, overlays/world_r1_small.yaml], wan21.yaml]) "
+        "into docs/world_r1_release.md"
     )
 
 

@@ -282,7 +282,7 @@ class Evaluator:
             part = self.pairs[start : start + self.batch_size]
             prompts = [self.prompts[p] for p, _ in part]
             seeds = [1000 * s + p for p, s in part]
-            videos = self.module.generate(prompts, seeds)
+            videos = self.module.sampler.generate(prompts, seeds)
             for key, value in self.score(videos, prompts).items():
                 columns.setdefault(key, []).append(value)
             kept |= {i: videos[i - start].cpu() for i in keep or [] if start <= i < start + len(part)}

@@ -38,7 +38,7 @@ from world_r1.synthetic.scenes import rigid_video
 REWARD_CANDIDATES: tuple[tuple[str, str], ...] = (
     ("world_r1.rewards", "EpipolarReward"),
     ("world_r1.rewards.depth", "DepthConsistencyReward"),
-    ("world_r1.rewards.trajectory", "TrajectoryReward"),
+    ("world_r1.rewards.trajectory", "FlowTrajectoryReward"),
     ("world_r1.rewards", "MotionReward"),
 )
 PROMPT = "Camera push in, then pan right. A textured room with a tiled floor."

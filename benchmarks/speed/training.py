@@ -1,9 +1,10 @@
 """Benchmark 2: the cost of one trained SDE step, and what Flow-GRPO-Fast saves per training iteration.
 
-A trained step is exactly ``WorldR1._loss`` (CFG forward with grad, reference forward with the adapter off for the
-KL, clipped surrogate) plus its backward, measured against one plain no-grad CFG forward of the same micro-batch.
-The iteration comparison runs the real ``WorldR1._update`` outside a Trainer: rollout + update on the recorded steps
-+ AdamW step, with a window of 2 SDE steps (Fast) against SDE on every step (full Flow-GRPO).
+A trained step is exactly :func:`world_r1.grpo.update.step_loss` (CFG forward with grad, reference forward with the
+adapter off for the KL, clipped surrogate) plus its backward, measured against one plain no-grad CFG forward of the
+same micro-batch. The iteration comparison runs the training step's own :func:`world_r1.grpo.update.update_policy`
+outside a Trainer: rollout + update on the recorded steps + AdamW step, with a window of 2 SDE steps (Fast) against
+SDE on every step (full Flow-GRPO).
 """
 
 from __future__ import annotations
@@ -14,34 +15,24 @@ import torch
 
 from benchmarks.common import ModelSize, build_bench_policy, initial_noise, interleaved_medians, prompt_embeds
 from benchmarks.report import figure
-from world_r1.grpo import GRPOConfig, SamplingConfig
+from world_r1.grpo import GRPOConfig, SamplingConfig, step_loss, update_policy
 from world_r1.grpo.rollout import sample_rollout
-from world_r1.module import WorldR1
 from world_r1.policy import VideoSpec, WanPolicy, flow_sigmas
 from world_r1.policy.guidance import Guidance
+from world_r1.seeding import derive_seed
 
 
-def trainerless_module(policy: WanPolicy, sampling: SamplingConfig, micro_batch: int) -> WorldR1:
-    """A ``WorldR1`` around ``policy`` whose ``_update`` runs without a Trainer (plain backward, its own AdamW).
-
-    Lightning's ``optimizers()``/``manual_backward``/``log`` need an attached Trainer; these stand-ins do the same
-    work, so the benchmark times the module's own update code rather than a copy of it.
-    """
-    module = WorldR1(sampling=sampling, grpo=GRPOConfig(micro_batch_size=micro_batch))
-    module.policy = policy
-    module.to(policy.device)
-    optimizer = module.configure_optimizers()
-    module.optimizers = lambda: optimizer
-    module.manual_backward = lambda loss: loss.backward()
-    module.log = lambda *args, **kwargs: None
-    return module
+def _optimizer(policy: WanPolicy, grpo: GRPOConfig) -> torch.optim.Optimizer:
+    """The AdamW the training module configures (``WorldR1.configure_optimizers``)."""
+    return torch.optim.AdamW(policy.lora_parameters(), lr=grpo.lr, weight_decay=grpo.weight_decay, betas=(0.9, 0.999))
 
 
 def training_functions(
     policy: WanPolicy, spec: VideoSpec, batch: int, steps: int, window: int = 2, text_tokens: int = 64
 ) -> dict[str, Callable[[], object]]:
     """No-argument closures to time: ``cfg_forward`` (no grad), ``trained_step`` (+ ``_checkpointed``), and one
-    training iteration (rollout + ``_update``) with Flow-GRPO-Fast (``iteration_fast``) or on every step (``_full``)."""
+    training iteration (rollout + ``update_policy``) with Flow-GRPO-Fast (``iteration_fast``) or on every step
+    (``_full``)."""
     device = policy.device
     noise = initial_noise(spec, batch, device=device)
     cond, neg = prompt_embeds(batch, policy.transformer.config.text_dim, text_tokens, device=device)
@@ -50,7 +41,8 @@ def training_functions(
         "fast": SamplingConfig(train_steps=steps, sde_window=window, sde_window_max_start=steps - window),
         "full": SamplingConfig(train_steps=steps, sde_window=0),
     }
-    modules = {name: trainerless_module(policy, config, batch) for name, config in configs.items()}
+    grpo = GRPOConfig(micro_batch_size=batch)
+    optimizers = {name: _optimizer(policy, grpo) for name in configs}
     sigmas = flow_sigmas(steps, configs["fast"].flow_shift)
     guidance = Guidance(cond, neg, configs["fast"].guidance_scale)
     rollout = sample_rollout(
@@ -59,7 +51,7 @@ def training_functions(
     index = torch.arange(batch, device=device)
 
     def trained_step() -> None:
-        out = modules["fast"]._loss(rollout, 0, index, advantages, guidance)
+        out = step_loss(policy, rollout, 0, index, advantages, guidance, grpo)
         out.loss.backward()
         policy.transformer.zero_grad(set_to_none=True)
 
@@ -75,11 +67,12 @@ def training_functions(
             policy.transformer.disable_gradient_checkpointing()
 
     def iteration(name: str) -> None:
-        module = modules[name]
-        sde_steps = module.sampling.sde_steps(torch.Generator().manual_seed(1))
+        config = configs[name]
+        sde_steps = config.sde_steps(torch.Generator().manual_seed(1))
         generator = torch.Generator(device).manual_seed(2)
-        trajectory = sample_rollout(policy, noise, guidance, sigmas, module.sampling, sde_steps, generator)
-        module._update(trajectory, advantages, guidance, step=0)
+        trajectory = sample_rollout(policy, noise, guidance, sigmas, config, sde_steps, generator)
+        order = torch.Generator().manual_seed(derive_seed(0, "update", 0, 0))  # the module's draw at step 0, seed 0
+        update_policy(policy, trajectory, advantages, guidance, grpo, optimizers[name], torch.Tensor.backward, order)
 
     return {
         "cfg_forward": cfg_forward,

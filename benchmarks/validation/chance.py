@@ -88,7 +88,7 @@ def training_rollouts(module: WorldR1, prompt: str, count: int, group: int) -> t
             "group_ids": torch.zeros(group, dtype=torch.long),
             "sample_ids": torch.arange(group),
         }
-        videos.append(module.policy.decode(module.sample_step(batch).rollout.final).float().cpu())
+        videos.append(module.policy.decode(module.sampler.rollout(batch).rollout.final).float().cpu())
     return torch.cat(videos)[:count]
 
 

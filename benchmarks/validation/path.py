@@ -40,7 +40,7 @@ from world_r1.geometry import GeometrySettings, analyse, intrinsics_from_fov
 from world_r1.geometry.chain import PATH_ESTIMATORS, path_of
 from world_r1.geometry.path import CameraPath
 from world_r1.geometry.pose import rotation_angle_deg
-from world_r1.rewards import TrajectoryReward, WeightedReward
+from world_r1.rewards import PathShapeReward, WeightedReward
 from world_r1.rewards.path_scores import release_trajectory_score
 from world_r1.synthetic.footage import FOOTAGE_CAMERAS, Footage, FootageSpec, footage_specs, render_footage
 
@@ -175,7 +175,7 @@ def run(splits: tuple[str, ...], estimators: tuple[str, ...], console: Console |
     specs = [(split, spec) for split in splits for spec in footage_specs(split, FOOTAGE_CAMERAS)]
     shapes = {  # the shape form on each estimate, in the composite as the configs run it
         f"{SHAPE} ({estimator})": WeightedReward(
-            {"trajectory": TrajectoryReward(form="shape", motion=motion, path_estimator=estimator)},
+            {"trajectory": PathShapeReward(motion=motion, path_estimator=estimator)},
             geometry=replace(GEOMETRY, path_pairs=PATH_ESTIMATORS[estimator]),
         )
         for estimator in estimators

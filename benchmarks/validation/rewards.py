@@ -34,7 +34,7 @@ from world_r1.geometry import DETECTORS, GeometrySettings
 from world_r1.metrics import score_terms
 from world_r1.rewards import EpipolarReward, MotionReward, Reward
 from world_r1.rewards.depth import DepthConsistencyReward
-from world_r1.rewards.trajectory import TrajectoryReward
+from world_r1.rewards.trajectory import FlowTrajectoryReward
 from world_r1.synthetic.photos import CAMERAS, PHOTO_MOTION, PhotoClipSpec, photo_clip_specs, render_photo_clip
 
 #: the committed results, by name (``--variant NAME``); settings are chosen on ``tune`` and judged on the others
@@ -65,7 +65,7 @@ def default_terms() -> dict[str, Reward]:
     return {
         "epipolar": EpipolarReward(),
         "depth": DepthConsistencyReward(),
-        "trajectory": TrajectoryReward(motion=PHOTO_MOTION),
+        "trajectory": FlowTrajectoryReward(motion=PHOTO_MOTION),
         "motion": MotionReward(),
     }
 

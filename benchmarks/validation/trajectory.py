@@ -33,7 +33,7 @@ from benchmarks.provenance import Variant, parse, write_result
 from world_r1.camera import CLASSIC_MOTION, parse_camera
 from world_r1.geometry import DETECTORS, GeometrySettings, VideoGeometry, analyse
 from world_r1.geometry.chain import PATH_ESTIMATORS
-from world_r1.rewards.trajectory import PATH_ANCHORS, TrajectoryReward
+from world_r1.rewards.trajectory import PATH_ANCHORS, TRAJECTORY_FORMS, CameraTrajectoryReward, EstimatedPathReward
 from world_r1.synthetic.photos import CAMERAS, photo_clip_specs, render_photo_clip
 
 #: the committed results, by name (``--variant NAME``)
@@ -41,7 +41,7 @@ VARIANTS: dict[str, Variant] = {
     "default": Variant(note="SIFT, as the configs set it"),
     "corners": Variant(("--detector", "corners"), "the corner detector (reads a zoom as travel)"),
 }
-FORMS = ("shape", "path", "pose", "flow")
+FORMS = ("shape", "path", "flow")
 SPEEDS = (0.5, 1.0, 2.0)
 FOVS = (45.0, 60.0, 75.0)
 #: the real configs' shared analysis, with the pairs from frame 0 the path forms read
@@ -55,9 +55,14 @@ def mirrored(camera: str) -> str:
 
 
 def _score(
-    term: TrajectoryReward, video: torch.Tensor, analysis: VideoGeometry, camera: str
+    term: CameraTrajectoryReward, video: torch.Tensor, analysis: VideoGeometry, camera: str
 ) -> dict[str, torch.Tensor]:
     return term(video, [""], analysis=analysis, cameras=[camera])
+
+
+def _pairs(term: CameraTrajectoryReward, geometry: GeometrySettings) -> str:
+    """The keyframe pairing ``term`` reads: its path estimator's, or the analysis's own for the flow form."""
+    return PATH_ESTIMATORS[term.path_estimator] if isinstance(term, EstimatedPathReward) else geometry.path_pairs
 
 
 def score_clips(
@@ -73,7 +78,7 @@ def score_clips(
     sentence, flat), ``beats`` (N,) (the own sentence above every wrong one) and ``direction_right`` (N,) over the N
     clips (splits x cameras x speeds at 60 degrees, and x the other fields of view at speed 1), each analysed once.
     "Other" cameras are those whose plan differs. ``geometry`` is the analysis (the real configs' by default)."""
-    terms = {form: TrajectoryReward(form=form, motion=CLASSIC_MOTION) for form in forms}
+    terms = {form: TRAJECTORY_FORMS[form](motion=CLASSIC_MOTION) for form in forms}
     variants = [(speed, 60.0) for speed in speeds] + [(1.0, fov) for fov in fovs if fov != 60.0]
     specs = [
         replace(spec, speed=speed, fov_deg=fov)
@@ -90,11 +95,11 @@ def score_clips(
             video = render_photo_clip(spec).video[None]
             analyses = {  # one analysis per pairing of the keyframes the path estimators read
                 pairs: analyse(video, replace(geometry, path_pairs=pairs))
-                for pairs in {PATH_ESTIMATORS[term.path_estimator] for term in terms.values()}
+                for pairs in {_pairs(term, geometry) for term in terms.values()}
             }
             others = [c for c in cameras if parse_camera(c) != parse_camera(spec.camera)]
             for form, term in terms.items():
-                analysis = analyses[PATH_ESTIMATORS[term.path_estimator]]
+                analysis = analyses[_pairs(term, geometry)]
                 own = _score(term, video, analysis, spec.camera)
                 wrong = [float(_score(term, video, analysis, c)["score"]) for c in [mirrored(spec.camera), *others]]
                 out[form]["right"].append(float(own["score"]))

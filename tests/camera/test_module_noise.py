@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from jsonargparse import ArgumentParser
 
 import world_r1.camera.noise as noise_file
@@ -16,24 +15,30 @@ from world_r1.data import PromptDataModule, load_prompts
 from world_r1.grpo import SamplingConfig
 from world_r1.module import WorldR1
 from world_r1.policy import LoRAConfig, PolicyConfig, VideoSpec
+from world_r1.recipe import load_config
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 
 
-def camera_section(name: str) -> CameraConfig:
-    """``model.camera`` of a shipped YAML config, built the way LightningCLI builds it."""
+def camera_section(*names: str) -> CameraConfig:
+    """``model.camera`` of a shipped YAML config (a base and its overlays), built the way LightningCLI builds it."""
     parser = ArgumentParser()
     parser.add_argument("--camera", type=CameraConfig)
-    section = yaml.safe_load((CONFIGS / name).read_text())["model"]["camera"]
+    section = load_config([CONFIGS / name for name in names])["model"]["camera"]
     return parser.instantiate_classes(parser.parse_object({"camera": section})).camera
 
 
 @pytest.mark.parametrize(
-    ("name", "strength"),
-    [("wan21.yaml", 0.35), ("wan21_14b.yaml", 0.4), ("world_r1_small.yaml", 0.35), ("world_r1_large.yaml", 0.4)],
+    ("names", "strength"),
+    [
+        (("wan21.yaml",), 0.35),
+        (("wan21.yaml", "overlays/wan21_14b.yaml"), 0.4),
+        (("wan21.yaml", "overlays/world_r1_small.yaml"), 0.35),
+        (("wan21.yaml", "overlays/world_r1_large.yaml"), 0.4),
+    ],
 )
-def test_configs_turn_warping_on_with_world_r1_strengths_and_camera_path(name, strength):
-    camera = camera_section(name)
+def test_configs_turn_warping_on_with_world_r1_strengths_and_camera_path(names, strength):
+    camera = camera_section(*names)
     assert camera.enabled and camera.strength == strength and camera.degradation == 0.35
     assert camera.motion == MotionScale()  # the release's camera path, magnitudes and units
 
@@ -54,23 +59,26 @@ def test_starting_noise_is_warped_by_prompt_and_override(tiny_wan_dir):
     warped = tiny_module(tiny_wan_dir, CameraConfig(enabled=True, warp="transport", injection="initial", strength=0.5))
     prompts = ["Camera pan left. A barn.", "Camera fixed. A barn.", "A barn.", "Camera fixed. A barn."]
     cameras = [None, None, None, "truck right"]
-    base = plain.starting_noise([7, 7, 7, 7], prompts, cameras).noise
-    out = warped.starting_noise([7, 7, 7, 7], prompts, cameras).noise
+    base = plain.sampler.starting_noise([7, 7, 7, 7], prompts, cameras).noise
+    out = warped.sampler.starting_noise([7, 7, 7, 7], prompts, cameras).noise
     assert torch.equal(base[0], base[1])  # disabled: the seed alone decides
     assert not torch.equal(out[0], base[0]) and torch.equal(out[0, :, 0], base[0, :, 0])  # frame 0 is kept
     assert torch.equal(out[1], base[1]) and torch.equal(out[2], base[2])  # no camera motion: plain noise
     assert not torch.equal(out[3], base[3]) and not torch.equal(out[3], out[0])  # the override is used
-    assert torch.equal(warped.starting_noise([7]).noise, base[:1])  # no prompts: plain noise
+    assert torch.equal(warped.sampler.starting_noise([7]).noise, base[:1])  # no prompts: plain noise
 
 
 def test_the_release_starts_from_plain_noise_and_injects_every_prompt_with_a_camera(tiny_wan_dir):
-    plain = tiny_module(tiny_wan_dir, CameraConfig(enabled=False)).starting_noise([7, 7, 7], ["A barn."] * 3).noise
+    plain = (
+        tiny_module(tiny_wan_dir, CameraConfig(enabled=False)).sampler.starting_noise([7, 7, 7], ["A barn."] * 3).noise
+    )
     release = tiny_module(tiny_wan_dir, CameraConfig(enabled=True))  # Go-with-the-Flow, step-wise delta
-    start = release.starting_noise([7, 7, 7], ["Camera pan left. A barn.", "Camera fixed. A barn.", "A barn."])
+    start = release.sampler.starting_noise([7, 7, 7], ["Camera pan left. A barn.", "Camera fixed. A barn.", "A barn."])
     assert torch.equal(start.noise, plain)  # x_T is the plain noise, independent of the warp
     assert start.injection.active.tolist() == [1.0, 1.0, 0.0]  # "fixed" pulls toward a still camera; no camera: none
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_a_training_step_runs_with_warping_and_sees_the_jsonl_camera(tiny_wan_dir, tmp_path, monkeypatch):
     seen = []
     original = noise_file.warped_noise

@@ -66,14 +66,19 @@ def test_the_stepwise_delta_is_the_release_formula():
 
 
 def test_configs_inject_as_the_release_except_the_measured_mini_runs():
-    for name in ("wan21.yaml", "wan21_sde.yaml", "world_r1_small.yaml", "tiny.yaml"):
-        camera = camera_section(name)
+    for names in (
+        ("wan21.yaml",),
+        ("wan21.yaml", "overlays/wan21_sde.yaml"),
+        ("wan21.yaml", "overlays/world_r1_small.yaml"),
+        ("tiny.yaml",),
+    ):
+        camera = camera_section(*names)
         assert (camera.warp, camera.injection, camera.reinject_steps, camera.reinject_kernel) == (
             "gwtf",
             "stepwise",
             8,
             9,
-        ), name
+        ), names
     mini = camera_section("mini.yaml")
     assert (mini.warp, mini.injection, mini.reinject_steps) == ("transport", "initial", 0)
     with pytest.raises(ValueError, match="reinject_kernel"):
@@ -86,7 +91,7 @@ def test_rollouts_with_re_injection_keep_exact_log_probabilities(tiny_wan_dir):
     )
     module = tiny_module(tiny_wan_dir, camera)
     prompts = ["Camera pan left. A barn.", "Camera fixed. A barn."]
-    start = module.starting_noise([5, 6], prompts)
+    start = module.sampler.starting_noise([5, 6], prompts)
     noise, reinjection = start.noise, start.injection
     assert reinjection.active.tolist() == [1.0, 0.0]  # the static prompt's noise is plain: never re-injected
     embeds = module.policy.encode_prompts(prompts)

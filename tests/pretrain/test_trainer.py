@@ -58,6 +58,7 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+@pytest.mark.slow  # heavy for the unit tier (make test-fast): seconds of model runs
 def test_vae_stage_learns_reconstruction_and_calibrates_latents(tmp_path):
     torch.manual_seed(0)
     out = tmp_path / "model"
@@ -234,6 +235,6 @@ def test_two_frame_vae_generates_through_wanpipeline_and_the_policy(tmp_path):
     pipe.save_pretrained(tmp_path)
     module = WorldR1(policy=PolicyConfig(model=str(tmp_path)), video=VideoSpec(32, 32, 9))
     module.configure_model()
-    assert module.starting_noise([0]).noise.shape == (1, 16, 5, 4, 4)
+    assert module.sampler.starting_noise([0]).noise.shape == (1, 16, 5, 4, 4)
     with pytest.raises(ValueError, match="vae_temporal_factor"):
         WanSizes(vae_temporal_factor=3)

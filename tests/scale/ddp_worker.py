@@ -43,11 +43,11 @@ class Record(L.Callback):
 
 class CPUFSDPStrategy(FSDPStrategy):
     """Lightning's FSDP strategy, unchanged; as a subclass it passes the Trainer's GPU-only check, so the very code path
-    of configs/wan21_14b.yaml (torch FSDP, gloo on CPU) runs in tests."""
+    of configs/overlays/wan21_14b.yaml (torch FSDP, gloo on CPU) runs in tests."""
 
 
 def _strategy(name: str) -> str | FSDPStrategy:
-    """ "ddp", or FSDP set up as configs/wan21_14b.yaml does it."""
+    """ "ddp", or FSDP set up as configs/overlays/wan21_14b.yaml does it."""
     if name != "fsdp":
         return name
     return CPUFSDPStrategy(

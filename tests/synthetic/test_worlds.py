@@ -187,7 +187,7 @@ def test_shipped_prompt_files_equal_the_generated_splits(split, tmp_path):
 
 def _recovered_errors(clips: list[dict]) -> tuple[list[float], list[float], bool]:
     """Rotation errors and translation-direction errors (degrees) of every frame pair of ``clips``, recovered by
-    the geometry core as TrajectoryReward does, against the rendered poses; and whether every pair was valid."""
+    the geometry core as the trajectory rewards do, against the rendered poses; and whether every pair was valid."""
     analysis = analyse(torch.stack([c["video"] for c in clips]), SETTINGS)
     pairs, geometry = analysis.pairs, analysis.geometry
     rotation_errors, translation_errors = [], []

@@ -84,9 +84,10 @@ class Release3DReward(Reward):
     cameras, and a render, critic or path score that raises. A prompt without camera words is no failure: its
     ``S_traj`` is 0 (the release's rule), its other parts are scored.
 
-    Per-sample ``cameras`` (an explicit camera description or None, as :class:`~world_r1.rewards.TrajectoryReward`
-    reads them) override the prompt's camera words; an explicit description that does not parse raises before any
-    reconstruction. ``reconstructions`` (one per video, from :meth:`reconstruct`) may be handed in to reuse a pass.
+    Per-sample ``cameras`` (an explicit camera description or None, as
+    :class:`~world_r1.rewards.ReleaseTrajectoryReward` reads them) override the prompt's camera words; an explicit
+    description that does not parse raises before any reconstruction. ``reconstructions`` (one per video, from
+    :meth:`reconstruct`) may be handed in to reuse a pass.
 
     Args:
         reconstruction: Depth Anything 3 hub id or folder with the Gaussian head (the release's
