@@ -20,7 +20,7 @@ from typing import Any
 
 from world_r1.camera import CameraConfig
 from world_r1.camera.trajectory import saved_motion
-from world_r1.grpo import GRPOConfig, SamplingConfig
+from world_r1.grpo import ForwardRLConfig, GRPOConfig, SamplingConfig
 from world_r1.policy import PolicyConfig, VideoSpec
 from world_r1.rewards.trajectory import TRAJECTORY_FORMS
 
@@ -31,6 +31,7 @@ SECTIONS: dict[str, type] = {
     "sampling": SamplingConfig,
     "grpo": GRPOConfig,
     "camera": CameraConfig,
+    "forward_rl": ForwardRLConfig,  # absent from runs saved before AWM and DiffusionNFT: None, Flow-GRPO
 }
 
 #: settings added after runs were saved, and the value those runs behaved as

@@ -1,7 +1,9 @@
-"""The Flow-GRPO LightningModule: rollout -> decode -> reward -> group advantages -> clipped policy update.
+"""The Flow-GRPO LightningModule: rollout -> decode -> reward -> group advantages -> policy update.
 
 The module is the training loop's glue: the videos come from :mod:`world_r1.sampling`, the advantages' control
-settings from :mod:`world_r1.grpo.control` and the update from :mod:`world_r1.grpo.update`, which run without it."""
+settings from :mod:`world_r1.grpo.control`, the update from :mod:`world_r1.grpo.update` (Flow-GRPO's clipped
+surrogate) or :mod:`world_r1.grpo.forward_update` (AWM, DiffusionNFT: ``forward_rl``), and the per-step diagnostics
+from :mod:`world_r1.grpo.diagnostics`, all of which run without it."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ from world_r1.compat import collect_rng_states, set_rng_states
 from world_r1.grpo.advantages import gather_group_rewards
 from world_r1.grpo.config import GRPOConfig, SamplingConfig
 from world_r1.grpo.control import advantage_options, resolve_control_terms
+from world_r1.grpo.diagnostics import GradientByTimestep, bucketed_backward, group_reward_stats
+from world_r1.grpo.forward import ForwardRLConfig
+from world_r1.grpo.forward_update import forward_update, needs_old_adapter, old_adapter_context
 from world_r1.grpo.update import update_policy
-from world_r1.policy import PolicyConfig, VideoSpec, WanPolicy
+from world_r1.policy import PolicyConfig, VideoSpec, WanPolicy, flow_sigmas
 from world_r1.rewards import BrightnessReward, WeightedReward
 from world_r1.sampling import Sampler
 from world_r1.seeding import derive_seed
@@ -38,6 +43,7 @@ class WorldR1(L.LightningModule):
         decoupled_weights: dict[str, float] | None = None,
         seed: int = 0,
         camera: CameraConfig | None = None,
+        forward_rl: ForwardRLConfig | None = None,
     ) -> None:
         """
         Args:
@@ -49,6 +55,8 @@ class WorldR1(L.LightningModule):
             decoupled_weights: reward weights for the decoupled phase (e.g. ``{quality: 1.0}``); main weights if None.
             seed: seeds every random draw as a function of (seed, step, group), so runs and resumes are reproducible.
             camera: implicit camera conditioning: initial noise warped along each prompt's camera motion (off if None).
+            forward_rl: train by AWM or DiffusionNFT on the rollouts' clean latents (docs/forward_rl.md) instead of
+                Flow-GRPO's recorded transitions (None).
         """
         super().__init__()
         self.save_hyperparameters(ignore=["reward"])
@@ -60,6 +68,8 @@ class WorldR1(L.LightningModule):
         self.decoupled_weights = decoupled_weights
         self.seed = seed
         self.camera = camera or CameraConfig()
+        self.forward_rl = forward_rl
+        _check_algorithm(self.sampling, forward_rl)
         self.automatic_optimization = False
         self.strict_loading = False  # checkpoints hold the LoRA only, not the frozen multi-GB base weights
         self.policy: WanPolicy | None = None
@@ -76,6 +86,8 @@ class WorldR1(L.LightningModule):
             return
         self.policy = WanPolicy.from_config(self.policy_config)
         self.policy.check_video(self.video)
+        if self.forward_rl is not None and needs_old_adapter(self.forward_rl):
+            self.policy.add_old_adapter()  # before a checkpoint is loaded into it: resume restores the old policy
 
     def on_fit_start(self) -> None:
         """Refuse to train a LoRA that the trainer's precision plugin cast below fp32: its updates would round away."""
@@ -158,7 +170,8 @@ class WorldR1(L.LightningModule):
         ``advantages`` (B,) and the ``step``."""
         prompts: list[str] = batch["prompts"]
         step: int = batch["step"]
-        rollout, guidance = self.sampler.rollout(batch, self.global_rank)
+        with old_adapter_context(self.policy, self.forward_rl):
+            rollout, guidance = self.sampler.rollout(batch, self.global_rank)
         videos = self.policy.decode(rollout.final)
         weights = self.decoupled_weights if batch["phase"] == "decoupled" and self.decoupled_weights else None
         rewards = self.reward(
@@ -178,21 +191,39 @@ class WorldR1(L.LightningModule):
             rank=self.global_rank,
             **advantage_options(self.grpo, self.control_terms, rewards, active, self.device),
         )
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, "update", step, self.global_rank))
-        stats, self._nonfinite_in_a_row = update_policy(
-            self.policy,
-            rollout,
-            advantages.values,
-            guidance,
-            self.grpo,
-            self.optimizers(),
-            self.manual_backward,
-            generator,
-            self._nonfinite_in_a_row,
-        )
-        self._log_step(step, rewards, advantages, stats, batch["phase"])
+        stats, gradients = self._update(step, rollout, guidance, advantages.values)
+        self._log_step(step, rewards, advantages, stats, batch["phase"], self._diagnostics(rewards, batch, gradients))
         self.steps_done = step + 1
         return {"videos": videos, "prompts": prompts, "rewards": rewards, "advantages": advantages.values, "step": step}
+
+    def _update(self, step: int, rollout, guidance, advantages: torch.Tensor) -> tuple[dict, GradientByTimestep]:
+        """Step ``step``'s policy update (Flow-GRPO's or ``forward_rl``'s), its gradients bucketed by noise level."""
+        params, optimizer = self.policy.lora_parameters(), self.optimizers()
+        if self.forward_rl is None:
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, "update", step, self.global_rank))
+            with bucketed_backward(list(self.policy.experts().values()), params, self.manual_backward) as counted:
+                backward, gradients = counted
+                stats, self._nonfinite_in_a_row = update_policy(
+                    self.policy, rollout, advantages, guidance, self.grpo, optimizer, backward, generator,
+                    self._nonfinite_in_a_row,
+                )  # fmt: skip
+            return stats, gradients
+        gradients = GradientByTimestep(params)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, "forward", step, self.global_rank))
+        schedule = flow_sigmas(self.sampling.train_steps, self.sampling.flow_shift)  # an "ode" rollout's own
+        stats, self._nonfinite_in_a_row = forward_update(
+            self.policy, rollout.final, schedule, advantages, guidance, self.forward_rl, self.grpo, optimizer,
+            self.manual_backward, generator, self._nonfinite_in_a_row, self.global_step, gradients,
+        )  # fmt: skip
+        return stats, gradients
+
+    def _diagnostics(self, rewards: dict, batch: dict, gradients: GradientByTimestep) -> dict[str, float]:
+        """The step's ``diag/`` metrics: the groups' reward spread (over every process's samples, as the advantages
+        see them) and the gradient norm per noise-level bucket."""
+        total = self.all_gather(rewards["total"].float().to(self.device)).reshape(-1)
+        group_ids = self.all_gather(batch["group_ids"].to(self.device)).reshape(-1)
+        norms = {f"grad_norm_{bucket}": norm for bucket, norm in gradients.norms().items()}
+        return group_reward_stats(total, group_ids) | norms
 
     @property
     def control_terms(self) -> list[str]:
@@ -215,7 +246,13 @@ class WorldR1(L.LightningModule):
             logger.log_metrics(values, step=step)
 
     def _log_step(
-        self, step: int, rewards: dict[str, torch.Tensor], advantages, stats: dict[str, float], phase: str
+        self,
+        step: int,
+        rewards: dict[str, torch.Tensor],
+        advantages,
+        stats: dict[str, float],
+        phase: str,
+        diagnostics: dict[str, float],
     ) -> None:
         metrics = {
             "reward/total": rewards["total"].float().mean(),
@@ -229,6 +266,8 @@ class WorldR1(L.LightningModule):
         }
         metrics |= {f"train/{name}": value for name, value in stats.items()}
         self.log_dict(metrics, prog_bar=False, on_step=True, on_epoch=False)
+        # the buckets trained differ from step to step (a Flow-GRPO window): logged directly, like the scored terms
+        self._log_scored_terms(step, {f"diag/{name}": value for name, value in diagnostics.items()})
         terms = {f"reward/{name}": value.float().mean() for name, value in rewards.items() if name != "total"}
         terms |= {f"reward/{name}_std": value.float().std() for name, value in rewards.items() if value.numel() > 1}
         terms |= {f"reward_time/{name}": t for name, t in getattr(self.reward, "last_timings", {}).items()}
@@ -236,3 +275,14 @@ class WorldR1(L.LightningModule):
         self.log("reward", rewards["total"].float().mean(), prog_bar=True, on_step=True, on_epoch=False)
         if "kl" in stats:
             self.log("kl", stats["kl"], prog_bar=True, on_step=True, on_epoch=False)
+
+
+def _check_algorithm(sampling: SamplingConfig, forward_rl: ForwardRLConfig | None) -> None:
+    """Refuse a rollout the chosen update cannot train on, naming the fix."""
+    if forward_rl is not None:
+        forward_rl.check_rollout(sampling.rollout)
+    elif sampling.rollout == "ode":
+        raise ValueError(
+            "sampling.rollout 'ode' records no transitions for Flow-GRPO to train: use sampling.rollout sde or unipc, "
+            "or set model.forward_rl (algorithm: awm or nft), which trains on the clean latents it keeps."
+        )

@@ -6,7 +6,8 @@ and the run's seed), so the training module, the evaluation, the ``sample`` and 
 all draw the same noise and run the same sampler. Every random draw is seeded by :func:`~world_r1.seeding.derive_seed`
 from ``(seed, key, ...)``; the keys are ``"noise"`` (a training rollout's starting noise, per step and sample or
 group), ``"window"`` (its SDE window, per step), ``"sde"`` (its SDE noise, per step and process), ``"eval"`` (held-out
-videos, per prompt id) and ``"sample"`` (the ``sample`` command, per prompt index).
+videos, per prompt id) and ``"sample"`` (the ``sample`` command, per prompt index); the forward-process update draws
+its noise levels and noise from ``"forward"`` (per step and process).
 """
 
 from __future__ import annotations
@@ -28,10 +29,20 @@ from world_r1.policy.schedule import wan_unipc_scheduler
 from world_r1.seeding import derive_seed
 
 
-class StepRollout(NamedTuple):
-    """One Flow-GRPO step's rollouts and the guidance its update reuses."""
+@dataclass(frozen=True)
+class CleanRollout:
+    """Rollouts that keep only what the forward-process methods train on: ``final`` (B, C, T, h, w), the clean
+    latents, and ``sigmas`` (N+1,), the schedule they were sampled along (where NFT draws its training levels)."""
 
-    rollout: Rollout
+    final: torch.Tensor
+    sigmas: torch.Tensor
+
+
+class StepRollout(NamedTuple):
+    """One training step's rollouts and the guidance its update reuses: recorded transitions for Flow-GRPO, clean
+    latents only (``sampling.rollout: ode``) for AWM and DiffusionNFT."""
+
+    rollout: Rollout | CleanRollout
     guidance: Guidance
 
 
@@ -136,8 +147,8 @@ class Sampler:
     def rollout(self, batch: dict, rank: int = 0) -> StepRollout:
         """The rollouts of one training step on ``batch`` (the data module's ``prompts``, ``step``, ``group_ids``,
         ``sample_ids``, optional ``images`` and ``cameras``) on process ``rank``: seeded starting noise with its
-        camera injection, then ``sampling.rollout``: the SDE window of Flow-GRPO-Fast, or the release's UniPC
-        transitions."""
+        camera injection, then ``sampling.rollout``: the SDE window of Flow-GRPO-Fast, the release's UniPC
+        transitions, or ("ode") deterministic Euler keeping only the clean latents."""
         prompts: list[str] = batch["prompts"]
         step: int = batch["step"]
         sampling = self.sampling
@@ -158,6 +169,9 @@ class Sampler:
             )
             return StepRollout(rollout, guidance)
         sigmas = flow_sigmas(sampling.train_steps, sampling.flow_shift)
+        if sampling.rollout == "ode":
+            final = sample_ode(self.policy, start.noise, guidance, sigmas, start.injection)
+            return StepRollout(CleanRollout(final, sigmas), guidance)
         window_rng = torch.Generator().manual_seed(derive_seed(self.seed, "window", step))
         sde_rng = torch.Generator(self.target).manual_seed(derive_seed(self.seed, "sde", step, rank))
         sde_steps = sampling.sde_steps(window_rng, self.policy.trainable_runs(sigmas))

@@ -192,10 +192,10 @@ def test_shared_sigmas_are_one_per_row():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"algorithm": "ppo"}, "forward.algorithm must be one of"),
-        ({"beta": 0.0}, "forward.beta must be > 0"),
-        ({"beta": -1.0}, "forward.beta must be > 0"),
-        ({"sigma_distribution": "cosine"}, "forward.sigma_distribution must be one of"),
+        ({"algorithm": "ppo"}, "forward_rl.algorithm must be one of"),
+        ({"beta": 0.0}, "forward_rl.beta must be > 0"),
+        ({"beta": -1.0}, "forward_rl.beta must be > 0"),
+        ({"sigma_distribution": "cosine"}, "forward_rl.sigma_distribution must be one of"),
         ({"timesteps_per_sample": 0}, "timesteps_per_sample must be >= 1"),
         ({"awm_power": 0.0}, "awm_power must be in"),
         ({"old_decay_max": 1.0}, "old_decay_max must be in"),
@@ -209,15 +209,16 @@ def test_config_refuses_nonsense_in_one_line(kwargs, message):
 
 
 def test_config_checks_the_rollout():
-    with pytest.raises(ValueError, match=r"use sampling.rollout: ode or unipc"):
-        ForwardRLConfig(algorithm="nft").check_rollout("sde")
+    for rollout in ("sde", "unipc"):  # transitions recorded for nothing: NFT samples deterministically, unrecorded
+        with pytest.raises(ValueError, match=rf"rollout '{rollout}'.*use sampling.rollout: ode"):
+            ForwardRLConfig(algorithm="nft").check_rollout(rollout)
     for algorithm in ("awm", "nft"):
         with pytest.raises(ValueError, match=r"record Rollout.final"):
             ForwardRLConfig(algorithm=algorithm).check_rollout("unipc", clean_samples=False)
     with pytest.raises(ValueError, match=r"sampling.rollout must be one of"):
         ForwardRLConfig().check_rollout("ddim")
-    ForwardRLConfig(algorithm="nft").check_rollout("unipc")
     ForwardRLConfig(algorithm="nft").check_rollout("ode")
+    ForwardRLConfig(algorithm="awm").check_rollout("unipc")
     ForwardRLConfig(algorithm="awm").check_rollout("sde")  # AWM's released runs sample with SDE noise
     config = ForwardRLConfig(beta=0.1)
     assert config.nft_scale == pytest.approx(50.0) and config.decay(100) == pytest.approx(0.1)

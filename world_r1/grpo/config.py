@@ -4,6 +4,8 @@ Two ways of sampling training rollouts (``sampling.rollout``), each with the log
 
 * ``sde``: the project's Flow-GRPO-Fast. Euler steps, SDE noise on a short random window (``sde_window``; 0: every
   step, full Flow-GRPO), only those steps recorded and trained.
+* ``ode``: deterministic Euler on ``train_steps`` steps, nothing recorded but the clean latents: for the
+  forward-process methods (``model.forward_rl``: AWM, DiffusionNFT), which train on those alone.
 * ``unipc``: World-R1's released step. Deterministic multistep UniPC (Wan's own sampler); the first
   ``floor(train_steps * timestep_fraction)`` transitions of every sample (24 of 50 in the release) recorded and
   trained, each scored as a Gaussian around its Euler step (:mod:`world_r1.grpo.transition`). Exploration comes
@@ -23,7 +25,7 @@ import torch
 
 from world_r1.settings import Dtype, check_choice
 
-Rollout = Literal["sde", "unipc"]
+Rollout = Literal["sde", "unipc", "ode"]
 NoiseSchedule = Literal["flow_grpo", "linear"]
 StdMode = Literal["group", "global"]
 EvalSampler = Literal["euler", "unipc"]
@@ -58,7 +60,8 @@ class SamplingConfig:
     eval_sampler: EvalSampler = "euler"
     """ODE of evaluation and `sample`: "euler" (the rollouts') or "unipc" (Wan's)."""
     rollout: Rollout = "sde"
-    """sde: Euler with SDE noise on a window (Flow-GRPO-Fast); unipc: the release's UniPC."""
+    """sde: Euler with SDE noise on a window (Flow-GRPO-Fast); unipc: the release's UniPC; ode: deterministic Euler
+    recording only the clean latents (for model.forward_rl)."""
     timestep_fraction: float = 0.49
     """With rollout unipc: the first floor(train_steps * this) transitions are trained (the release)."""
 

@@ -281,7 +281,7 @@ def sample_training_sigmas(
         if num > len(levels):
             raise ValueError(
                 f"{num} training timesteps per sample from a schedule of {len(levels)} noise levels: lower "
-                "forward.timesteps_per_sample or raise sampling.train_steps."
+                "forward_rl.timesteps_per_sample or raise sampling.train_steps."
             )
         picks = torch.argsort(torch.rand(columns, len(levels), generator=generator), dim=1)[:, :num]
         sigmas = levels[picks].T
@@ -333,21 +333,21 @@ class ForwardRLConfig:
     """... after this many steps of decay 0 (NFT's OCR run: 75)"""
 
     def __post_init__(self) -> None:
-        check_choice("forward.algorithm", self.algorithm, ForwardAlgorithm)
-        check_choice("forward.sigma_distribution", self.sigma_distribution, SigmaDistribution)
+        check_choice("forward_rl.algorithm", self.algorithm, ForwardAlgorithm)
+        check_choice("forward_rl.sigma_distribution", self.sigma_distribution, SigmaDistribution)
         if self.beta <= 0:
-            raise ValueError(f"forward.beta must be > 0 (the released NFT uses 1.0 or 0.1), got {self.beta}.")
+            raise ValueError(f"forward_rl.beta must be > 0 (the released NFT uses 1.0 or 0.1), got {self.beta}.")
         if self.timesteps_per_sample < 1:
-            raise ValueError(f"forward.timesteps_per_sample must be >= 1, got {self.timesteps_per_sample}.")
+            raise ValueError(f"forward_rl.timesteps_per_sample must be >= 1, got {self.timesteps_per_sample}.")
         if self.adv_clip <= 0 or self.sigma_shift <= 0:
-            raise ValueError("forward.adv_clip and forward.sigma_shift must be > 0.")
+            raise ValueError("forward_rl.adv_clip and forward_rl.sigma_shift must be > 0.")
         if not 0 < self.awm_power <= 1:
-            raise ValueError(f"forward.awm_power must be in (0, 1] (released: 0.25), got {self.awm_power}.")
+            raise ValueError(f"forward_rl.awm_power must be in (0, 1] (released: 0.25), got {self.awm_power}.")
         if self.kl_beta < 0 or self.old_kl_beta < 0:
-            raise ValueError("forward.kl_beta and forward.old_kl_beta must be >= 0.")
+            raise ValueError("forward_rl.kl_beta and forward_rl.old_kl_beta must be >= 0.")
         if not 0 <= self.old_decay_max < 1 or self.old_decay_rate < 0 or self.old_decay_delay < 0:
             raise ValueError(
-                "forward.old_decay_max must be in [0, 1) and old_decay_rate, old_decay_delay >= 0: with decay 1 the "
+                "forward_rl.old_decay_max must be in [0, 1) and old_decay_rate, old_decay_delay >= 0: with decay 1 the "
                 "old policy would never follow the trained one."
             )
 
@@ -357,13 +357,14 @@ class ForwardRLConfig:
         check_choice("sampling.rollout", rollout, RolloutKind)
         if not clean_samples:
             raise ValueError(
-                f"forward.algorithm {self.algorithm!r} trains on the rollouts' clean latents, and these rollouts "
+                f"forward_rl.algorithm {self.algorithm!r} trains on the rollouts' clean latents, and these rollouts "
                 "keep none: record Rollout.final."
             )
-        if self.algorithm == "nft" and rollout == "sde":
+        if self.algorithm == "nft" and rollout != "ode":
+            what = "an SDE window adds noise and records" if rollout == "sde" else "the release's UniPC rollout records"
             raise ValueError(
-                "forward.algorithm 'nft' trains on clean samples of a CFG-free deterministic sampler; an SDE window "
-                "only adds noise and records transitions it never uses: use sampling.rollout: ode or unipc."
+                f"forward_rl.algorithm 'nft' trains on clean samples of a deterministic sampler; sampling.rollout "
+                f"{rollout!r}: {what} transitions it never uses: use sampling.rollout: ode."
             )
 
     @property

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from diffusers import WanPipeline
 from diffusers.models import WanTransformer3DModel
 from peft import LoraConfig
+from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import safe_open
 
@@ -125,3 +128,55 @@ def load_lora(transformer: WanTransformer3DModel, path: str | os.PathLike) -> No
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:
         raise ValueError(f"{path} does not fit this adapter: unexpected keys such as {unexpected[:3]}.")
+
+
+# ------------------------------------------------------------------------------------------------- the old adapter
+OLD_ADAPTER = "old"  # a frozen, lagging copy of ``default``: DiffusionNFT's old policy, AWM's EMA policy
+
+
+def _tuner_layers(transformer: torch.nn.Module) -> list[BaseTunerLayer]:
+    return [module for module in transformer.modules() if isinstance(module, BaseTunerLayer)]
+
+
+def add_old_adapter(transformer: WanTransformer3DModel) -> None:
+    """Attach a frozen float32 adapter :data:`OLD_ADAPTER` equal to ``default``, and leave ``default`` active and
+    trainable (diffusers' ``add_adapter`` activates the new adapter, so that is undone here). Its dropout is 0: the
+    old policy is a fixed function, whose velocity must not change from one call to the next."""
+    config = replace(transformer.peft_config[ADAPTER], lora_dropout=0.0)
+    with warnings.catch_warnings():  # peft warns that a second adapter is being added: that is the point
+        warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+        transformer.add_adapter(config, adapter_name=OLD_ADAPTER)
+    transformer.set_adapter(ADAPTER)
+    for name, param in transformer.named_parameters():
+        if f".{OLD_ADAPTER}." in name:
+            param.requires_grad_(False)
+            param.data = param.data.float()
+    soft_update_old(transformer, 0.0)
+
+
+def old_pairs(transformer: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(old, default)`` parameter pairs of every LoRA matrix; empty if there is no old adapter."""
+    pairs = []
+    for layer in _tuner_layers(transformer):
+        for attr in ("lora_A", "lora_B"):
+            matrices = getattr(layer, attr, {})
+            if OLD_ADAPTER in matrices and ADAPTER in matrices:
+                pairs.append((matrices[OLD_ADAPTER].weight, matrices[ADAPTER].weight))
+    return pairs
+
+
+@torch.no_grad()
+def soft_update_old(transformer: torch.nn.Module, decay: float) -> None:
+    """``old <- decay * old + (1 - decay) * default`` (decay 0: a copy)."""
+    for old, new in old_pairs(transformer):
+        old.mul_(decay).add_(new.detach().to(old.dtype), alpha=1.0 - decay)
+
+
+def activate(transformer: torch.nn.Module, name: str) -> None:
+    """Make adapter ``name`` the one the LoRA layers apply, without changing which parameters are trainable (peft's
+    ``set_adapter`` would freeze ``default`` while ``old`` is active)."""
+    flags = [(param, param.requires_grad) for param in transformer.parameters()]
+    for layer in _tuner_layers(transformer):
+        layer.set_adapter(name)
+    for param, flag in flags:
+        param.requires_grad_(flag)

@@ -293,6 +293,38 @@ class WanPolicy(nn.Module):
             for name in self.adapted:
                 getattr(self, name).enable_adapters()
 
+    # --------------------------------------------------------------------------------------- old adapter
+    def add_old_adapter(self) -> None:
+        """Give every adapted expert a frozen second adapter ``old``, equal to the trained one now: the lagging
+        policy of DiffusionNFT (and AWM's EMA policy). Its tensors carry ``lora_`` in their names, so checkpoints
+        keep them and a resumed run continues from the same old policy."""
+        if self.has_old_adapter:
+            return
+        for name in self.adapted:
+            lora_io.add_old_adapter(getattr(self, name))
+
+    @property
+    def has_old_adapter(self) -> bool:
+        return any(lora_io.old_pairs(getattr(self, name)) for name in self.adapted)
+
+    @contextmanager
+    def adapter(self, name: str) -> Iterator[None]:
+        """Run with adapter ``name`` (``old``) in place of the trained one, restored after, even on error."""
+        if name != lora_io.ADAPTER and not self.has_old_adapter:
+            raise ValueError(f"This policy has no {name!r} adapter: call add_old_adapter() first.")
+        for expert in self.adapted:
+            lora_io.activate(getattr(self, expert), name)
+        try:
+            yield
+        finally:
+            for expert in self.adapted:
+                lora_io.activate(getattr(self, expert), lora_io.ADAPTER)
+
+    def update_old(self, decay: float) -> None:
+        """``old <- decay * old + (1 - decay) * trained``, per LoRA matrix."""
+        for name in self.adapted:
+            lora_io.soft_update_old(getattr(self, name), decay)
+
     # --------------------------------------------------------------------------------------------- images
     @torch.no_grad()
     def encode_images(self, images: Sequence[Image.Image], height: int, width: int, num_frames: int) -> ImageCondition:
