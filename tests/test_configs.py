@@ -4,6 +4,7 @@ jsonargparse does, and a change to the base reaches every overlay); an overlay i
 configs that became overlays are named with the command that replaces them."""
 
 import inspect
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import yaml
 from tests.helpers import print_config, run_in_process
 from world_r1.camera import MotionScale
 from world_r1.cli import OVERLAYS, resolved_config
+from world_r1.grpo import ForwardRLConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "configs" / "wan21.yaml"
@@ -51,7 +53,37 @@ RELEASE_REWARD = {
 }
 #: every setting each overlay changes in the base, as the merged config holds it (a class: its name and the settings
 #: it is given that differ from the class's defaults; FULL_SHARD is FSDPStrategy's)
+
+
+def _forward_rl(**changed) -> dict[str, Any]:
+    """The whole model.forward_rl section (null in the base): ForwardRLConfig's defaults with the changes."""
+    settings = asdict(ForwardRLConfig()) | changed
+    return {"model.forward_rl": ABSENT} | {f"model.forward_rl.{k}": v for k, v in settings.items()}
+
+
 EXPECTED: dict[str, dict[str, Any]] = {
+    "awm.yaml": {
+        "trainer.default_root_dir": "runs/wan21_awm",
+        "model.sampling.rollout": "ode",
+        "model.sampling.train_steps": 20,
+        "model.grpo.std_mode": "global",
+    }
+    | _forward_rl(
+        algorithm="awm",
+        timesteps_per_sample=6,
+        sigma_distribution="logit_normal",
+        shared_sigmas=True,
+        kl_beta=0.003,
+        old_kl_beta=1.0,
+        old_decay_max=0.3,
+    ),
+    "nft.yaml": {
+        "trainer.default_root_dir": "runs/wan21_nft",
+        "model.sampling.rollout": "ode",
+        "model.sampling.train_steps": 10,
+        "model.grpo.std_mode": "global",
+    }
+    | _forward_rl(),
     "wan21_14b.yaml": FSDP_16
     | {"trainer.default_root_dir": "runs/wan21_14b", "model.policy.model": "Wan-AI/Wan2.1-T2V-14B-Diffusers"},
     "wan21_i2v.yaml": FSDP_16

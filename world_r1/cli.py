@@ -211,6 +211,8 @@ def _names_checkpoint_dir(config: Namespace) -> bool:
 
 #: the Wan configs that became overlays of configs/wan21.yaml (configs/overlays/<name>)
 OVERLAYS = (
+    "awm.yaml",
+    "nft.yaml",
     "wan21_14b.yaml",
     "wan21_i2v.yaml",
     "wan21_sde.yaml",
