@@ -26,11 +26,12 @@ from world_r1.seeding import derive_seed
 
 
 class WorldR1(L.LightningModule):
-    """Flow-GRPO post-training of a Wan (2.1, 2.2; text- or image-to-video) with LoRA and composable rewards.
+    """RL post-training of a Wan (2.1, 2.2; text- or image-to-video) with LoRA and composable rewards.
 
     One ``training_step`` takes the prompts of a batch (each repeated G times by the data module, a group may span
-    processes), samples rollouts with SDE steps on a random window, decodes and scores them, normalises rewards
-    within each prompt's group, and updates the LoRA with the clipped surrogate plus a KL to the base model.
+    processes), samples rollouts (``sampling.rollout``: the release's UniPC transitions, Flow-GRPO-Fast's SDE window,
+    or a plain ODE for ``forward_rl``), decodes and scores them, normalises rewards within each prompt's group, and
+    updates the LoRA: the clipped surrogate plus a KL to the base model, or AWM's / DiffusionNFT's forward loss.
     """
 
     def __init__(
