@@ -90,9 +90,13 @@ def test_diffusers_loading_bars_come_from_the_module_the_delay_replaces(monkeypa
 
 
 def test_lightning_cli_private_hooks_that_world_r1_cli_overrides_and_calls():
-    """``WorldR1CLI`` overrides ``_parse_ckpt_path`` (reads ``--ckpt_path``'s hyper-parameters) and reads the trainer
-    section with ``_get``: both private to LightningCLI."""
+    """``CheckpointAwareCLI`` overrides ``_parse_ckpt_path`` (reads ``--ckpt_path``'s hyper-parameters) and reads a
+    config section with ``_get``: both private to LightningCLI; ``WorldR1CLI`` uses only their public names."""
     from lightning.pytorch.cli import LightningCLI
+
+    from world_r1.cli import WorldR1CLI
+
+    assert "_parse_ckpt_path" not in WorldR1CLI.__dict__ and "parse_ckpt_path" in WorldR1CLI.__dict__
 
     assert "self._parse_ckpt_path()" in inspect.getsource(LightningCLI), "LightningCLI no longer calls the hook"
     assert list(inspect.signature(LightningCLI._parse_ckpt_path).parameters) == ["self"]

@@ -24,7 +24,6 @@ from typing import Any
 import yaml
 from jsonargparse import Namespace, auto_cli, get_loader, set_loader, set_parsing_settings
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -34,6 +33,7 @@ from world_r1.commands.camera import camera, positional_prompts
 from world_r1.commands.evaluate import evaluate
 from world_r1.commands.sample import sample
 from world_r1.commands.smoke import smoke
+from world_r1.compat import CheckpointAwareCLI
 from world_r1.data import PromptDataModule
 from world_r1.hparams import upgrade, upgrade_reward
 from world_r1.module import WorldR1
@@ -67,7 +67,7 @@ set_loader(PARSER_MODE, load_config_text, (yaml.YAMLError,))
 set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
 
-class WorldR1CLI(LightningCLI):
+class WorldR1CLI(CheckpointAwareCLI):
     """LightningCLI with the omegaconf parser, so YAML can interpolate values (``${model.video.num_frames}``), and
     reward terms of older configs upgraded as they load (:data:`PARSER_MODE`).
 
@@ -92,7 +92,7 @@ class WorldR1CLI(LightningCLI):
             run=run,
         )
 
-    def _parse_ckpt_path(self) -> None:
+    def parse_ckpt_path(self) -> None:
         """LightningCLI reads ``--ckpt_path``'s hyper-parameters into the config before the Trainer exists. Its own
         reader uses torch's weights-only unpickler, which refuses the numpy RNG state our checkpoints carry; this one
         reads with :class:`CheckedCheckpointIO` (a truncated or corrupt file gets the clear error) and parses the same
@@ -131,7 +131,7 @@ class WorldR1CLI(LightningCLI):
                 )
 
     def parse_arguments(self, parser, args) -> None:
-        """Keeps the command line, whose ``--model.*`` options :meth:`_parse_ckpt_path` applies over a checkpoint's."""
+        """Keeps the command line, whose ``--model.*`` options :meth:`parse_ckpt_path` applies over a checkpoint's."""
         self._args = list(args) if isinstance(args, list | tuple) else (sys.argv[1:] if args is None else [])
         super().parse_arguments(parser, args)
 
@@ -139,7 +139,7 @@ class WorldR1CLI(LightningCLI):
         """The Trainer, with a TensorBoard logger at ``<default_root_dir>/version_N`` unless the config names another
         logger: every output of a run (events, ``checkpoints/``, ``lora/``, ``eval/``, ``videos/``) goes to that one
         folder, so ``--trainer.default_root_dir`` moves them all and a new run never mixes with an old one."""
-        trainer_config = self._get(self.config_init, "trainer", default={})
+        trainer_config = self.config_section(self.config_init, "trainer", default={})
         if trainer_config.get("logger") in (None, True):
             root = trainer_config.get("default_root_dir") or "."
             version = getattr(self, "_resume_version", None)

@@ -19,9 +19,11 @@ from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 from diffusers.utils import logging as diffusers_logging
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.cli import LightningCLI
 from tqdm import auto as tqdm_auto
 
 __all__ = [
+    "CheckpointAwareCLI",
     "DescribedRichProgressBar",
     "ResumableRichProgressBar",
     "collect_rng_states",
@@ -171,3 +173,19 @@ class DescribedRichProgressBar(ResumableRichProgressBar):
 
     def _get_train_description(self, current_epoch: int) -> str:
         return self.train_description()
+
+
+class CheckpointAwareCLI(LightningCLI):
+    """LightningCLI whose reading of ``--ckpt_path``'s hyper-parameters (a private step that runs before the Trainer
+    exists) is the public :meth:`parse_ckpt_path`, and whose config sections are read by :meth:`config_section`."""
+
+    def parse_ckpt_path(self) -> None:
+        """Read ``--ckpt_path``'s hyper-parameters into ``self.config`` (Lightning's own reader by default)."""
+        super()._parse_ckpt_path()
+
+    def _parse_ckpt_path(self) -> None:
+        self.parse_ckpt_path()
+
+    def config_section(self, config: Any, key: str, default: Any = None) -> Any:
+        """``config``'s section ``key`` of the running subcommand (``default`` when absent)."""
+        return self._get(config, key, default=default)

@@ -24,7 +24,7 @@ from world_r1.grpo.forward import (
     sample_training_sigmas,
     velocity_kl,
 )
-from world_r1.grpo.update import Backward, PolicyUpdate, apply_gradients
+from world_r1.grpo.update import Backward, PolicyUpdate, accumulate, apply_gradients
 from world_r1.policy.guidance import Guidance
 from world_r1.policy.wan import WanPolicy
 
@@ -151,9 +151,7 @@ def forward_update(
                     backward(scaled)
                 else:
                     gradients.backward(scaled, sigma_bucket(float(sigma.max())), backward)
-                for name, value in stats.items():
-                    totals[name] = totals.get(name, 0.0) + float(value.detach()) * len(index)
-                count += len(index)
+                count += accumulate(totals, stats, len(index))
             if skipped:
                 break
         norm, nonfinite_in_a_row = apply_gradients(policy, optimizer, grpo, skipped, nonfinite_in_a_row)

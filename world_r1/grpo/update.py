@@ -102,14 +102,19 @@ def update_policy(
                     skipped = True
                     break
                 backward(out.loss * len(index) / (batch_size * num_trained))
-                for name, value in out._asdict().items():
-                    totals[name] = totals.get(name, 0.0) + float(value.detach()) * len(index)
-                count += len(index)
+                count += accumulate(totals, out._asdict(), len(index))
             if skipped:
                 break
         norm, nonfinite_in_a_row = apply_gradients(policy, optimizer, grpo, skipped, nonfinite_in_a_row)
         totals["grad_norm"] = norm * count
     return PolicyUpdate({name: value / max(count, 1) for name, value in totals.items()}, nonfinite_in_a_row)
+
+
+def accumulate(totals: dict[str, float], values: dict[str, torch.Tensor], samples: int) -> int:
+    """Add a micro-batch's statistics to ``totals``, weighted by its ``samples`` (the update reports their mean)."""
+    for name, value in values.items():
+        totals[name] = totals.get(name, 0.0) + float(value.detach()) * samples
+    return samples
 
 
 def apply_gradients(
