@@ -252,6 +252,7 @@ def test_miniature_freezing_is_judged_against_the_motion_the_camera_words_induce
     assert miniature.verdict({key: miniature.paired_difference(base[key], trained[key]) for key in base})["no freezing"]
 
 
+@pytest.mark.slow  # a benchmark run: seconds of rendering and analysis
 def test_miniature_round_trip_keeps_renders_through_the_shipped_mini_vae():
     """The "through the VAE" reference decodes what the model's VAE encodes, with the latent normalisation the policy
     samples in (a wrong mean or scale would not come back near the render)."""
@@ -271,6 +272,7 @@ def test_miniature_round_trip_keeps_renders_through_the_shipped_mini_vae():
     assert (psnr > 16).all(), psnr  # a trained VAE: 19.8 dB measured over 60 renders
 
 
+@pytest.mark.slow  # a benchmark run: seconds of rendering and analysis
 def test_trajectory_validation_scores_own_mirrored_and_other_sentences():
     cameras = ("Camera pans right.", "Camera trucks left.", "Camera orbits right.")
     scores = trajectory_validation.score_clips(
@@ -336,6 +338,7 @@ def test_fresh_transformer_keeps_the_vae_and_text_encoder_and_builds_the_transfo
     assert wide.tokenizer("Camera pan left.").input_ids == source.tokenizer("Camera pan left.").input_ids
 
 
+@pytest.mark.slow  # a benchmark run: seconds of rendering and analysis
 def test_path_validation_reads_footage_and_reports_every_figure(tmp_path, monkeypatch):
     """The footage benchmark end to end on two small clips: each estimator's row, the shape form's scores, the
     headline figures and the Markdown table, with the render cache written atomically."""
@@ -422,6 +425,7 @@ def _result_modules() -> dict[tuple[str, str], object]:
     return {
         ("speed", "cpu"): speed,
         ("speed", "gpu"): speed,
+        ("speed", "realsize"): realsize,
         ("validation", "rewards"): reward_validation,
         ("validation", "trajectory"): trajectory_validation,
         ("validation", "path"): path,
@@ -448,7 +452,7 @@ def test_the_committed_index_lists_every_current_result_with_the_command_that_ma
         module = modules[(kind, name)]
         assert variant in module.VARIANTS, path
         entry = index.row(path)
-        prog = "benchmarks" if kind == "speed" else f"benchmarks.{kind}.{name}"
+        prog = "benchmarks" if name in ("cpu", "gpu") else f"benchmarks.{kind}.{name}"  # the speed runner's
         expected = f"python -m {prog}" + ("" if variant == "default" else f" --variant {variant}")
         assert entry["command"] == expected and entry["headline"] and entry["date"], path
         assert len(entry["commit"].split()[0]) == 12, path

@@ -13,8 +13,9 @@ import yaml
 
 from tests.helpers import print_config, run_in_process
 from world_r1.camera import MotionScale
-from world_r1.cli import OVERLAYS, resolved_config
+from world_r1.cli import OVERLAYS
 from world_r1.grpo import ForwardRLConfig
+from world_r1.recipe import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "configs" / "wan21.yaml"
@@ -176,7 +177,7 @@ def _changes(base: dict, merged: dict) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def base() -> dict:
-    return resolved_config(BASE)
+    return load_config(BASE)
 
 
 def test_every_overlay_is_listed_and_the_old_configs_are_gone():
@@ -186,7 +187,7 @@ def test_every_overlay_is_listed_and_the_old_configs_are_gone():
 
 @pytest.mark.parametrize("overlay", sorted(EXPECTED))
 def test_an_overlay_changes_exactly_its_settings_of_the_base(base, overlay):
-    merged = resolved_config(BASE, OVERLAY_DIR / overlay)
+    merged = load_config([BASE, OVERLAY_DIR / overlay])
     assert _changes(base, merged) == EXPECTED[overlay]
 
 
@@ -194,7 +195,7 @@ def test_an_overlay_changes_exactly_its_settings_of_the_base(base, overlay):
 def test_the_release_reward_reads_the_camera_path_the_noise_is_warped_along(overlay):
     """The overlay cannot interpolate the base's camera (omegaconf resolves one file at a time): S_traj's target is
     Release3DReward's default, which must stay the base's camera.motion."""
-    model = resolved_config(BASE, OVERLAY_DIR / overlay)["model"]
+    model = load_config([BASE, OVERLAY_DIR / overlay])["model"]
     assert model["reward"]["init_args"]["terms"]["release3d"]["init_args"]["motion"] is None
     assert MotionScale(**model["camera"]["motion"]) == MotionScale()
 

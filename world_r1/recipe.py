@@ -9,6 +9,8 @@ them (``configs/wan21.yaml`` then an overlay), merged as ``--config A --config B
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,10 +133,18 @@ def _files(config: ConfigStack) -> list[Path]:
 
 
 def load_config(config: ConfigStack) -> dict:
-    """The config as ``fit --config ... --print_config`` prints it: the stack merged by the real parser."""
+    """The config as ``fit --config ... --print_config`` prints it: the stack merged by the real parser. A stack is
+    parsed once per process while its files are unchanged (each parse builds the whole CLI); callers get a copy."""
+    files = tuple(path.resolve() for path in _files(config))
+    return copy.deepcopy(_parsed(files, tuple(path.stat().st_mtime_ns for path in files)))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(files: tuple[Path, ...], stamps: tuple[int, ...]) -> dict:
+    """``files`` merged by the real parser; ``stamps`` (their modification times) make an edited file a new key."""
     from world_r1.cli import resolved_config  # the CLI imports the whole package: only when a table is made
 
-    return resolved_config(*_files(config))
+    return resolved_config(*files)
 
 
 def recipe_table(configs: Sequence[ConfigStack]) -> str:
