@@ -12,7 +12,7 @@ import torch
 
 from world_r1.camera import CameraConfig
 from world_r1.compat import collect_rng_states, set_rng_states
-from world_r1.grpo.advantages import gather_group_rewards
+from world_r1.grpo.advantages import Advantages, gather_group_rewards
 from world_r1.grpo.config import GRPOConfig, SamplingConfig
 from world_r1.grpo.control import advantage_options, resolve_control_terms
 from world_r1.grpo.diagnostics import GradientByTimestep, bucketed_backward, group_reward_stats
@@ -193,7 +193,7 @@ class WorldR1(L.LightningModule):
             **advantage_options(self.grpo, self.control_terms, rewards, active, self.device),
         )
         stats, gradients = self._update(step, rollout, guidance, advantages.values)
-        self._log_step(step, rewards, advantages, stats, batch["phase"], self._diagnostics(rewards, batch, gradients))
+        self._log_step(step, rewards, advantages, stats, batch["phase"], _diagnostics(advantages, gradients))
         self.steps_done = step + 1
         return {"videos": videos, "prompts": prompts, "rewards": rewards, "advantages": advantages.values, "step": step}
 
@@ -217,14 +217,6 @@ class WorldR1(L.LightningModule):
             self.manual_backward, generator, self._nonfinite_in_a_row, self.global_step, gradients,
         )  # fmt: skip
         return stats, gradients
-
-    def _diagnostics(self, rewards: dict, batch: dict, gradients: GradientByTimestep) -> dict[str, float]:
-        """The step's ``diag/`` metrics: the groups' reward spread (over every process's samples, as the advantages
-        see them) and the gradient norm per noise-level bucket."""
-        total = self.all_gather(rewards["total"].float().to(self.device)).reshape(-1)
-        group_ids = self.all_gather(batch["group_ids"].to(self.device)).reshape(-1)
-        norms = {f"grad_norm_{bucket}": norm for bucket, norm in gradients.norms().items()}
-        return group_reward_stats(total, group_ids) | norms
 
     @property
     def control_terms(self) -> list[str]:
@@ -287,3 +279,10 @@ def _check_algorithm(sampling: SamplingConfig, forward_rl: ForwardRLConfig | Non
             "sampling.rollout 'ode' records no transitions for Flow-GRPO to train: use sampling.rollout sde or unipc, "
             "or set model.forward_rl (algorithm: awm or nft), which trains on the clean latents it keeps."
         )
+
+
+def _diagnostics(advantages: Advantages, gradients: GradientByTimestep) -> dict[str, float]:
+    """The step's ``diag/`` metrics: the groups' reward spread (over every process's samples, as the advantages saw
+    them when they gathered them) and the gradient norm per noise-level bucket."""
+    norms = {f"grad_norm_{bucket}": norm for bucket, norm in gradients.norms().items()}
+    return group_reward_stats(*advantages.groups) | norms

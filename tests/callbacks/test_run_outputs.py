@@ -101,6 +101,8 @@ def test_event_file_holds_reward_kl_and_evaluation_scalars(run):
     expected = {f"eval/{term}/{key}" for term, keys in [("bright", ["score", "brightness"])] for key in keys}
     expected |= {f"eval/color/{key}" for key in ("score", "red", "green", "blue")}
     assert expected <= scalars, sorted(scalars)
+    assert {"diag/all_equal_groups", "diag/group_spread", "diag/group_range"} <= scalars, sorted(scalars)
+    assert any(tag.startswith("diag/grad_norm_t") for tag in scalars), sorted(scalars)
     base, trained = _events(run).Scalars("eval/bright/score")  # before the first step and after the last
     assert (base.step, trained.step) == (0, STEPS) and all(0.0 <= e.value <= 1.0 for e in (base, trained))
 

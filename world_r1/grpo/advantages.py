@@ -14,11 +14,13 @@ from world_r1.settings import check_choice
 class Advantages(NamedTuple):
     """``values`` (N,) float32 advantages; ``num_nonfinite``: rewards that were NaN/inf and were scored as worst;
     ``group_std``: the mean within-group std of the rewards, the signal GRPO learns from (0: nothing to learn); with
-    a control covariate, of the rewards after its part is taken out."""
+    a control covariate, of the rewards after its part is taken out. ``groups``: from :func:`gather_group_rewards`,
+    the rewards (as given) and group ids of every process's samples, flat, which the per-step diagnostics read."""
 
     values: torch.Tensor
     num_nonfinite: int
     group_std: float = 0.0
+    groups: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def _replace_nonfinite(rewards: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -134,10 +136,11 @@ def gather_group_rewards(
     all_rewards = all_gather(rewards.float())
     all_ids = all_gather(group_ids)
     if all_rewards.ndim == 1:  # single process
-        return group_advantages(rewards, group_ids, **kwargs)
+        return group_advantages(rewards, group_ids, **kwargs)._replace(groups=(all_rewards, all_ids))
     for key in ("controlled", "covariate"):  # per-sample columns: gathered like the rewards
         if kwargs.get(key) is not None:
             kwargs[key] = all_gather(kwargs[key].float()).reshape(-1)
     result = group_advantages(all_rewards.reshape(-1), all_ids.reshape(-1), **kwargs)
     local = result.values.view(all_rewards.shape)[rank]
-    return Advantages(local, int((~torch.isfinite(rewards)).sum()), result.group_std)
+    groups = (all_rewards.reshape(-1), all_ids.reshape(-1))
+    return Advantages(local, int((~torch.isfinite(rewards)).sum()), result.group_std, groups)
